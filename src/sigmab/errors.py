@@ -1,0 +1,17 @@
+"""Errors that the CLI reports as one clear line instead of a traceback."""
+
+
+class SigmabError(Exception):
+    """Base class: a user-facing problem (bad input, missing file, misfit checkpoint)."""
+
+
+class DataError(SigmabError):
+    """A dataset file is missing, corrupt, or holds arrays of the wrong shape or range."""
+
+
+class CheckpointError(SigmabError):
+    """A checkpoint is missing, unreadable, or does not fit the architecture."""
+
+
+class ConfigError(SigmabError):
+    """A configuration value or command-line flag is invalid."""

@@ -1,0 +1,149 @@
+"""Load and save model weights without pickling modules.
+
+Read formats:
+- ``.safetensors`` written by :func:`save_model` (metadata in the header);
+- ``torch.save`` files, opened with ``weights_only=True``: a bare state_dict, a dict with
+  ``state_dict`` (e.g. akamaster's CIFAR ResNets, whose keys carry DataParallel's ``module.``
+  prefix), or a sigmab training checkpoint (``model`` + ``meta``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sigmab.errors import CheckpointError
+from sigmab.models.meta import ModelMeta
+from sigmab.models.registry import build_from_meta, build_model, default_meta
+from sigmab.utils.io import atomic_path
+
+StateDict = dict[str, torch.Tensor]
+_META_KEY = "sigmab_meta"
+
+
+@dataclass
+class Checkpoint:
+    """Weights read from a file, with the model metadata when the file carries it."""
+
+    path: Path
+    state_dict: StateDict
+    meta: ModelMeta | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _strip_prefix(sd: StateDict, prefix: str = "module.") -> StateDict:
+    if sd and all(k.startswith(prefix) for k in sd):
+        return {k[len(prefix) :]: v for k, v in sd.items()}
+    return sd
+
+
+def _as_state_dict(obj: Any, path: Path) -> StateDict:
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
+        raise CheckpointError(f"{path}: does not hold a state_dict (a mapping of parameter names to tensors)")
+    return _strip_prefix(obj)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read ``path`` into a :class:`Checkpoint`; raises ``CheckpointError`` with the file named."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
+            sd = load_file(path)
+            with open(path, "rb") as f:
+                header_len = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(header_len))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+        raw_meta = (header.get("__metadata__") or {}).get(_META_KEY)
+        meta = ModelMeta.from_dict(json.loads(raw_meta)) if raw_meta else None
+        return Checkpoint(path, _strip_prefix(sd), meta)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable weights-only torch checkpoint ({first_line})") from None
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        meta = ModelMeta.from_dict(obj["meta"]) if obj.get("meta") else None
+        extra = {k: v for k, v in obj.items() if k not in ("model", "meta")}
+        return Checkpoint(path, _as_state_dict(obj["model"], path), meta, extra)
+    if isinstance(obj, dict) and "state_dict" in obj:
+        extra = {k: v for k, v in obj.items() if k != "state_dict"}
+        return Checkpoint(path, _as_state_dict(obj["state_dict"], path), None, extra)
+    return Checkpoint(path, _as_state_dict(obj, path))
+
+
+def check_fits(model: nn.Module, sd: StateDict, *, source: str) -> None:
+    """Raise one ``CheckpointError`` that summarises every key and shape mismatch."""
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    # BatchNorm's step counter postdates many published checkpoints and never affects eval outputs.
+    missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(s)}" for k, s in expected.items() if k in sd and sd[k].shape != s]
+    if not (missing or unexpected or wrong):
+        return
+    arch = getattr(getattr(model, "meta", None), "arch", type(model).__name__)
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if items:
+            parts.append(f"{len(items)} {label} (e.g. {items[0]})")
+    raise CheckpointError(f"{source} does not fit {arch}: " + "; ".join(parts))
+
+
+def load_model(
+    path: str | os.PathLike[str], *, arch: str | None = None, num_classes: int | None = None
+) -> nn.Module:
+    """Build the model a checkpoint describes (or ``arch``) and load its weights, in eval mode.
+
+    Files without metadata (e.g. akamaster's) need ``arch``; ``num_classes`` defaults to the
+    classifier size found in the weights.
+    """
+    ckpt = load_checkpoint(path)
+    if ckpt.meta is not None:
+        if arch is not None and arch != ckpt.meta.arch:
+            raise CheckpointError(f"{path} holds a {ckpt.meta.arch} model, but --arch {arch} was given")
+        model = build_from_meta(ckpt.meta)
+    else:
+        if arch is None:
+            raise CheckpointError(f"{path} carries no model metadata; pass the architecture (--arch)")
+        overrides: dict[str, Any] = {}
+        classes = num_classes if num_classes is not None else _guess_num_classes(ckpt.state_dict)
+        if classes is not None:
+            overrides["num_classes"] = classes
+        base = default_meta(arch)
+        model = build_model(arch, **overrides) if overrides else build_model(arch, meta=base)
+    load_weights(model, ckpt.state_dict, source=str(path))
+    return model.eval()
+
+
+def load_weights(model: nn.Module, sd: StateDict, *, source: str) -> None:
+    """Load ``sd`` into ``model`` after :func:`check_fits`; absent BN step counters keep their value."""
+    check_fits(model, sd, source=source)
+    model.load_state_dict({**model.state_dict(), **sd})
+
+
+def _guess_num_classes(sd: StateDict) -> int | None:
+    """The output size of the last 2-D weight (the classifier) in a state_dict."""
+    weights = [v for k, v in sd.items() if k.endswith("weight") and v.dim() == 2]
+    return int(weights[-1].shape[0]) if weights else None
+
+
+def save_model(model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Write weights and ``model.meta`` to a ``.safetensors`` file, atomically."""
+    meta: ModelMeta | None = getattr(model, "meta", None)
+    if meta is None:
+        raise CheckpointError("save_model needs a model built by sigmab (it has no .meta)")
+    sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata={_META_KEY: json.dumps(meta.to_dict())})

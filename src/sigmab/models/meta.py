@@ -1,0 +1,58 @@
+"""Metadata kept with every model: what it is and how its inputs must be prepared."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from sigmab.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Architecture name, classes and input normalisation, saved beside the weights.
+
+    ``mean`` and ``std`` apply per channel to inputs scaled to [0, 1].
+    ``arch_kwargs`` are the extra keyword arguments the builder needs (e.g. ``widths``).
+    """
+
+    arch: str
+    num_classes: int
+    in_channels: int
+    input_size: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+            raise CheckpointError(
+                f"model metadata for {self.arch!r}: mean/std need {self.in_channels} values "
+                f"(one per input channel), got {len(self.mean)} and {len(self.std)}"
+            )
+        if any(s <= 0 for s in self.std):
+            raise CheckpointError(f"model metadata for {self.arch!r}: std must be positive, got {self.std}")
+
+    def with_updates(self, **changes: Any) -> "ModelMeta":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("input_size", "mean", "std"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelMeta":
+        try:
+            return cls(
+                arch=str(d["arch"]),
+                num_classes=int(d["num_classes"]),
+                in_channels=int(d["in_channels"]),
+                input_size=tuple(int(v) for v in d["input_size"]),
+                mean=tuple(float(v) for v in d["mean"]),
+                std=tuple(float(v) for v in d["std"]),
+                arch_kwargs=dict(d.get("arch_kwargs") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"malformed model metadata ({exc!r}): {d!r}") from None

@@ -1,0 +1,84 @@
+"""Model registry: architectures by name, built with keyword-only arguments and carrying ``ModelMeta``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from sigmab.errors import ConfigError
+from sigmab.models.meta import ModelMeta
+
+ModelBuilder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: ModelBuilder
+    default_meta: ModelMeta
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, ...],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Register ``builder(*, num_classes, in_channels, **arch_kwargs)`` under ``name`` with default metadata."""
+
+    def decorator(builder: ModelBuilder) -> ModelBuilder:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        meta = ModelMeta(name, num_classes, in_channels, input_size, mean, std)
+        _MODELS[name] = ModelEntry(name, builder, meta)
+        return builder
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def get_entry(name: str) -> ModelEntry:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown architecture {name!r}; known: {', '.join(list_models())}") from None
+
+
+def default_meta(name: str) -> ModelMeta:
+    return get_entry(name).default_meta
+
+
+def build_model(name: str, *, meta: ModelMeta | None = None, **overrides: Any) -> nn.Module:
+    """Build architecture ``name``; the returned module has a ``meta`` attribute.
+
+    ``overrides`` may set any ``ModelMeta`` field (``num_classes``, ``mean``...); any other
+    key is an architecture keyword argument (e.g. ``widths``) and is recorded in ``meta.arch_kwargs``.
+    """
+    entry = get_entry(name)
+    base = meta if meta is not None else entry.default_meta
+    meta_fields = set(ModelMeta.__dataclass_fields__) - {"arch", "arch_kwargs"}
+    meta_updates = {k: v for k, v in overrides.items() if k in meta_fields}
+    arch_kwargs = {**base.arch_kwargs, **{k: v for k, v in overrides.items() if k not in meta_fields}}
+    resolved = base.with_updates(arch=name, arch_kwargs=arch_kwargs, **meta_updates)
+    try:
+        model = entry.builder(num_classes=resolved.num_classes, in_channels=resolved.in_channels, **arch_kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"bad arguments for architecture {name!r}: {exc}") from None
+    model.meta = resolved
+    return model
+
+
+def build_from_meta(meta: ModelMeta) -> nn.Module:
+    return build_model(meta.arch, meta=meta)
