@@ -1,0 +1,5 @@
+import sys
+
+from sigmab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""Run configuration: dataclass defaults < YAML file < command-line flags; the result is saved with the run.
+
+Each config dataclass is the one source of truth for its options: :func:`add_config_flags`
+derives the CLI flags from its fields, so a new field is a new flag without more code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from sigmab.errors import ConfigError
+from sigmab.utils.io import atomic_write_text
+
+C = TypeVar("C")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _base_type(annotation: Any) -> Any:
+    """``int | None`` -> ``int``; other annotations unchanged."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _yaml_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"not valid YAML: {text!r} ({exc})") from None
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, *, help_texts: dict[str, str]) -> None:
+    """Add one flag per field of ``config_cls``; unset flags stay out of the namespace (``SUPPRESS``)."""
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        kind = _base_type(hints[f.name])
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_texts.get(f.name, "")}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind in (int, float, str):
+            kwargs["type"] = kind
+            kwargs["metavar"] = kind.__name__.upper()
+        else:  # lists and dicts are given as YAML, e.g. --widths "[8, 16]"
+            kwargs["type"] = _yaml_value
+            kwargs["metavar"] = "YAML"
+        parser.add_argument(_flag(f.name), dest=f.name, **kwargs)
+
+
+def read_yaml_config(path_or_name: str) -> dict[str, Any]:
+    """A YAML mapping from a file path, or from a config packaged with sigmab (e.g. ``demo``)."""
+    path = Path(path_or_name)
+    if path.is_file():
+        text = path.read_text()
+    else:
+        packaged = resources.files("sigmab") / "configs" / f"{path_or_name}.yaml"
+        if not packaged.is_file():
+            raise ConfigError(f"config not found: {path_or_name} (neither a file nor a packaged config)")
+        text = packaged.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path_or_name}: invalid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path_or_name}: expected a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+def _coerce(config_cls: type, name: str, value: Any, hint: Any) -> Any:
+    kind = _base_type(hint)
+    if value is None:
+        if kind is not hint:  # Optional field
+            return None
+        raise ConfigError(f"{config_cls.__name__}: {name} must not be empty")
+    try:
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if kind in (int, float, str):
+            if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+                raise TypeError
+            return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
+    return value
+
+
+def resolve_config(config_cls: type[C], *layers: dict[str, Any]) -> C:
+    """Merge ``layers`` (later wins) over the dataclass defaults and type-check every value."""
+    hints = typing.get_type_hints(config_cls)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        unknown = sorted(set(layer) - names)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        merged.update(layer)
+    values = {k: _coerce(config_cls, k, v, hints[k]) for k, v in merged.items()}
+    return config_cls(**values)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Any, path: Path) -> None:
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -1,0 +1,6 @@
+"""Training loops."""
+
+from sigmab.train.config import TrainConfig
+from sigmab.train.trainer import TrainResult, train
+
+__all__ = ["TrainConfig", "TrainResult", "train"]

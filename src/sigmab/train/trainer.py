@@ -1,0 +1,165 @@
+"""Dense training with a run folder: resolved config, ``metrics.csv``, atomic checkpoints, resume.
+
+Run folder layout::
+
+    config.yaml       resolved configuration (defaults < YAML < flags)
+    metrics.csv       one row per epoch
+    last.pt           resume checkpoint (weights, meta, optimizer, history; weights_only-loadable)
+    model.safetensors final weights with model metadata
+    summary.json      final evaluation, parameters and MACs
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from sigmab.config import config_to_dict, save_config
+from sigmab.data import ArrayLoader, AugmentSpec, ImageArrays, get_dataset_info, load_split
+from sigmab.errors import CheckpointError, ConfigError
+from sigmab.eval import EvalResult, evaluate, profile_model
+from sigmab.models import ModelMeta, build_model, load_checkpoint, load_weights, save_model
+from sigmab.train.config import TrainConfig
+from sigmab.train.schedule import cosine_lr
+from sigmab.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text
+
+CHECKPOINT_FORMAT = "sigmab.train/1"
+METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "eval_split", "eval_loss", "eval_top1", "epoch_seconds")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: nn.Module
+    final: EvalResult
+    eval_split: str
+    history: list[dict[str, Any]]
+    params: int
+    macs: int
+    run_dir: Path
+
+
+def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _train_one_epoch(
+    model: nn.Module,
+    loader: ArrayLoader,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    *,
+    epoch: int,
+    total_steps: int,
+    progress: bool,
+) -> tuple[float, float, float]:
+    """One pass over ``loader``; returns (mean loss, top-1 %, last lr)."""
+    model.train()
+    steps_per_epoch = len(loader)
+    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
+    loss_sum, correct, seen, lr = 0.0, 0, 0, cfg.lr
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    for i, (inputs, labels) in enumerate(bar):
+        lr = cosine_lr(epoch * steps_per_epoch + i, total_steps=total_steps, warmup_steps=warmup_steps,
+                       peak_lr=cfg.lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        logits = model(inputs)
+        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss.detach()) * labels.numel()
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += labels.numel()
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{100.0 * correct / seen:.1f}")
+    return loss_sum / max(1, seen), 100.0 * correct / max(1, seen), lr
+
+
+def prepare_data(cfg: TrainConfig) -> tuple[ImageArrays, ImageArrays, str]:
+    """(train set, evaluation set, evaluation split name): the held-out part when ``val_fraction`` > 0."""
+    eval_split = "val" if cfg.val_fraction > 0 else "test"
+    common = dict(root=cfg.data_root, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    return load_split(cfg.dataset, "train", **common), load_split(cfg.dataset, eval_split, **common), eval_split
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train ``cfg.arch`` from scratch on ``cfg.dataset``; every input is checked before the first step."""
+    run_dir = Path(run_dir)
+    last = run_dir / "last.pt"
+    if resume and not last.is_file():
+        raise CheckpointError(f"nothing to resume: {last} does not exist")
+    if not resume and last.is_file():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    info = get_dataset_info(cfg.dataset)
+    train_set, eval_set, eval_split = prepare_data(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, num_classes=info.num_classes, in_channels=info.in_channels,
+                        input_size=info.input_size, mean=info.mean, std=info.std, **cfg.arch_kwargs)
+    meta: ModelMeta = model.meta
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                                weight_decay=cfg.weight_decay)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume:
+        ckpt = load_checkpoint(last)
+        if ckpt.extra.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{last}: not a sigmab training checkpoint")
+        load_weights(model, ckpt.state_dict, source=str(last))
+        optimizer.load_state_dict(ckpt.extra["optimizer"])
+        history = list(ckpt.extra["history"])
+        start_epoch = int(ckpt.extra["epoch"]) + 1
+    save_config(cfg, run_dir / "config.yaml")
+
+    augment_spec = AugmentSpec(
+        crop_padding=info.augment.crop_padding if cfg.crop_padding is None else cfg.crop_padding,
+        hflip=info.augment.hflip if cfg.hflip is None else cfg.hflip,
+    )
+    train_loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
+                               augment_spec=augment_spec, drop_last=len(train_set) > cfg.batch_size, seed=cfg.seed)
+    eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
+    total_steps = cfg.epochs * len(train_loader)
+
+    result = None
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        train_loader.set_epoch(epoch)
+        train_loss, train_top1, lr = _train_one_epoch(model, train_loader, optimizer, cfg, epoch=epoch,
+                                                      total_steps=total_steps, progress=progress)
+        result = evaluate(model, eval_loader)
+        row = {"epoch": epoch + 1, "lr": round(lr, 8), "train_loss": round(train_loss, 6),
+               "train_top1": round(train_top1, 4), "eval_split": eval_split, "eval_loss": round(result.loss, 6),
+               "eval_top1": round(result.top1, 4), "epoch_seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        _write_metrics(run_dir / "metrics.csv", history)
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "meta": meta.to_dict(),
+                           "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history,
+                           "config": config_to_dict(cfg)}, last)
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} top-1 {train_top1:.2f}% | "
+                       f"{eval_split} loss {result.loss:.4f} top-1 {result.top1:.2f}%")
+    if result is None:  # resumed a finished run
+        result = evaluate(model, eval_loader)
+    save_model(model, run_dir / "model.safetensors")
+    profile = profile_model(model, (meta.in_channels, *meta.input_size))
+    atomic_write_json(run_dir / "summary.json", {
+        "arch": meta.arch, "dataset": cfg.dataset, "eval_split": eval_split, "top1": result.top1,
+        "loss": result.loss, "n_samples": result.n_samples, "params": profile.params, "macs": profile.macs,
+        "epochs": cfg.epochs,
+    })
+    return TrainResult(model.eval(), result, eval_split, history, profile.params, profile.macs, run_dir)
