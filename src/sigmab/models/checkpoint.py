@@ -24,7 +24,7 @@ from torch import nn
 
 from sigmab.errors import CheckpointError
 from sigmab.models.meta import ModelMeta
-from sigmab.models.registry import build_from_meta, build_model, default_meta
+from sigmab.models.registry import build_from_meta, build_model, default_meta, get_entry
 from sigmab.utils.io import atomic_path
 
 StateDict = dict[str, torch.Tensor]
@@ -109,6 +109,8 @@ def load_model(
     Files without metadata (e.g. akamaster's) need ``arch``; ``num_classes`` defaults to the
     classifier size found in the weights.
     """
+    if arch is not None:
+        get_entry(arch)  # an unknown name fails before the file is read
     ckpt = load_checkpoint(path)
     if ckpt.meta is not None:
         if arch is not None and arch != ckpt.meta.arch:

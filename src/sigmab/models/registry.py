@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ def build_model(name: str, *, meta: ModelMeta | None = None, **overrides: Any) -
     base = meta if meta is not None else entry.default_meta
     meta_fields = set(ModelMeta.__dataclass_fields__) - {"arch", "arch_kwargs"}
     meta_updates = {k: v for k, v in overrides.items() if k in meta_fields}
-    arch_kwargs = {**base.arch_kwargs, **{k: v for k, v in overrides.items() if k not in meta_fields}}
+    arch_kwargs = _canonical({**base.arch_kwargs, **{k: v for k, v in overrides.items() if k not in meta_fields}})
     resolved = base.with_updates(arch=name, arch_kwargs=arch_kwargs, **meta_updates)
     try:
         model = entry.builder(num_classes=resolved.num_classes, in_channels=resolved.in_channels, **arch_kwargs)
@@ -78,6 +79,14 @@ def build_model(name: str, *, meta: ModelMeta | None = None, **overrides: Any) -
         raise ConfigError(f"bad arguments for architecture {name!r}: {exc}") from None
     model.meta = resolved
     return model
+
+
+def _canonical(arch_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON form of ``arch_kwargs`` (tuples become lists), so metadata survives a save/load unchanged."""
+    try:
+        return json.loads(json.dumps(arch_kwargs))
+    except TypeError as exc:
+        raise ConfigError(f"architecture arguments must be plain JSON values: {exc}") from None
 
 
 def build_from_meta(meta: ModelMeta) -> nn.Module:

@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sigmab.cli import main
+from tests.conftest import require_shared
+
+TINY_FLAGS = ["--arch", "small_cnn", "--arch-kwargs", "{widths: [8, 16, 32]}", "--dataset", "digits",
+              "--batch-size", "64", "--lr", "0.05", "--no-progress"]
+
+
+def _json_out(capsys: pytest.CaptureFixture[str]) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_train_then_eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", str(tmp_path), "--epochs", "2", *TINY_FLAGS]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(tmp_path / "model.safetensors"), "--dataset", "digits", "--json"]) == 0
+    report = _json_out(capsys)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {"top1", "params", "macs", "n_samples"} <= set(report)
+    assert report["n_samples"] == 359 and report["params"] == summary["params"] and report["macs"] == summary["macs"]
+    assert report["top1"] == pytest.approx(summary["top1"], abs=1e-3)
+
+
+def test_resume_extends_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", str(tmp_path), "--epochs", "1", *TINY_FLAGS]) == 0
+    assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    rows = (tmp_path / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 3  # header + 2 epochs
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "test top-1" in out and (tmp_path / "demo" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["top1"] > 90.0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["eval", "--checkpoint", "x.pt", "--arch", "resnet99", "--dataset", "cifar10"], "unknown architecture"),
+    (["eval", "--checkpoint", "missing.pt", "--arch", "resnet20", "--dataset", "cifar10"], "checkpoint not found"),
+    (["train", "--out", "{tmp}", "--dataset", "cifar10", "--data-root", "{tmp}/none.npz"], "npz file not found"),
+    (["train", "--out", "{tmp}", "--config", "{tmp}/none.yaml"], "config not found"),
+])
+def test_user_errors_are_one_line_without_traceback(tmp_path: Path, argv: list[str], message: str) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "sigmab", *argv], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sigmab: error:") and message in lines[0]
+    assert not (tmp_path / "config.yaml").exists()  # stopped before any work
+
+
+def test_misfit_checkpoint_and_dataset_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", str(tmp_path), "--epochs", "1", *TINY_FLAGS]) == 0
+    ckpt = str(tmp_path / "model.safetensors")
+    assert main(["eval", "--checkpoint", ckpt, "--arch", "resnet20", "--dataset", "digits"]) == 2
+    assert main(["eval", "--checkpoint", ckpt, "--dataset", "cifar10", "--data-root", "x.npz"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a small_cnn model, but --arch resnet20" in err
+    assert "expects 1-channel inputs and 10 classes; cifar10 has 3 and 10" in err
+
+
+@pytest.mark.shared
+def test_eval_of_shared_resnet20_prints_its_top1(capsys: pytest.CaptureFixture[str]) -> None:
+    weights, data = require_shared("weights/resnet20-12fca82f.th", "data/cifar10.npz")
+    assert main(["eval", "--checkpoint", str(weights), "--arch", "resnet20", "--dataset", "cifar10",
+                 "--data-root", str(data), "--json"]) == 0
+    report = _json_out(capsys)
+    assert report["top1"] == 91.73 and report["params"] == 269_722 and report["n_samples"] == 10_000

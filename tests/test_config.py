@@ -1,0 +1,61 @@
+import argparse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sigmab.config import add_config_flags, read_yaml_config, resolve_config, save_config
+from sigmab.errors import ConfigError
+from sigmab.train import TrainConfig
+
+
+def _flags(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, TrainConfig, help_texts={})
+    return vars(parser.parse_args(argv))
+
+
+def test_flags_override_yaml_which_overrides_defaults(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("epochs: 7\nlr: 0.2\narch_kwargs: {widths: [4]}\n")
+    cfg = resolve_config(TrainConfig, read_yaml_config(str(tmp_path / "c.yaml")),
+                         _flags(["--lr", "0.3", "--no-nesterov", "--crop-padding", "2"]))
+    assert (cfg.epochs, cfg.lr, cfg.nesterov, cfg.crop_padding) == (7, 0.3, False, 2)
+    assert cfg.arch_kwargs == {"widths": [4]} and cfg.batch_size == TrainConfig().batch_size
+
+
+def test_unset_flags_do_not_mask_the_yaml() -> None:
+    assert _flags([]) == {}
+    assert _flags(["--arch-kwargs", "{widths: [2, 4]}"]) == {"arch_kwargs": {"widths": [2, 4]}}
+
+
+def test_resolved_config_round_trips_through_the_run_folder(tmp_path: Path) -> None:
+    cfg = resolve_config(TrainConfig, {"epochs": 3, "hflip": True})
+    save_config(cfg, tmp_path / "config.yaml")
+    assert resolve_config(TrainConfig, yaml.safe_load((tmp_path / "config.yaml").read_text())) == cfg
+
+
+def test_packaged_demo_config_is_found_by_name() -> None:
+    assert read_yaml_config("demo")["dataset"] == "digits"
+
+
+@pytest.mark.parametrize(("layer", "message"), [
+    ({"epoch": 3}, "unknown option\\(s\\) epoch; valid: .*epochs"),
+    ({"epochs": "many"}, "epochs: expected int, got 'many'"),
+    ({"epochs": 2.5}, "epochs: expected int"),
+    ({"nesterov": "yes"}, "nesterov: expected bool"),
+    ({"lr": None}, "lr must not be empty"),
+])
+def test_bad_values_are_config_errors(layer: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(TrainConfig, layer)
+
+
+def test_bad_yaml_files(tmp_path: Path) -> None:
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        read_yaml_config(str(tmp_path / "list.yaml"))
+    (tmp_path / "broken.yaml").write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        read_yaml_config(str(tmp_path / "broken.yaml"))
+    with pytest.raises(ConfigError, match="config not found"):
+        read_yaml_config("no-such-config")

@@ -1,0 +1,67 @@
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sigmab.errors import CheckpointError, ConfigError
+from sigmab.models import load_checkpoint, load_model
+from sigmab.train import TrainConfig, train, trainer
+
+TINY = dict(arch="small_cnn", arch_kwargs={"widths": [8, 16, 32]}, dataset="digits", batch_size=64, lr=0.05)
+
+
+def test_digits_training_learns_and_fills_the_run_folder(tmp_path: Path) -> None:
+    result = train(TrainConfig(**TINY, epochs=6), tmp_path, progress=False)
+    assert result.final.top1 > 85.0 and result.eval_split == "test" and result.final.n_samples == 359
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["epochs"] == 6
+    reloaded = load_model(tmp_path / "model.safetensors")
+    assert reloaded.meta.mean == (0.3053,) and reloaded.meta.arch_kwargs == {"widths": [8, 16, 32]}
+    x = torch.randn(3, 1, 8, 8)
+    torch.testing.assert_close(reloaded(x), result.model(x), rtol=0, atol=0)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = train(TrainConfig(**TINY, epochs=3), tmp_path / "a", progress=False)
+    real_epoch = trainer._train_one_epoch
+
+    def killed_in_epoch_3(*args, epoch: int, **kwargs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(trainer, "_train_one_epoch", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY, epochs=3), tmp_path / "b", progress=False)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "b" / "last.pt").extra["epoch"] == 1
+    resumed = train(TrainConfig(**TINY, epochs=3), tmp_path / "b", resume=True, progress=False)
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert straight.history == [{**r, "epoch_seconds": s["epoch_seconds"]} for r, s in
+                                zip(resumed.history, straight.history)]
+
+
+def test_held_out_validation_is_reported_instead_of_test(tmp_path: Path) -> None:
+    result = train(TrainConfig(**TINY, epochs=1, val_fraction=0.25), tmp_path, progress=False)
+    assert result.eval_split == "val" and result.final.n_samples == 360  # 25% of 1438
+
+
+def test_run_folder_guards(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(TrainConfig(**TINY, epochs=1), tmp_path, resume=True, progress=False)
+    train(TrainConfig(**TINY, epochs=1), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(TrainConfig(**TINY, epochs=1), tmp_path, progress=False)
+
+
+def test_config_values_are_validated() -> None:
+    with pytest.raises(ConfigError, match="epochs must be >= 1"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="val_fraction"):
+        TrainConfig(val_fraction=1.5)
