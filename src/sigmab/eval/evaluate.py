@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+
+from sigmab.utils.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def evaluate(
     loss_sum = 0.0
     n = 0
     try:
-        for inputs, labels in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        for inputs, labels in progress_bar(batches, enabled=progress, desc=desc):
             if channels_last and inputs.dim() == 4:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             logits = model(inputs)

@@ -31,6 +31,7 @@ from sigmab.models import ModelMeta, build_model, load_checkpoint, load_weights,
 from sigmab.train.config import TrainConfig
 from sigmab.train.schedule import cosine_lr
 from sigmab.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text
+from sigmab.utils.progress import progress_bar
 
 CHECKPOINT_FORMAT = "sigmab.train/1"
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "eval_split", "eval_loss", "eval_top1", "epoch_seconds")
@@ -70,7 +71,7 @@ def _train_one_epoch(
     steps_per_epoch = len(loader)
     warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
     loss_sum, correct, seen, lr = 0.0, 0, 0, cfg.lr
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
     for i, (inputs, labels) in enumerate(bar):
         lr = cosine_lr(epoch * steps_per_epoch + i, total_steps=total_steps, warmup_steps=warmup_steps,
                        peak_lr=cfg.lr)
@@ -84,7 +85,7 @@ def _train_one_epoch(
         loss_sum += float(loss.detach()) * labels.numel()
         correct += int((logits.argmax(1) == labels).sum())
         seen += labels.numel()
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{100.0 * correct / seen:.1f}")
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{100.0 * correct / seen:.1f}", refresh=False)
     return loss_sum / max(1, seen), 100.0 * correct / max(1, seen), lr
 
 
