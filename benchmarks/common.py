@@ -1,0 +1,45 @@
+"""Helpers shared by the benchmark scripts: provenance fields and result files."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sigmab import __version__
+from sigmab.utils.io import atomic_write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED = ROOT.parent / "shared"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+
+
+def summarise(samples: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "runs": [round(s, 3) for s in samples]}
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    path = RESULTS / f"{name}.json"
+    atomic_write_json(path, {**payload, "git_commit": git_commit(), "sigmab_version": __version__,
+                             "machine": machine()})
+    print(f"wrote {path}")
+    return path

@@ -1,0 +1,62 @@
+"""Evaluation speed of the shared ResNet-56 on the full CIFAR-10 test set (10,000 images).
+
+Measures, alternating within one run, ``--repeats`` times each:
+- the whole ``sigmab eval --json`` command (process start, loading, evaluation);
+- the evaluation loop in NCHW and in channels-last layout, whose median ratio backs the
+  channels-last default of ``sigmab eval``.
+
+    python -m benchmarks.eval_speed            # writes benchmarks/results/eval_speed_resnet56.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import SHARED, summarise, write_result
+from sigmab.data import ArrayLoader, load_split
+from sigmab.eval import evaluate
+from sigmab.models import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+
+    cli = [sys.executable, "-m", "sigmab", "eval", "--checkpoint", str(args.weights), "--arch", "resnet56",
+           "--dataset", "cifar10", "--data-root", str(args.data), "--batch-size", str(args.batch_size), "--json"]
+    data = load_split("cifar10", "test", root=args.data)
+    cli_s, nchw_s, nhwc_s, top1 = [], [], [], set()
+    for i in range(args.repeats):
+        t0 = time.perf_counter()
+        report = json.loads(subprocess.run(cli, capture_output=True, text=True, check=True).stdout)
+        cli_s.append(time.perf_counter() - t0)
+        top1.add(report["top1"])
+        for channels_last, samples in ((False, nchw_s), (True, nhwc_s)):
+            model = load_model(args.weights, arch="resnet56")
+            loader = ArrayLoader(data, batch_size=args.batch_size, mean=model.meta.mean, std=model.meta.std)
+            t0 = time.perf_counter()
+            result = evaluate(model, loader, channels_last=channels_last)
+            samples.append(time.perf_counter() - t0)
+            top1.add(round(result.top1, 4))
+        print(f"repeat {i + 1}/{args.repeats}: cli {cli_s[-1]:.1f}s, nchw loop {nchw_s[-1]:.1f}s, "
+              f"channels-last loop {nhwc_s[-1]:.1f}s, top-1 {sorted(top1)}", flush=True)
+    nchw, nhwc = summarise(nchw_s), summarise(nhwc_s)
+    write_result("eval_speed_resnet56", {
+        "benchmark": "eval_speed", "model": "resnet56", "dataset": "cifar10", "n_samples": len(data),
+        "batch_size": args.batch_size, "top1": sorted(top1), "cli_seconds": summarise(cli_s),
+        "loop_seconds_nchw": nchw, "loop_seconds_channels_last": nhwc,
+        "channels_last_speedup": nchw["median"] / nhwc["median"], "target_seconds": 25.0,
+    })
+
+
+if __name__ == "__main__":
+    main()
