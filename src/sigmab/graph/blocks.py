@@ -1,0 +1,122 @@
+"""Block-level channel coupling: which channels of a block belong together, and how to slice it.
+
+A block maps a residual *stream* to a stream. Its channels fall in three kinds of group:
+- ``in``: the stream entering the block (coupled to the previous block's ``out``);
+- ``out``: the stream leaving it (all blocks of one stage inside a tree node share one set);
+- ``inner``: named groups private to the block (e.g. a BasicBlock's conv1 outputs).
+One :class:`BlockHandler` per block type, in a registry, knows these groups for its type.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sigmab.graph.slicing import IndexShortcut, channel_map, slice_layer
+from sigmab.models.cifar_resnet import BasicBlock, ZeroPadShortcut
+
+
+@dataclass(frozen=True)
+class BlockChannels:
+    """Kept dense channel ids of one block: sorted LongTensors."""
+
+    inp: torch.Tensor
+    out: torch.Tensor
+    inner: dict[str, torch.Tensor]
+
+    def to_json(self) -> dict:
+        return {"in": self.inp.tolist(), "out": self.out.tolist(), "inner": {k: v.tolist() for k, v in self.inner.items()}}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "BlockChannels":
+        t = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
+        return cls(t(d["in"]), t(d["out"]), {k: t(v) for k, v in d["inner"].items()})
+
+
+class BlockHandler:
+    """Channel groups and slicing of one block type."""
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        """Dense width of each inner group."""
+        raise NotImplementedError
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        """Per inner group, the module whose output (N, C, ...) carries that group's channels.
+
+        Its output, after the block's non-linearity, is where importance statistics are read and,
+        in the zeroed-dense reference, where dropped channels are masked.
+        """
+        raise NotImplementedError
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        raise NotImplementedError
+
+
+BLOCK_HANDLERS: dict[type[nn.Module], BlockHandler] = {}
+
+
+def register_block_handler(*types: type[nn.Module]) -> Callable[[type[BlockHandler]], type[BlockHandler]]:
+    def decorator(cls: type[BlockHandler]) -> type[BlockHandler]:
+        for t in types:
+            BLOCK_HANDLERS[t] = cls()
+        return cls
+
+    return decorator
+
+
+def block_handler(block: nn.Module) -> BlockHandler:
+    for cls in type(block).__mro__:
+        if cls in BLOCK_HANDLERS:
+            return BLOCK_HANDLERS[cls]
+    raise NotImplementedError(f"no block handler registered for {type(block).__name__}")
+
+
+def module_shell(module: nn.Module) -> nn.Module:
+    """An instance of ``module``'s class with its plain attributes but no submodules, parameters or hooks.
+
+    Sliced blocks keep their class (and so their ``forward``) with smaller layers put in.
+    """
+    new = type(module).__new__(type(module))
+    nn.Module.__init__(new)
+    for key, value in vars(module).items():
+        if not key.startswith("_") and key != "training":
+            setattr(new, key, copy.copy(value))
+    return new.train(module.training)
+
+
+def slice_shortcut(shortcut: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> nn.Module:
+    """Parameter-free shortcuts become a channel map from the kept input to the kept output channels."""
+    if isinstance(shortcut, ZeroPadShortcut):
+        return IndexShortcut(channel_map(inp, out, offset=shortcut.pad_front), stride=shortcut.stride)
+    if isinstance(shortcut, IndexShortcut):
+        raise NotImplementedError("re-slicing an already sliced shortcut is not supported")
+    if isinstance(shortcut, nn.Identity):
+        if torch.equal(inp, out):
+            return nn.Identity()
+        return IndexShortcut(channel_map(inp, out))
+    raise NotImplementedError(f"no shortcut slicer for {type(shortcut).__name__}")
+
+
+@register_block_handler(BasicBlock)
+class BasicBlockHandler(BlockHandler):
+    """conv1 (in -> inner 'conv1') - bn1 - relu - conv2 (inner -> out) - bn2, plus shortcut (in -> out)."""
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        return {"conv1": block.conv1.out_channels}
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        return {"conv1": block.bn1}
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        inner = channels.inner["conv1"]
+        new = module_shell(block)
+        new.conv1 = slice_layer(block.conv1, in_idx=channels.inp, out_idx=inner)
+        new.bn1 = slice_layer(block.bn1, out_idx=inner)
+        new.conv2 = slice_layer(block.conv2, in_idx=inner, out_idx=channels.out)
+        new.bn2 = slice_layer(block.bn2, out_idx=channels.out)
+        new.shortcut = slice_shortcut(block.shortcut, channels.inp, channels.out)
+        return new

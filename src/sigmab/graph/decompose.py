@@ -1,0 +1,119 @@
+"""Cut a dense model into stem, blocks and head, the units between which split points lie.
+
+One :class:`ArchAdapter` per model class, in a registry, knows how its class decomposes and
+where a tree of a given depth should split by default.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sigmab.errors import ConfigError
+from sigmab.graph.slicing import Index, slice_layer
+from sigmab.models.cifar_resnet import CifarResNet
+
+
+class ClassifierHead(nn.Module):
+    """Global average pooling, then a linear classifier: (N, C, H, W) -> (N, num_classes)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    def sliced(self, in_idx: Index) -> "ClassifierHead":
+        return ClassifierHead(slice_layer(self.linear, in_idx=in_idx))
+
+
+@dataclass
+class Decomposition:
+    """``stem`` (input -> stream), ``blocks`` (stream -> stream) and ``head`` (stream -> logits).
+
+    ``stages[i]`` groups blocks whose outputs share one residual stream; ``widths[i]`` is the
+    dense channel count of the stream after block ``i``; ``stem_width`` after the stem.
+    """
+
+    stem: nn.Module
+    blocks: list[nn.Module]
+    block_names: list[str]
+    stages: list[int]
+    widths: list[int]
+    stem_width: int
+    head: ClassifierHead
+
+    def split_index(self, name: str) -> int:
+        """Block index of split point ``name`` (the split lies just before that block)."""
+        if name not in self.block_names[1:]:
+            raise ConfigError(f"invalid split point {name!r}; valid: {', '.join(self.block_names[1:])}")
+        return self.block_names.index(name)
+
+    def width_before(self, index: int) -> int:
+        return self.stem_width if index == 0 else self.widths[index - 1]
+
+
+class ArchAdapter:
+    def decompose(self, model: nn.Module) -> Decomposition:
+        raise NotImplementedError
+
+    def default_split_points(self, decomposition: Decomposition, depth: int) -> list[str]:
+        raise NotImplementedError
+
+
+ADAPTERS: dict[type[nn.Module], ArchAdapter] = {}
+
+
+def register_adapter(*types: type[nn.Module]) -> Callable[[type[ArchAdapter]], type[ArchAdapter]]:
+    def decorator(cls: type[ArchAdapter]) -> type[ArchAdapter]:
+        for t in types:
+            ADAPTERS[t] = cls()
+        return cls
+
+    return decorator
+
+
+def get_adapter(model: nn.Module) -> ArchAdapter:
+    for cls in type(model).__mro__:
+        if cls in ADAPTERS:
+            return ADAPTERS[cls]
+    raise ConfigError(f"{type(model).__name__} cannot be converted yet (no decomposition adapter registered)")
+
+
+def decompose(model: nn.Module) -> Decomposition:
+    """Deep copies of the dense model's parts; the original model is left untouched."""
+    return get_adapter(model).decompose(copy.deepcopy(model).eval())
+
+
+@register_adapter(CifarResNet)
+class CifarResNetAdapter(ArchAdapter):
+    def decompose(self, model: nn.Module) -> Decomposition:
+        assert isinstance(model, CifarResNet)
+        blocks, names, stages, widths = [], [], [], []
+        for stage, layer in enumerate((model.layer1, model.layer2, model.layer3)):
+            for i, block in enumerate(layer):
+                blocks.append(block)
+                names.append(f"layer{stage + 1}.{i}")
+                stages.append(stage)
+                widths.append(block.conv2.out_channels)
+        stem = nn.Sequential(model.conv1, model.bn1, nn.ReLU())
+        return Decomposition(stem, blocks, names, stages, widths, model.conv1.out_channels,
+                             ClassifierHead(model.linear))
+
+    def default_split_points(self, decomposition: Decomposition, depth: int) -> list[str]:
+        """Before stage 3 for depth 1; before stages 2 and 3 for depth 2; plus mid-stage 3 for depth 3.
+
+        Stage 3 holds most parameters, so branching before it cuts the most per path.
+        """
+        n = len(decomposition.blocks) // 3
+        points = {1: ["layer3.0"], 2: ["layer2.0", "layer3.0"], 3: ["layer2.0", "layer3.0", f"layer3.{n // 2}"]}
+        if depth not in points or (depth == 3 and n < 2):
+            raise ConfigError(f"a CIFAR ResNet with {n} blocks per stage has no default split points for "
+                              f"depth {depth}; pass --split-points")
+        return points[depth]

@@ -1,0 +1,115 @@
+"""Physical channel slicing: one handler per layer type, in a registry.
+
+A handler takes a layer and the dense channel indices to keep on its input and/or output side
+(``None`` keeps all) and returns a new, smaller layer holding copies of the kept weights. New
+layer types join with :func:`register_slicer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+Index = torch.Tensor | None  # sorted dense channel ids (LongTensor), or None for "all"
+LayerSlicer = Callable[[nn.Module, Index, Index], nn.Module]
+LAYER_SLICERS: dict[type[nn.Module], LayerSlicer] = {}
+
+
+def register_slicer(*types: type[nn.Module]) -> Callable[[LayerSlicer], LayerSlicer]:
+    def decorator(fn: LayerSlicer) -> LayerSlicer:
+        for t in types:
+            LAYER_SLICERS[t] = fn
+        return fn
+
+    return decorator
+
+
+def _take(t: torch.Tensor, dim: int, idx: Index) -> torch.Tensor:
+    return t.detach().clone() if idx is None else t.detach().index_select(dim, idx).clone()
+
+
+def _count(idx: Index, full: int) -> int:
+    return full if idx is None else int(idx.numel())
+
+
+@register_slicer(nn.Conv1d, nn.Conv2d)
+def slice_conv(conv: nn.Module, in_idx: Index, out_idx: Index) -> nn.Module:
+    assert isinstance(conv, (nn.Conv1d, nn.Conv2d))
+    if conv.groups != 1:
+        raise NotImplementedError("slicing grouped convolutions is not supported")
+    new = type(conv)(_count(in_idx, conv.in_channels), _count(out_idx, conv.out_channels), conv.kernel_size,
+                     stride=conv.stride, padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
+                     padding_mode=conv.padding_mode)
+    with torch.no_grad():
+        new.weight.copy_(_take(_take(conv.weight, 0, out_idx), 1, in_idx))
+        if conv.bias is not None:
+            new.bias.copy_(_take(conv.bias, 0, out_idx))
+    return new
+
+
+@register_slicer(nn.BatchNorm1d, nn.BatchNorm2d)
+def slice_bn(bn: nn.Module, in_idx: Index, out_idx: Index) -> nn.Module:
+    assert isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d))
+    idx = out_idx if out_idx is not None else in_idx
+    new = type(bn)(_count(idx, bn.num_features), eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
+                   track_running_stats=bn.track_running_stats)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            src = getattr(bn, name)
+            if src is not None:
+                getattr(new, name).copy_(_take(src, 0, idx))
+        if bn.num_batches_tracked is not None:
+            new.num_batches_tracked.copy_(bn.num_batches_tracked)
+    return new
+
+
+@register_slicer(nn.Linear)
+def slice_linear(linear: nn.Module, in_idx: Index, out_idx: Index) -> nn.Module:
+    assert isinstance(linear, nn.Linear)
+    new = nn.Linear(_count(in_idx, linear.in_features), _count(out_idx, linear.out_features),
+                    bias=linear.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(_take(_take(linear.weight, 0, out_idx), 1, in_idx))
+        if linear.bias is not None:
+            new.bias.copy_(_take(linear.bias, 0, out_idx))
+    return new
+
+
+def slice_layer(module: nn.Module, *, in_idx: Index = None, out_idx: Index = None) -> nn.Module:
+    """A sliced copy of ``module``; raises ``NotImplementedError`` for a type with no handler."""
+    for cls in type(module).__mro__:
+        if cls in LAYER_SLICERS:
+            return LAYER_SLICERS[cls](module, in_idx, out_idx)
+    raise NotImplementedError(f"no channel slicer registered for {type(module).__name__}")
+
+
+class IndexShortcut(nn.Module):
+    """A parameter-free shortcut as a channel map: (N, C_in, H, W) -> (N, C_out, H/stride, W/stride).
+
+    ``gather[j]`` is the input position feeding output channel ``j``, or -1 for a zero channel.
+    It replaces both the identity and the option-A zero-padding shortcut once the input and
+    output channel sets of a block differ.
+    """
+
+    def __init__(self, gather: torch.Tensor, stride: int = 1) -> None:
+        super().__init__()
+        self.stride = stride
+        self.register_buffer("gather", gather.long().clone(), persistent=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        padded = torch.cat([x, x.new_zeros(x.shape[0], 1, *x.shape[2:])], 1)
+        index = torch.where(self.gather < 0, torch.full_like(self.gather, x.shape[1]), self.gather)
+        return padded.index_select(1, index)
+
+    def extra_repr(self) -> str:
+        return f"{int((self.gather >= 0).sum())}/{self.gather.numel()} mapped, stride={self.stride}"
+
+
+def channel_map(in_idx: torch.Tensor, out_idx: torch.Tensor, *, offset: int = 0) -> torch.Tensor:
+    """For each dense output id in ``out_idx``, the position in ``in_idx`` of dense id ``out - offset``, or -1."""
+    lookup = {int(d): p for p, d in enumerate(in_idx.tolist())}
+    return torch.tensor([lookup.get(int(d) - offset, -1) for d in out_idx.tolist()], dtype=torch.long)

@@ -1,0 +1,55 @@
+"""Activation-based channel importance: one object per statistic, in a registry.
+
+Each object turns an activation (N, C, ...) into a per-sample, per-channel statistic (N, C).
+A cluster's channel importance is that statistic averaged over the cluster's samples, so the
+same calibration pass serves every branch of the tree.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sigmab.errors import ConfigError
+
+
+class ActivationImportance:
+    name: str = ""
+
+    def per_sample(self, activation: torch.Tensor) -> torch.Tensor:
+        """(N, C, ...) -> (N, C)."""
+        raise NotImplementedError
+
+
+class MeanAbsActivation(ActivationImportance):
+    """Mean |a| over spatial positions (or points)."""
+
+    name = "mean_abs"
+
+    def per_sample(self, activation: torch.Tensor) -> torch.Tensor:
+        return activation.flatten(2).abs().mean(2)
+
+
+class RMSActivation(ActivationImportance):
+    """Root-mean-square activation: weighs rare large responses more than ``mean_abs``."""
+
+    name = "rms"
+
+    def per_sample(self, activation: torch.Tensor) -> torch.Tensor:
+        return activation.flatten(2).pow(2).mean(2).sqrt()
+
+
+IMPORTANCES: dict[str, ActivationImportance] = {c.name: c() for c in (MeanAbsActivation, RMSActivation)}
+
+
+def get_importance(name: str) -> ActivationImportance:
+    try:
+        return IMPORTANCES[name]
+    except KeyError:
+        raise ConfigError(f"unknown importance statistic {name!r}; known: {', '.join(sorted(IMPORTANCES))}") from None
+
+
+def top_channels(scores: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Sorted ids of the ``ceil(ratio * C)`` highest-scoring channels (at least one); ties keep the lower id."""
+    keep = max(1, min(scores.numel(), int(torch.ceil(torch.tensor(ratio * scores.numel() - 1e-9)))))
+    order = torch.argsort(scores, descending=True, stable=True)
+    return order[:keep].sort().values

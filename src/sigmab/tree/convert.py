@@ -1,0 +1,178 @@
+"""Dense model -> SigmaB-Net: calibration, recursive spherical k-means, routers and per-branch channels.
+
+Built top-down: a child's channels come from the dense statistics of its own cluster, and the
+router at the end of an inner node is fitted on the outputs of the node as sliced, so that at
+initialisation hard routing reproduces the k-means assignment exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from sigmab.cluster import spherical_kmeans
+from sigmab.errors import ConfigError
+from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, get_adapter
+from sigmab.importance import get_importance, top_channels
+from sigmab.tree.calibrate import CalibrationStats, calibrate
+from sigmab.tree.model import Router, SigmaBTree, pooled
+from sigmab.tree.spec import NodeSpec, TreeSpec, build_backbone, build_node
+
+
+@dataclass
+class ConvertConfig:
+    depth: int = 2
+    split_points: list[str] | None = None
+    widths: list[float] | None = None  # inner-channel keep ratio per depth (default 0.5 each)
+    residual_widths: list[float] | None = None  # residual-stream keep ratio per depth (default 1.0 each)
+    calib_size: int = 2000
+    importance: str = "mean_abs"
+    min_share: float = 0.2
+    kmeans_restarts: int = 5
+    router_scale: float = 10.0
+    min_leaf_samples: int = 16
+    batch_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.depth <= 3:
+            raise ConfigError(f"depth must be 1, 2 or 3, got {self.depth}")
+        for name in ("widths", "residual_widths"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if len(values) != self.depth:
+                raise ConfigError(f"{name} needs one ratio per depth ({self.depth}), got {values}")
+            bad = [w for w in values if not 0.0 < float(w) <= 1.0]
+            if bad:
+                raise ConfigError(f"{name}: every width must be in (0, 1], got {bad}")
+        if self.split_points is not None and len(self.split_points) != self.depth:
+            raise ConfigError(f"split_points needs {self.depth} entries for depth {self.depth}, got "
+                              f"{self.split_points}")
+        if not 0.0 <= self.min_share <= 0.5:
+            raise ConfigError(f"min_share must be in [0, 0.5], got {self.min_share}")
+        if self.min_leaf_samples < 1 or self.calib_size < 1 or self.batch_size < 1:
+            raise ConfigError("calib_size, batch_size and min_leaf_samples must be >= 1")
+        if self.calib_size < 2**self.depth * self.min_leaf_samples:
+            raise ConfigError(f"a depth-{self.depth} tree needs at least {2**self.depth * self.min_leaf_samples} "
+                              f"calibration samples ({2**self.depth} leaves x {self.min_leaf_samples}); "
+                              f"calib_size is {self.calib_size}")
+
+    def inner_width(self, depth: int) -> float:
+        return 0.5 if self.widths is None else float(self.widths[depth - 1])
+
+    def residual_width(self, depth: int) -> float:
+        return 1.0 if self.residual_widths is None else float(self.residual_widths[depth - 1])
+
+
+@dataclass
+class Conversion:
+    tree: SigmaBTree
+    spec: TreeSpec
+    calib_leaves: torch.Tensor  # (N,) k-means leaf of every calibration sample
+    cluster_sizes: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_split_points(dec: Decomposition, model: nn.Module, cfg: ConvertConfig) -> list[int]:
+    """Block indices of the split points, validated: strictly increasing and inside the model."""
+    if len(dec.blocks) <= cfg.depth:
+        raise ConfigError(f"a model with {len(dec.blocks)} blocks cannot hold a depth-{cfg.depth} tree")
+    names = cfg.split_points or get_adapter(model).default_split_points(dec, cfg.depth)
+    indices = [dec.split_index(n) for n in names]
+    if any(b <= a for a, b in zip(indices, indices[1:])):
+        raise ConfigError(f"split points must be in forward order and distinct, got {names}")
+    return indices
+
+
+def _node_channels(dec: Decomposition, stats: CalibrationStats, samples: torch.Tensor, start: int, end: int,
+                   in_idx: torch.Tensor, *, inner_width: float, residual_width: float) -> list[BlockChannels]:
+    stage_sets: dict[int, torch.Tensor] = {}
+    for stage in sorted({dec.stages[b] for b in range(start, end)}):
+        members = [b for b in range(start, end) if dec.stages[b] == stage]
+        scores = torch.stack([stats.out_importance[b][samples].mean(0) for b in members]).mean(0)
+        stage_sets[stage] = top_channels(scores, residual_width)
+    channels, inp = [], in_idx
+    for b in range(start, end):
+        inner = {g: top_channels(stats.inner_importance[b][g][samples].mean(0), inner_width)
+                 for g in block_handler(dec.blocks[b]).inner_groups(dec.blocks[b])}
+        channels.append(BlockChannels(inp, stage_sets[dec.stages[b]], inner))
+        inp = channels[-1].out
+    return channels
+
+
+@torch.no_grad()
+def _path_features(tree_parts: list[nn.Module], images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Pooled output (N, C) of the modules in ``tree_parts`` run in sequence on ``images`` (N, C, H, W)."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        h = images[i : i + batch_size]
+        for m in tree_parts:
+            h = m.eval()(h)
+        out.append(pooled(h))
+    return torch.cat(out)
+
+
+def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progress: bool = False) -> Conversion:
+    """Convert ``model`` (left untouched) using normalised calibration ``images`` (N, C, H, W)."""
+    dec = decompose(model)
+    splits = resolve_split_points(dec, model, cfg)
+    n = images.shape[0]
+    if n < 2**cfg.depth * cfg.min_leaf_samples:
+        raise ConfigError(f"{n} calibration samples are too few for {2**cfg.depth} leaves "
+                          f"(need {2**cfg.depth * cfg.min_leaf_samples})")
+    importance = get_importance(cfg.importance)
+    batches = [images[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+    stats = calibrate(dec, batches, importance, progress=progress)
+
+    bounds = splits + [len(dec.blocks)]
+    backbone = build_backbone(dec, splits[0])
+    nodes: dict[str, nn.Module] = {}
+    routers: dict[str, Router] = {}
+    node_specs: dict[str, NodeSpec] = {}
+    router_channels: dict[str, int] = {}
+    leaves = torch.full((n,), -1, dtype=torch.long)
+    sizes: dict[str, int] = {}
+    all_channels = torch.arange(dec.width_before(splits[0]))
+
+    def fit_router(bits: str, samples: torch.Tensor, features: torch.Tensor, path: list[nn.Module],
+                   out_idx: torch.Tensor, depth: int) -> None:
+        km = spherical_kmeans(features, 2, seed=cfg.seed + len(bits), restarts=cfg.kmeans_restarts,
+                              min_share=cfg.min_share)
+        router = Router(features.shape[1])
+        router.init_from_clusters(features, km.centroids, km.labels, scale=cfg.router_scale)
+        routers[f"r{bits}"] = router
+        router_channels[f"r{bits}"] = features.shape[1]
+        for branch in (0, 1):
+            child = f"{bits}{branch}"
+            child_samples = samples[km.labels == branch]
+            sizes[f"n{child}"] = int(child_samples.numel())
+            if child_samples.numel() < cfg.min_leaf_samples:
+                raise ConfigError(f"node n{child} received {child_samples.numel()} calibration samples, fewer than "
+                                  f"min_leaf_samples={cfg.min_leaf_samples}; raise calib_size or min_share")
+            build(child, child_samples, path, out_idx, depth + 1)
+
+    def build(bits: str, samples: torch.Tensor, path: list[nn.Module], in_idx: torch.Tensor, depth: int) -> None:
+        start, end = bounds[depth - 1], bounds[depth]
+        channels = _node_channels(dec, stats, samples, start, end, in_idx, inner_width=cfg.inner_width(depth),
+                                  residual_width=cfg.residual_width(depth))
+        is_leaf = depth == cfg.depth
+        spec = NodeSpec(start, end, channels, channels[-1].out.tolist() if is_leaf else None)
+        node = build_node(dec, spec)
+        nodes[f"n{bits}"], node_specs[f"n{bits}"] = node, spec
+        if is_leaf:
+            leaves[samples] = int(bits, 2)
+            return
+        features = _path_features([*path, node], images[samples], cfg.batch_size)
+        fit_router(bits, samples, features, [*path, node], channels[-1].out, depth)
+
+    # The backbone is a dense copy, so its pooled output equals the dense calibration features.
+    fit_router("", torch.arange(n), stats.pooled[splits[0] - 1], [backbone], all_channels, 0)
+
+    tree = SigmaBTree(backbone, nodes, routers, cfg.depth)
+    tree.meta = model.meta
+    config: dict[str, Any] = dict(vars(cfg))
+    spec = TreeSpec(model.meta, cfg.depth, [dec.block_names[i] for i in splits], node_specs, router_channels, config)
+    return Conversion(tree.eval(), spec, leaves, sizes)

@@ -1,0 +1,136 @@
+"""A tree's architecture as a small JSON spec, and the one builder that turns a spec into modules.
+
+The spec holds the dense model's metadata, the split points and every node's kept channel ids;
+weights live beside it in a safetensors file. Conversion and reloading both build through
+:func:`build_node`/:func:`build_tree`, so a reloaded tree has exactly the converted structure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sigmab.errors import CheckpointError
+from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose
+from sigmab.models import ModelMeta, build_from_meta, load_weights
+from sigmab.tree.model import Router, SigmaBTree
+from sigmab.utils.io import atomic_path, atomic_write_json
+
+SPEC_FORMAT = "sigmab.tree/1"
+SPEC_FILE = "tree.json"
+
+
+@dataclass
+class NodeSpec:
+    """Blocks ``start`` to ``end`` (exclusive) of the dense model, with kept channels per block;
+    ``head_in`` (the classifier's kept inputs) only for leaves."""
+
+    start: int
+    end: int
+    blocks: list[BlockChannels]
+    head_in: list[int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "blocks": [b.to_json() for b in self.blocks],
+                "head_in": self.head_in}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "NodeSpec":
+        return cls(int(d["start"]), int(d["end"]), [BlockChannels.from_json(b) for b in d["blocks"]], d.get("head_in"))
+
+
+@dataclass
+class TreeSpec:
+    dense_meta: ModelMeta
+    depth: int
+    split_points: list[str]
+    nodes: dict[str, NodeSpec]
+    routers: dict[str, int]  # router name -> input channels
+    convert_config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": SPEC_FORMAT, "dense_meta": self.dense_meta.to_dict(), "depth": self.depth,
+                "split_points": self.split_points, "nodes": {k: v.to_json() for k, v in self.nodes.items()},
+                "routers": self.routers, "convert_config": self.convert_config}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], *, source: str = "tree spec") -> "TreeSpec":
+        if d.get("format") != SPEC_FORMAT:
+            raise CheckpointError(f"{source}: not a sigmab tree spec (format {d.get('format')!r})")
+        try:
+            return cls(ModelMeta.from_dict(d["dense_meta"]), int(d["depth"]), list(d["split_points"]),
+                       {k: NodeSpec.from_json(v) for k, v in d["nodes"].items()},
+                       {k: int(v) for k, v in d["routers"].items()}, dict(d.get("convert_config") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: malformed tree spec ({exc!r})") from None
+
+
+def build_node(dec: Decomposition, spec: NodeSpec) -> nn.Sequential:
+    """The sliced blocks of a node, plus the sliced classifier head for a leaf."""
+    layers: list[nn.Module] = [block_handler(dec.blocks[i]).slice(dec.blocks[i], ch)
+                               for i, ch in zip(range(spec.start, spec.end), spec.blocks)]
+    if spec.head_in is not None:
+        layers.append(dec.head.sliced(torch.tensor(spec.head_in, dtype=torch.long)))
+    return nn.Sequential(*layers)
+
+
+def build_backbone(dec: Decomposition, first_split: int) -> nn.Sequential:
+    return nn.Sequential(dec.stem, *dec.blocks[:first_split])
+
+
+def build_tree(dense: nn.Module, spec: TreeSpec) -> SigmaBTree:
+    """Slice ``dense`` as ``spec`` says (weights copied from ``dense``)."""
+    dec = decompose(dense)
+    first = dec.split_index(spec.split_points[0])
+    nodes = {k: build_node(dec, v) for k, v in spec.nodes.items()}
+    routers = {k: Router(c) for k, c in spec.routers.items()}
+    tree = SigmaBTree(build_backbone(dec, first), nodes, routers, spec.depth)
+    tree.meta = spec.dense_meta
+    return tree.eval()
+
+
+def save_tree(tree: SigmaBTree, spec: TreeSpec, folder: str | os.PathLike[str], *,
+              weights: str = "tree.safetensors") -> None:
+    """Write ``tree.json`` and the weights file atomically."""
+    folder = Path(folder)
+    atomic_write_json(folder / SPEC_FILE, spec.to_json())
+    sd = {k: v.detach().contiguous() for k, v in tree.state_dict().items()}
+    with atomic_path(folder / weights) as tmp:
+        save_file(sd, str(tmp), metadata={"format": SPEC_FORMAT})
+
+
+def read_spec(folder: str | os.PathLike[str]) -> TreeSpec:
+    path = Path(folder) / SPEC_FILE
+    if not path.is_file():
+        raise CheckpointError(f"not a sigmab tree folder: {path} not found")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON ({exc})") from None
+    return TreeSpec.from_json(raw, source=str(path))
+
+
+def load_tree(folder: str | os.PathLike[str], *, weights: str | None = None) -> tuple[SigmaBTree, TreeSpec]:
+    """Rebuild a saved tree; ``weights`` defaults to the fine-tuned file when present, else the converted one."""
+    folder = Path(folder)
+    spec = read_spec(folder)
+    if weights is None:
+        weights = "finetuned.safetensors" if (folder / "finetuned.safetensors").is_file() else "tree.safetensors"
+    path = folder / weights
+    if not path.is_file():
+        raise CheckpointError(f"tree weights not found: {path}")
+    tree = build_tree(build_from_meta(spec.dense_meta), spec)
+    try:
+        sd = load_file(path)
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    load_weights(tree, sd, source=str(path))
+    return tree.eval(), spec
