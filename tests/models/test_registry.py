@@ -6,7 +6,7 @@ from sigmab.models.small_cnn import SmallCNN
 
 
 def test_registry_lists_the_cifar_family_and_small_cnn() -> None:
-    assert {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "small_cnn"} <= set(list_models())
+    assert {"resnet8", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "small_cnn"} <= set(list_models())
 
 
 def test_unknown_architecture_names_the_known_ones() -> None:

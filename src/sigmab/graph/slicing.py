@@ -81,7 +81,8 @@ def slice_layer(module: nn.Module, *, in_idx: Index = None, out_idx: Index = Non
     """A sliced copy of ``module``; raises ``NotImplementedError`` for a type with no handler."""
     for cls in type(module).__mro__:
         if cls in LAYER_SLICERS:
-            return LAYER_SLICERS[cls](module, in_idx, out_idx)
+            # A fresh layer starts in training mode; a BatchNorm must keep using its running statistics.
+            return LAYER_SLICERS[cls](module, in_idx, out_idx).train(module.training)
     raise NotImplementedError(f"no channel slicer registered for {type(module).__name__}")
 
 

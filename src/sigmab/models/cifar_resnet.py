@@ -123,5 +123,5 @@ def _register_depth(depth: int) -> None:
     builder.__doc__ = f"CIFAR ResNet-{depth} ({(depth - 2) // 6} blocks per stage)."
 
 
-for _depth in (20, 32, 44, 56, 110):
+for _depth in (8, 20, 32, 44, 56, 110):
     _register_depth(_depth)

@@ -46,16 +46,21 @@ class Router(nn.Module):
 
 @dataclass
 class SoftOutput:
-    """``leaf_logits`` (L, N, K), ``leaf_probs`` (N, L) path probabilities, ``router_probs`` name -> (N, 2)."""
+    """``leaf_logits`` (L, N, K), ``leaf_log_probs`` (N, L) log path probabilities,
+    ``router_probs`` name -> (N, 2)."""
 
     leaf_logits: torch.Tensor
-    leaf_probs: torch.Tensor
+    leaf_log_probs: torch.Tensor
     router_probs: dict[str, torch.Tensor]
 
+    @property
+    def leaf_probs(self) -> torch.Tensor:
+        return self.leaf_log_probs.exp()
+
     def mixture_log_probs(self) -> torch.Tensor:
-        """log sum_l p_l softmax(z_l): (N, K)."""
+        """log sum_l p_l softmax(z_l): (N, K), computed in log space."""
         log_p = F.log_softmax(self.leaf_logits, dim=2)  # (L, N, K)
-        return torch.logsumexp(log_p + self.leaf_probs.T.clamp_min(1e-12).log()[:, :, None], dim=0)
+        return torch.logsumexp(log_p + self.leaf_log_probs.T[:, :, None], dim=0)
 
 
 def leaf_names(depth: int) -> list[str]:
@@ -124,15 +129,15 @@ class SigmaBTree(nn.Module):
 
     def forward_soft(self, x: torch.Tensor, temperature: float = 1.0) -> SoftOutput:
         """All nodes on all inputs; leaf probability = product of router softmaxes on its path."""
-        level = [("", self.backbone(x), x.new_ones(x.shape[0]))]
+        level = [("", self.backbone(x), x.new_zeros(x.shape[0]))]
         router_probs: dict[str, torch.Tensor] = {}
         for _ in range(self.depth):
             nxt = []
-            for bits, h, p in level:
-                probs = F.softmax(self.routers[f"r{bits}"](h) / temperature, dim=1)
-                router_probs[f"r{bits}"] = probs
+            for bits, h, log_p in level:
+                log_probs = F.log_softmax(self.routers[f"r{bits}"](h) / temperature, dim=1)
+                router_probs[f"r{bits}"] = log_probs.exp()
                 for branch in (0, 1):
-                    nxt.append((f"{bits}{branch}", self.nodes[f"n{bits}{branch}"](h), p * probs[:, branch]))
+                    nxt.append((f"{bits}{branch}", self.nodes[f"n{bits}{branch}"](h), log_p + log_probs[:, branch]))
             level = nxt
         return SoftOutput(torch.stack([h for _, h, _ in level]), torch.stack([p for _, _, p in level], 1),
                           router_probs)

@@ -1,0 +1,80 @@
+"""A sliced segment equals the dense segment with the dropped channels zeroed."""
+
+import pytest
+import torch
+from torch import nn
+
+from sigmab.graph import BlockChannels, block_handler, decompose
+from tests.helpers import tiny_resnet
+
+
+def _mask_hook(keep: torch.Tensor, width: int):
+    mask = torch.zeros(width)
+    mask[keep] = 1.0
+
+    def hook(_m: nn.Module, _inp, out: torch.Tensor) -> torch.Tensor:
+        return out * mask.view(1, -1, 1, 1)
+
+    return hook
+
+
+def _random_channels(dec, start: int, end: int, in_idx: torch.Tensor, g: torch.Generator) -> list[BlockChannels]:
+    pick = lambda n, k: torch.randperm(n, generator=g)[:k].sort().values  # noqa: E731
+    stage_sets: dict[int, torch.Tensor] = {}
+    chans, inp = [], in_idx
+    for b in range(start, end):
+        w = dec.widths[b]
+        out = stage_sets.setdefault(dec.stages[b], pick(w, w // 2 + 1))
+        inner = {grp: pick(n, max(1, n // 3)) for grp, n in block_handler(dec.blocks[b]).inner_groups(dec.blocks[b]).items()}
+        chans.append(BlockChannels(inp, out, inner))
+        inp = out
+    return chans
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 9), (2, 5), (3, 7), (4, 9)])
+def test_sliced_segment_equals_zeroed_dense_segment(start: int, end: int) -> None:
+    dec = decompose(tiny_resnet())
+    g = torch.Generator().manual_seed(start * 10 + end)
+    in_width = dec.width_before(start)
+    in_idx = torch.randperm(in_width, generator=g)[: in_width // 2 + 1].sort().values
+    chans = _random_channels(dec, start, end, in_idx, g)
+    x = torch.randn(3, in_width, 32 // (2 ** dec.stages[start]), 32 // (2 ** dec.stages[start]))
+    x_zeroed = torch.zeros_like(x)
+    x_zeroed[:, in_idx] = x[:, in_idx]
+
+    handles = []
+    for b, ch in zip(range(start, end), chans):  # reference: dense blocks with masks on the dropped channels
+        block = dec.blocks[b]
+        for grp, module in block_handler(block).inner_activations(block).items():
+            handles.append(module.register_forward_hook(_mask_hook(ch.inner[grp], module.num_features)))
+        handles.append(block.register_forward_hook(_mask_hook(ch.out, dec.widths[b])))
+    with torch.no_grad():
+        dense = x_zeroed
+        for b in range(start, end):
+            dense = dec.blocks[b](dense)
+    for h in handles:
+        h.remove()
+
+    sliced_blocks = [block_handler(dec.blocks[b]).slice(dec.blocks[b], ch) for b, ch in zip(range(start, end), chans)]
+    with torch.no_grad():
+        out = x[:, in_idx]
+        for blk in sliced_blocks:
+            out = blk(out)
+    torch.testing.assert_close(out, dense[:, chans[-1].out], atol=1e-5, rtol=1e-5)
+    dropped = torch.ones(dec.widths[end - 1], dtype=torch.bool)
+    dropped[chans[-1].out] = False
+    assert dense[:, dropped].abs().max() == 0
+    assert sum(p.numel() for m in sliced_blocks for p in m.parameters()) < sum(
+        p.numel() for b in range(start, end) for p in dec.blocks[b].parameters())
+
+
+def test_decomposition_runs_like_the_model() -> None:
+    model = tiny_resnet()
+    dec = decompose(model)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        h = dec.stem(x)
+        for block in dec.blocks:
+            h = block(h)
+        torch.testing.assert_close(dec.head(h), model(x), rtol=0, atol=0)
+    assert dec.block_names[3] == "layer2.0" and dec.stages[3] == 1 and dec.widths[3] == 16

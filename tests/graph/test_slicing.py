@@ -1,0 +1,31 @@
+import torch
+from torch import nn
+
+from sigmab.graph import IndexShortcut, channel_map, slice_layer
+
+
+def test_conv_bn_linear_slices_copy_exactly_the_kept_weights() -> None:
+    conv, bn, lin = nn.Conv2d(4, 6, 3, bias=True), nn.BatchNorm2d(6), nn.Linear(6, 3)
+    bn.running_mean.uniform_()
+    inp, out = torch.tensor([0, 2, 3]), torch.tensor([1, 4])
+    c = slice_layer(conv, in_idx=inp, out_idx=out)
+    assert (c.in_channels, c.out_channels) == (3, 2)
+    torch.testing.assert_close(c.weight, conv.weight[out][:, inp], rtol=0, atol=0)
+    torch.testing.assert_close(c.bias, conv.bias[out], rtol=0, atol=0)
+    b = slice_layer(bn, out_idx=out)
+    torch.testing.assert_close(b.running_mean, bn.running_mean[out], rtol=0, atol=0)
+    li = slice_layer(lin, in_idx=out)
+    torch.testing.assert_close(li.weight, lin.weight[:, out], rtol=0, atol=0)
+    assert li.out_features == 3 and c.weight.data_ptr() != conv.weight.data_ptr()
+
+
+def test_index_shortcut_equals_option_a_on_the_zeroed_dense_input() -> None:
+    x = torch.randn(2, 4, 6, 6)
+    for inp in (torch.tensor([0, 2, 3]), torch.tensor([0, 3])):
+        out = torch.tensor([1, 2, 4, 5, 7])
+        zeroed = torch.zeros_like(x)
+        zeroed[:, inp] = x[:, inp]
+        dense = torch.nn.functional.pad(zeroed[:, :, ::2, ::2], (0, 0, 0, 0, 2, 2))  # option A, 4 -> 8 channels
+        sliced = IndexShortcut(channel_map(inp, out, offset=2), stride=2)(x[:, inp])
+        torch.testing.assert_close(sliced, dense[:, out], rtol=0, atol=0)
+    assert channel_map(torch.tensor([0, 2, 3]), torch.tensor([1, 2, 4, 5, 7]), offset=2).tolist() == [-1, 0, 1, 2, -1]

@@ -1,0 +1,25 @@
+"""Tiny models with non-trivial BatchNorm statistics, so equivalence tests can fail."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sigmab.models import build_model
+
+
+def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+    return model.eval()
+
+
+def tiny_resnet(depth: int = 20, widths: tuple[int, int, int] = (8, 16, 32), seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return randomise_bn(build_model(f"resnet{depth}", widths=list(widths)), seed)

@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from sigmab.errors import ConfigError
+from sigmab.models import build_model
+from sigmab.tree import ConvertConfig, convert
+from tests.helpers import randomise_bn
+
+
+@pytest.mark.parametrize(("depth", "splits"), [(1, None), (2, None), (3, ["layer1.2", "layer2.1", "layer3.0"])])
+def test_full_width_tree_gives_the_dense_output_on_every_path(model, calib, depth, splits) -> None:
+    cfg = ConvertConfig(depth=depth, split_points=splits, widths=[1.0] * depth, residual_widths=[1.0] * depth,
+                        calib_size=160, min_leaf_samples=8)
+    tree = convert(model, calib, cfg).tree
+    x = torch.randn(12, 3, 32, 32)
+    with torch.no_grad():
+        dense = model(x)
+        for leaf in tree.leaves:
+            torch.testing.assert_close(tree.forward_path(x, leaf), dense, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(tree(x), dense, atol=1e-5, rtol=1e-5)
+
+
+def test_hard_routing_at_initialisation_equals_the_kmeans_assignment(sliced, calib) -> None:
+    with torch.no_grad():
+        _, leaves = sliced.tree.forward_hard(calib)
+    assert torch.equal(leaves, sliced.calib_leaves)
+    shares = torch.bincount(leaves, minlength=4).float() / len(leaves)
+    assert shares.min() >= 0.2 * 0.2 - 1e-9  # the balance constraint holds at both levels
+
+
+def test_nodes_are_sliced_to_the_requested_widths(sliced) -> None:
+    spec = sliced.spec
+    assert spec.split_points == ["layer2.0", "layer3.0"]
+    n0 = spec.nodes["n0"].blocks[0]
+    assert len(n0.inner["conv1"]) == 8 and len(n0.out) == 12  # 0.5 x 16 inner, 0.75 x 16 residual
+    leaf = spec.nodes["n01"]
+    assert len(leaf.blocks[0].inner["conv1"]) == 8 and len(leaf.blocks[0].out) == 16  # 0.25 / 0.5 of 32
+    assert leaf.head_in == leaf.blocks[-1].out.tolist()
+    assert spec.routers == {"r": 8, "r0": 12, "r1": 12}
+
+
+def test_conversion_leaves_the_dense_model_untouched(model, calib) -> None:
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    convert(model, calib, ConvertConfig(depth=1, calib_size=160, min_leaf_samples=8))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.training
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"split_points": ["layer9.0", "layer3.0"]}, "invalid split point 'layer9.0'; valid: layer1.1"),
+    ({"split_points": ["layer3.0", "layer2.0"]}, "forward order"),
+    ({"widths": [0.5, 1.5]}, r"widths: every width must be in \(0, 1\]"),
+    ({"widths": [0.0, 0.5]}, r"every width must be in \(0, 1\]"),
+    ({"residual_widths": [0.5]}, "one ratio per depth"),
+    ({"depth": 4}, "depth must be 1, 2 or 3"),
+    ({"calib_size": 40}, "needs at least 64 calibration samples"),
+])
+def test_bad_conversion_settings_fail_before_any_work(model, calib, kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        convert(model, calib, ConvertConfig(**{"depth": 2, "calib_size": 160, "min_leaf_samples": 16, **kwargs}))
+
+
+def test_depth_the_architecture_cannot_hold_and_too_few_images(model) -> None:
+    resnet8 = randomise_bn(build_model("resnet8", widths=[4, 4, 4]))
+    with pytest.raises(ConfigError, match="a model with 3 blocks cannot hold a depth-3 tree"):
+        convert(resnet8, torch.randn(200, 3, 32, 32), ConvertConfig(depth=3, calib_size=200, min_leaf_samples=8))
+    with pytest.raises(ConfigError, match="32 calibration samples are too few for 4 leaves"):
+        convert(model, torch.randn(32, 3, 32, 32), ConvertConfig(depth=2, calib_size=64, min_leaf_samples=16))
