@@ -23,3 +23,13 @@ def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 def tiny_resnet(depth: int = 20, widths: tuple[int, int, int] = (8, 16, 32), seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return randomise_bn(build_model(f"resnet{depth}", widths=list(widths)), seed)
+
+
+def digits_resnet_checkpoint(folder, epochs: int = 3):
+    """A ResNet-8 (widths 8/16/32) trained briefly on the bundled digits; returns its model.safetensors path."""
+    from sigmab.train import TrainConfig, train
+
+    cfg = TrainConfig(arch="resnet8", arch_kwargs={"widths": [8, 16, 32]}, dataset="digits", epochs=epochs,
+                      batch_size=64, lr=0.05)
+    train(cfg, folder, progress=False)
+    return folder / "model.safetensors"

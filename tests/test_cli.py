@@ -34,11 +34,15 @@ def test_resume_extends_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(rows) == 3  # header + 2 epochs
 
 
-def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "test top-1" in out and (tmp_path / "demo" / "model.safetensors").is_file()
-    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["top1"] > 90.0
+    assert "SigmaB (hard)" in out and "active-parameter reduction" in out
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert report["top1"] > 90.0 and report["dense_top1"] > 95.0
+    assert report["active_params_mean"] < 0.5 * report["dense_params"]
+    assert (tmp_path / "demo" / "tree.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "demo" / "tree" / "finetuned.safetensors").is_file()
 
 
 @pytest.mark.parametrize(("argv", "message"), [

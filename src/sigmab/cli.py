@@ -1,4 +1,4 @@
-"""The ``sigmab`` command line: ``train``, ``eval``, ``demo``, ``models``.
+"""The ``sigmab`` command line: ``demo``, ``train``, ``convert``, ``finetune``, ``eval``, ``models``.
 
 User errors (bad input, missing files, misfit checkpoints) print one ``sigmab: error: ...``
 line and exit with status 2, before any work starts where they can be detected up front.
@@ -18,11 +18,17 @@ import torch
 from sigmab import __version__
 from sigmab.config import add_config_flags, read_yaml_config, resolve_config
 from sigmab.data import ArrayLoader, get_dataset_info, load_split
+from sigmab.demo import run_demo
 from sigmab.errors import ConfigError, SigmabError
 from sigmab.eval import evaluate, profile_model
 from sigmab.models import list_models, load_model
 from sigmab.train import TrainConfig, train
 from sigmab.train.config import TRAIN_HELP
+from sigmab.train.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
+from sigmab.tree.convert import CONVERT_HELP, ConvertConfig
+from sigmab.tree.pipeline import convert_checkpoint
+from sigmab.tree.report import evaluate_tree_folder, format_convert_report, format_tree_report
+from sigmab.tree.spec import read_spec
 
 DEMO_RUN_DIR = Path("runs/demo")
 
@@ -59,10 +65,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="top-1, parameters and MACs of a checkpoint")
-    p.add_argument("--checkpoint", required=True, type=Path, help="weights: .safetensors, .pt or .th")
+    p = sub.add_parser("eval", help="top-1, parameters and MACs of a dense checkpoint or a tree folder",
+                       description="Evaluate a dense checkpoint (--checkpoint) or a SigmaB tree folder (RUN).")
+    p.add_argument("run", nargs="?", type=Path, help="tree folder written by `sigmab convert`")
+    p.add_argument("--checkpoint", type=Path, help="dense weights: .safetensors, .pt or .th")
     p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata (e.g. resnet56)")
-    p.add_argument("--dataset", required=True, help="dataset name")
+    p.add_argument("--dataset", help="dataset name (a tree folder records its own)")
     p.add_argument("--data-root", help="dataset location: an .npz file or a folder")
     p.add_argument("--split", default="test", choices=("train", "test"), help="which split (default: test)")
     p.add_argument("--batch-size", type=int, default=256)
@@ -75,6 +83,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    if (args.run is None) == (args.checkpoint is None):
+        raise ConfigError("give either a tree folder (RUN) or --checkpoint")
+    if args.run is not None:
+        return _eval_tree(args)
+    if args.dataset is None:
+        raise ConfigError("--dataset is required with --checkpoint")
     info = get_dataset_info(args.dataset)
     model = load_model(args.checkpoint, arch=args.arch)
     meta = model.meta
@@ -100,24 +114,82 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_tree(args: argparse.Namespace) -> int:
+    report = evaluate_tree_folder(args.run, dataset=args.dataset, data_root=args.data_root, split=args.split,
+                                  batch_size=args.batch_size, progress=not (args.no_progress or args.json))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(format_tree_report(report))
+    return 0
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert a pretrained dense model into a SigmaB tree",
+                       description="Calibrate, cluster (spherical k-means), initialise routers and slice per-branch "
+                                   "channels. Defaults < --config YAML < flags.")
+    p.add_argument("--checkpoint", required=True, type=Path, help="dense weights")
+    p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
+    p.add_argument("--dataset", required=True, help="dataset the calibration images come from (train split)")
+    p.add_argument("--data-root", help="dataset location")
+    p.add_argument("--out", required=True, type=Path, help="tree folder to create")
+    p.add_argument("--config", help="YAML file with conversion options")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_flags(p, ConvertConfig, help_texts=CONVERT_HELP)
+    p.set_defaults(func=_cmd_convert)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    flags = {k: v for k, v in vars(args).items() if k in ConvertConfig.__dataclass_fields__}
+    cfg = resolve_config(ConvertConfig, read_yaml_config(args.config) if args.config else {}, flags)
+    conversion, report = convert_checkpoint(args.checkpoint, arch=args.arch, dataset=args.dataset,
+                                            data_root=args.data_root, out=args.out, cfg=cfg,
+                                            progress=not args.no_progress)
+    print(format_convert_report(report, conversion.tree.leaves))
+    print(f"tree folder: {args.out} (tree.json, tree.safetensors, report.json)")
+    return 0
+
+
+def _add_finetune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="soft-routing fine-tuning of a converted tree, then a hard-routing phase",
+                       description="Fine-tune RUN in place (RUN/finetune/, RUN/finetuned.safetensors). Runs as one "
+                                   "process or under torchrun (DDP). Defaults < --config YAML < flags.")
+    p.add_argument("run", type=Path, help="tree folder written by `sigmab convert`")
+    p.add_argument("--config", help="YAML file with fine-tuning options")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/finetune/last.pt")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_flags(p, FinetuneConfig, help_texts=FINETUNE_HELP)
+    p.set_defaults(func=_cmd_finetune)
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    flags = {k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__}
+    saved = args.run / "finetune" / "config.yaml"
+    layers = [read_yaml_config(str(saved))] if args.resume and saved.is_file() else (
+        [read_yaml_config(args.config)] if args.config else [])
+    cfg = resolve_config(FinetuneConfig, *layers, flags)
+    read_spec(args.run)  # a bad folder fails before the process group starts
+    _, result = finetune(args.run, cfg, resume=args.resume, progress=not args.no_progress)
+    if result is not None:
+        print(f"fine-tuned: hard-routed top-1 {result.top1:.2f}% | leaf shares "
+              f"{', '.join(f'{float(s):.3f}' for s in result.leaf_share)} | weights {args.run / FINETUNED_WEIGHTS}")
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the embedded demo: no data or weights needed")
+    p = sub.add_parser("demo", help="the whole pipeline on an embedded default: no data or weights needed",
+                       description="Train a dense ResNet-8 on scikit-learn's digits, convert it to a SigmaB tree, "
+                                   "fine-tune, evaluate both and draw the tree.")
     p.add_argument("--out", type=Path, default=DEMO_RUN_DIR, help=f"run folder (default: {DEMO_RUN_DIR})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    cfg = resolve_config(TrainConfig, read_yaml_config("demo"))
     out = args.out
-    if (out / "last.pt").is_file():  # the demo always starts afresh; keep the old run beside it
+    if out.exists() and any(out.iterdir()):  # the demo always starts afresh; keep the old run beside it
         out = out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"sigmab demo: training {cfg.arch} on scikit-learn's bundled digits for {cfg.epochs} epochs -> {out}")
-    result = train(cfg, out, progress=not args.no_progress)
-    print(f"\n{'model':<12}{'test top-1':>12}{'params':>12}{'MACs':>12}")
-    print(f"{cfg.arch:<12}{result.final.top1:>11.2f}%{result.params:>12,}{result.macs:>12,}")
-    print(f"\nrun folder: {out} (config.yaml, metrics.csv, model.safetensors, summary.json)")
-    print(f"evaluate it again: sigmab eval --checkpoint {out / 'model.safetensors'} --dataset digits")
+    run_demo(out, progress=not args.no_progress)
     return 0
 
 
@@ -130,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sigmab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_train, _add_eval, _add_models):
+    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_eval, _add_models):
         add(sub)
     return parser
 

@@ -11,8 +11,6 @@ Run folder layout::
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +23,17 @@ from tqdm import tqdm
 
 from sigmab.config import config_to_dict, save_config
 from sigmab.data import ArrayLoader, AugmentSpec, ImageArrays, get_dataset_info, load_split
-from sigmab.errors import CheckpointError, ConfigError
 from sigmab.eval import EvalResult, evaluate, profile_model
-from sigmab.models import ModelMeta, build_model, load_checkpoint, load_weights, save_model
+from sigmab.models import ModelMeta, build_model, load_weights, save_model
 from sigmab.train.config import TrainConfig
 from sigmab.train.schedule import cosine_lr
-from sigmab.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text
+from sigmab.train.run_folder import (
+    check_run_folder,
+    load_resume_checkpoint,
+    save_resume_checkpoint,
+    write_metrics,
+)
+from sigmab.utils.io import atomic_write_json
 from sigmab.utils.progress import progress_bar
 
 CHECKPOINT_FORMAT = "sigmab.train/1"
@@ -46,14 +49,6 @@ class TrainResult:
     params: int
     macs: int
     run_dir: Path
-
-
-def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buf.getvalue())
 
 
 def _train_one_epoch(
@@ -99,11 +94,7 @@ def prepare_data(cfg: TrainConfig) -> tuple[ImageArrays, ImageArrays, str]:
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train ``cfg.arch`` from scratch on ``cfg.dataset``; every input is checked before the first step."""
     run_dir = Path(run_dir)
-    last = run_dir / "last.pt"
-    if resume and not last.is_file():
-        raise CheckpointError(f"nothing to resume: {last} does not exist")
-    if not resume and last.is_file():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    last = check_run_folder(run_dir, resume=resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -118,9 +109,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if resume:
-        ckpt = load_checkpoint(last)
-        if ckpt.extra.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{last}: not a sigmab training checkpoint")
+        ckpt = load_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT)
         load_weights(model, ckpt.state_dict, source=str(last))
         optimizer.load_state_dict(ckpt.extra["optimizer"])
         history = list(ckpt.extra["history"])
@@ -147,10 +136,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
                "train_top1": round(train_top1, 4), "eval_split": eval_split, "eval_loss": round(result.loss, 6),
                "eval_top1": round(result.top1, 4), "epoch_seconds": round(time.perf_counter() - t0, 3)}
         history.append(row)
-        _write_metrics(run_dir / "metrics.csv", history)
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "meta": meta.to_dict(),
-                           "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history,
-                           "config": config_to_dict(cfg)}, last)
+        write_metrics(run_dir / "metrics.csv", history, METRIC_FIELDS)
+        save_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT, model=model.state_dict(), meta=meta.to_dict(),
+                               optimizer=optimizer.state_dict(), epoch=epoch, history=history,
+                               config=config_to_dict(cfg))
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} top-1 {train_top1:.2f}% | "
                        f"{eval_split} loss {result.loss:.4f} top-1 {result.top1:.2f}%")

@@ -3,7 +3,7 @@
 from sigmab.tree.convert import Conversion, ConvertConfig, convert
 from sigmab.tree.metrics import PathCost, cost_summary, path_costs
 from sigmab.tree.model import PathModel, Router, SigmaBTree, SoftOutput, leaf_names
-from sigmab.tree.spec import NodeSpec, TreeSpec, build_tree, load_tree, read_spec, save_tree
+from sigmab.tree.spec import NodeSpec, TreeSpec, build_tree, load_tree, read_spec, save_tree, save_tree_weights
 
 __all__ = [
     "Conversion",
@@ -23,4 +23,5 @@ __all__ = [
     "path_costs",
     "read_spec",
     "save_tree",
+    "save_tree_weights",
 ]

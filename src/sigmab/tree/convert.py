@@ -44,12 +44,15 @@ class ConvertConfig:
             values = getattr(self, name)
             if values is None:
                 continue
+            if not isinstance(values, list) or not all(isinstance(w, (int, float)) for w in values):
+                raise ConfigError(f"{name} must be a list of numbers, got {values!r}")
             if len(values) != self.depth:
                 raise ConfigError(f"{name} needs one ratio per depth ({self.depth}), got {values}")
             bad = [w for w in values if not 0.0 < float(w) <= 1.0]
             if bad:
                 raise ConfigError(f"{name}: every width must be in (0, 1], got {bad}")
-        if self.split_points is not None and len(self.split_points) != self.depth:
+        if self.split_points is not None and (not isinstance(self.split_points, list)
+                                              or len(self.split_points) != self.depth):
             raise ConfigError(f"split_points needs {self.depth} entries for depth {self.depth}, got "
                               f"{self.split_points}")
         if not 0.0 <= self.min_share <= 0.5:
@@ -66,6 +69,22 @@ class ConvertConfig:
 
     def residual_width(self, depth: int) -> float:
         return 1.0 if self.residual_widths is None else float(self.residual_widths[depth - 1])
+
+
+CONVERT_HELP = {
+    "depth": "tree depth (1-3): 2^depth leaves",
+    "split_points": "block names the tree splits before, as YAML, e.g. '[layer2.0, layer3.0]' (default per arch)",
+    "widths": "inner-channel keep ratio per depth, as YAML, e.g. '[0.5, 0.25]' (default 0.5 each)",
+    "residual_widths": "residual-stream keep ratio per depth, as YAML (default 1.0 each)",
+    "calib_size": "calibration images drawn from the training split",
+    "importance": "channel statistic: mean_abs or rms",
+    "min_share": "k-means balance: each child gets at least this share of its parent's samples",
+    "kmeans_restarts": "k-means restarts (best cost wins)",
+    "router_scale": "router logit scale (the rows are scale x centroid)",
+    "min_leaf_samples": "fewest calibration samples a node may receive",
+    "batch_size": "calibration batch size",
+    "seed": "seed of calibration sampling and k-means",
+}
 
 
 @dataclass
@@ -174,5 +193,6 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
     tree = SigmaBTree(backbone, nodes, routers, cfg.depth)
     tree.meta = model.meta
     config: dict[str, Any] = dict(vars(cfg))
-    spec = TreeSpec(model.meta, cfg.depth, [dec.block_names[i] for i in splits], node_specs, router_channels, config)
+    spec = TreeSpec(model.meta, cfg.depth, [dec.block_names[i] for i in splits], node_specs, router_channels, config,
+                    sizes)
     return Conversion(tree.eval(), spec, leaves, sizes)

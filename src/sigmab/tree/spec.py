@@ -55,11 +55,20 @@ class TreeSpec:
     nodes: dict[str, NodeSpec]
     routers: dict[str, int]  # router name -> input channels
     convert_config: dict[str, Any] = field(default_factory=dict)
+    node_sizes: dict[str, int] = field(default_factory=dict)  # calibration samples per node (k-means)
+
+    def router_target(self, router: str) -> list[float] | None:
+        """The k-means shares of a router's two children, the balance target during fine-tuning."""
+        bits = router[1:]
+        sizes = [self.node_sizes.get(f"n{bits}{b}") for b in (0, 1)]
+        if None in sizes or sum(sizes) == 0:
+            return None
+        return [s / sum(sizes) for s in sizes]
 
     def to_json(self) -> dict[str, Any]:
         return {"format": SPEC_FORMAT, "dense_meta": self.dense_meta.to_dict(), "depth": self.depth,
                 "split_points": self.split_points, "nodes": {k: v.to_json() for k, v in self.nodes.items()},
-                "routers": self.routers, "convert_config": self.convert_config}
+                "routers": self.routers, "convert_config": self.convert_config, "node_sizes": self.node_sizes}
 
     @classmethod
     def from_json(cls, d: dict[str, Any], *, source: str = "tree spec") -> "TreeSpec":
@@ -68,7 +77,8 @@ class TreeSpec:
         try:
             return cls(ModelMeta.from_dict(d["dense_meta"]), int(d["depth"]), list(d["split_points"]),
                        {k: NodeSpec.from_json(v) for k, v in d["nodes"].items()},
-                       {k: int(v) for k, v in d["routers"].items()}, dict(d.get("convert_config") or {}))
+                       {k: int(v) for k, v in d["routers"].items()}, dict(d.get("convert_config") or {}),
+                       {k: int(v) for k, v in (d.get("node_sizes") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{source}: malformed tree spec ({exc!r})") from None
 
@@ -102,8 +112,13 @@ def save_tree(tree: SigmaBTree, spec: TreeSpec, folder: str | os.PathLike[str], 
     """Write ``tree.json`` and the weights file atomically."""
     folder = Path(folder)
     atomic_write_json(folder / SPEC_FILE, spec.to_json())
+    save_tree_weights(tree, folder / weights)
+
+
+def save_tree_weights(tree: SigmaBTree, path: str | os.PathLike[str]) -> None:
+    """A tree's state_dict as safetensors, written atomically."""
     sd = {k: v.detach().contiguous() for k, v in tree.state_dict().items()}
-    with atomic_path(folder / weights) as tmp:
+    with atomic_path(path) as tmp:
         save_file(sd, str(tmp), metadata={"format": SPEC_FORMAT})
 
 

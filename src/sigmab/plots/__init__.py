@@ -1,0 +1,1 @@
+"""Plots (need the ``plots`` extra: matplotlib)."""

@@ -1,0 +1,287 @@
+"""Soft-routing fine-tuning of a SigmaB-Net, then a final phase under the hard routing of inference.
+
+Run folder ``<tree folder>/finetune/``: ``config.yaml``, ``metrics.csv`` (one row per epoch, with
+the hard-routed accuracy and the leaf histogram), ``last.pt`` (resume). The fine-tuned weights go
+to ``<tree folder>/finetuned.safetensors``. Under ``torchrun`` every rank trains on its shard
+(DDP, BatchNorm buffers broadcast from rank 0); rank 0 alone evaluates, logs and writes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from sigmab.config import config_to_dict, save_config
+from sigmab.data import ArrayLoader, AugmentSpec, get_dataset_info, load_split
+from sigmab.errors import ConfigError
+from sigmab.models import load_model, load_weights
+from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
+from sigmab.train.losses import balance_loss, distill_loss, routed_leaf_loss
+from sigmab.train.run_folder import check_run_folder, load_resume_checkpoint, save_resume_checkpoint, write_metrics
+from sigmab.train.schedule import cosine_lr
+from sigmab.tree.evaluate import TreeEval, evaluate_tree
+from sigmab.tree.model import SigmaBTree, SoftOutput
+from sigmab.tree.spec import TreeSpec, load_tree, save_tree_weights
+from sigmab.utils.progress import progress_bar
+
+CHECKPOINT_FORMAT = "sigmab.finetune/1"
+FINETUNED_WEIGHTS = "finetuned.safetensors"
+METRIC_FIELDS = ("epoch", "phase", "temperature", "lr", "train_loss", "train_top1", "eval_split", "eval_top1",
+                 "leaf_shares", "min_leaf_share", "epoch_seconds")
+
+
+@dataclass
+class FinetuneConfig:
+    dataset: str | None = None  # default: the conversion's dataset
+    data_root: str | None = None
+    val_fraction: float = 0.0
+    soft_epochs: int = 2
+    hard_epochs: int = 1
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    router_lr: float = 0.0  # 0 keeps the routers at their k-means start
+    train_backbone: bool = False
+    temperature_start: float = 1.0
+    temperature_end: float = 0.1
+    mixture_weight: float = 1.0
+    routed_weight: float = 1.0
+    distill_weight: float = 0.0
+    distill_temperature: float = 4.0
+    balance_weight: float = 0.1
+    teacher: str | None = None  # dense checkpoint for distillation; default: the converted one
+    crop_padding: int | None = None
+    hflip: bool | None = None
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.soft_epochs >= 0 and self.hard_epochs >= 0 and self.soft_epochs + self.hard_epochs >= 1,
+             "soft_epochs + hard_epochs must be >= 1"),
+            (self.lr > 0 and self.router_lr >= 0, "lr must be > 0 and router_lr >= 0"),
+            (0 < self.temperature_end <= self.temperature_start, "need 0 < temperature_end <= temperature_start"),
+            (min(self.mixture_weight, self.routed_weight, self.distill_weight, self.balance_weight) >= 0,
+             "loss weights must be >= 0"),
+            (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
+            (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @property
+    def epochs(self) -> int:
+        return self.soft_epochs + self.hard_epochs
+
+
+FINETUNE_HELP = {
+    "dataset": "dataset (default: the one the tree was converted on)",
+    "data_root": "dataset location (default: the conversion's)",
+    "val_fraction": "hold out this fraction of the training set and report on it instead of test",
+    "soft_epochs": "epochs of soft routing (all nodes on all inputs, temperature annealed)",
+    "hard_epochs": "final epochs under hard argmax routing, as at inference",
+    "batch_size": "training batch size (per process)",
+    "eval_batch_size": "evaluation batch size",
+    "lr": "peak learning rate of the nodes (SGD, cosine decay)",
+    "momentum": "SGD momentum",
+    "weight_decay": "L2 weight decay",
+    "router_lr": "router learning rate; 0 keeps the k-means routers fixed",
+    "train_backbone": "also train the shared backbone (changes every router's input)",
+    "temperature_start": "routing softmax temperature at the start of the soft phase",
+    "temperature_end": "temperature at the end of the soft phase (geometric schedule)",
+    "mixture_weight": "weight of the cross-entropy of the probability-weighted leaf mixture",
+    "routed_weight": "weight of the per-leaf cross-entropy weighted by (detached) path probability",
+    "distill_weight": "weight of distillation from the dense teacher (0 = off)",
+    "distill_temperature": "distillation temperature",
+    "balance_weight": "weight of the routing-balance term (with router_lr > 0)",
+    "teacher": "dense teacher checkpoint (default: the converted checkpoint)",
+    "crop_padding": "random-crop padding (default: the dataset's usual value)",
+    "hflip": "random horizontal flips (default: the dataset's usual value)",
+    "seed": "seed of shuffling and augmentation",
+    "threads": "torch CPU threads per process",
+}
+
+
+class _TrainStep(nn.Module):
+    """What DDP wraps: soft forward (temperature given) or hard forward (None), returning plain tensors."""
+
+    def __init__(self, tree: SigmaBTree) -> None:
+        super().__init__()
+        self.tree = tree
+
+    def forward(self, x: torch.Tensor, temperature: float | None) -> tuple[Any, ...]:
+        if temperature is None:
+            return self.tree.forward_hard(x)
+        soft = self.tree.forward_soft(x, temperature)
+        return soft.leaf_logits, soft.leaf_log_probs, soft.router_probs
+
+
+def _temperature(cfg: FinetuneConfig, step: int, soft_steps: int) -> float:
+    if soft_steps <= 1:
+        return cfg.temperature_end
+    frac = min(1.0, step / (soft_steps - 1))
+    return cfg.temperature_start * (cfg.temperature_end / cfg.temperature_start) ** frac
+
+
+def _freeze(tree: SigmaBTree, cfg: FinetuneConfig) -> list[dict[str, Any]]:
+    """Parameter groups of what trains; frozen parts get ``requires_grad=False``."""
+    for p in tree.backbone.parameters():
+        p.requires_grad_(cfg.train_backbone)
+    for p in tree.routers.parameters():
+        p.requires_grad_(cfg.router_lr > 0)
+    groups = [{"params": [p for p in tree.nodes.parameters()], "lr_scale": 1.0}]
+    if cfg.train_backbone:
+        groups.append({"params": list(tree.backbone.parameters()), "lr_scale": 1.0})
+    if cfg.router_lr > 0:
+        groups.append({"params": list(tree.routers.parameters()), "lr_scale": cfg.router_lr / cfg.lr,
+                       "weight_decay": 0.0})
+    return groups
+
+
+def _set_train_mode(tree: SigmaBTree, cfg: FinetuneConfig) -> None:
+    tree.train()
+    if not cfg.train_backbone:
+        tree.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics, so routing inputs do not drift
+
+
+def _source(spec: TreeSpec) -> dict[str, Any]:
+    return dict(spec.convert_config.get("source") or {})
+
+
+def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True,
+             dist_info: DistInfo | None = None) -> tuple[SigmaBTree, TreeEval]:
+    """Fine-tune the tree saved in ``tree_dir``; returns the tree and its hard-routed evaluation."""
+    tree_dir = Path(tree_dir)
+    info = dist_info or init_distributed()
+    run_dir = tree_dir / "finetune"
+    last = check_run_folder(run_dir, resume=resume)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    tree, spec = load_tree(tree_dir, weights="tree.safetensors")
+    source = _source(spec)
+    dataset = cfg.dataset or source.get("dataset")
+    if dataset is None:
+        raise ConfigError("no dataset: pass --dataset (the tree folder does not record one)")
+    data_root = cfg.data_root if cfg.data_root is not None else source.get("data_root")
+    ds_info = get_dataset_info(dataset)
+    eval_split = "val" if cfg.val_fraction > 0 else "test"
+    common = dict(root=data_root, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    train_set, eval_set = load_split(dataset, "train", **common), load_split(dataset, eval_split, **common)
+    teacher = None
+    if cfg.distill_weight > 0:
+        teacher_path = cfg.teacher or source.get("checkpoint")
+        if teacher_path is None:
+            raise ConfigError("distillation needs a dense teacher checkpoint (--teacher)")
+        teacher = load_model(teacher_path, arch=source.get("arch") or spec.dense_meta.arch).eval()
+
+    meta = spec.dense_meta
+    torch.manual_seed(cfg.seed)
+    groups = _freeze(tree, cfg)
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume:
+        ckpt = load_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT)
+        load_weights(tree, ckpt.state_dict, source=str(last))
+        optimizer.load_state_dict(ckpt.extra["optimizer"])
+        history, start_epoch = list(ckpt.extra["history"]), int(ckpt.extra["epoch"]) + 1
+    if info.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+
+    step_module: nn.Module = _TrainStep(tree)
+    if info.enabled:
+        step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
+    augment_spec = AugmentSpec(
+        crop_padding=ds_info.augment.crop_padding if cfg.crop_padding is None else cfg.crop_padding,
+        hflip=ds_info.augment.hflip if cfg.hflip is None else cfg.hflip)
+    loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
+                         augment_spec=augment_spec, drop_last=len(train_set) > cfg.batch_size * info.world_size,
+                         seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+    eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
+    steps_per_epoch = len(loader)
+    total_steps, soft_steps = cfg.epochs * steps_per_epoch, cfg.soft_epochs * steps_per_epoch
+    targets = {name: torch.tensor(spec.router_target(name) or [0.5, 0.5]) for name in tree.routers}
+
+    result: TreeEval | None = None
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        soft_phase = epoch < cfg.soft_epochs
+        loader.set_epoch(epoch)
+        _set_train_mode(tree, cfg)
+        loss_sum, correct, seen, lr, temperature = 0.0, 0, 0, cfg.lr, float("nan")
+        bar = progress_bar(loader, enabled=progress and info.is_main,
+                           desc=f"{'soft' if soft_phase else 'hard'} epoch {epoch + 1}/{cfg.epochs}")
+        for i, (x, y) in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            lr = cosine_lr(step, total_steps=total_steps, warmup_steps=0, peak_lr=cfg.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_scale"]
+            teacher_logits = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = teacher(x)
+            if soft_phase:
+                temperature = _temperature(cfg, step, soft_steps)
+                leaf_logits, leaf_log_probs, router_probs = step_module(x, temperature)
+                soft = SoftOutput(leaf_logits, leaf_log_probs, router_probs)
+                mixture = soft.mixture_log_probs()
+                loss = cfg.mixture_weight * F.nll_loss(mixture, y) + cfg.routed_weight * routed_leaf_loss(soft, y)
+                if cfg.balance_weight > 0 and cfg.router_lr > 0:
+                    loss = loss + cfg.balance_weight * balance_loss(router_probs, targets)
+                if teacher_logits is not None:
+                    weights = soft.leaf_probs.detach()
+                    loss = loss + cfg.distill_weight * sum(
+                        distill_loss(z, teacher_logits, cfg.distill_temperature, weights[:, leaf])
+                        for leaf, z in enumerate(leaf_logits))
+                prediction = mixture
+            else:
+                logits, _ = step_module(x, None)
+                loss = F.cross_entropy(logits, y)
+                if teacher_logits is not None:
+                    loss = loss + cfg.distill_weight * distill_loss(logits, teacher_logits, cfg.distill_temperature)
+                prediction = logits
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * y.numel()
+            correct += int((prediction.argmax(1) == y).sum())
+            seen += y.numel()
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{100.0 * correct / seen:.1f}", refresh=False)
+        broadcast_buffers(tree, info)
+        if info.is_main:
+            result = evaluate_tree(tree, eval_loader, ds_info.num_classes)
+            shares = result.leaf_share
+            history.append({
+                "epoch": epoch + 1, "phase": "soft" if soft_phase else "hard",
+                "temperature": round(temperature, 5) if soft_phase else "", "lr": round(lr, 8),
+                "train_loss": round(loss_sum / max(1, seen), 6), "train_top1": round(100.0 * correct / max(1, seen), 4),
+                "eval_split": eval_split, "eval_top1": round(result.top1, 4),
+                "leaf_shares": ";".join(f"{float(s):.4f}" for s in shares),
+                "min_leaf_share": round(float(shares.min()), 4), "epoch_seconds": round(time.perf_counter() - t0, 3),
+            })
+            write_metrics(run_dir / "metrics.csv", history, METRIC_FIELDS)
+            save_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT, model=tree.state_dict(), optimizer=optimizer.state_dict(),
+                                   epoch=epoch, history=history, config=config_to_dict(cfg))
+            if progress or not info.enabled:
+                bar.write(f"epoch {epoch + 1}/{cfg.epochs} ({history[-1]['phase']}): train loss "
+                          f"{history[-1]['train_loss']:.4f} | hard-routed {eval_split} top-1 {result.top1:.2f}% | "
+                          f"leaf shares {history[-1]['leaf_shares']}")
+        barrier(info)
+    tree.eval()
+    if info.is_main:
+        if result is None:
+            result = evaluate_tree(tree, eval_loader, ds_info.num_classes)
+        save_tree_weights(tree, tree_dir / FINETUNED_WEIGHTS)
+    barrier(info)
+    assert result is not None or not info.is_main
+    return tree, result  # type: ignore[return-value]

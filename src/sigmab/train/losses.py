@@ -1,0 +1,34 @@
+"""Losses of soft-routing fine-tuning."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sigmab.tree.model import SoftOutput
+
+
+def routed_leaf_loss(soft: SoftOutput, labels: torch.Tensor) -> torch.Tensor:
+    """sum_l p_l CE(z_l, y), batch mean; p is detached so routers cannot chase the best leaf."""
+    weights = soft.leaf_probs.detach().T  # (L, N)
+    ce = torch.stack([F.cross_entropy(z, labels, reduction="none") for z in soft.leaf_logits])  # (L, N)
+    return (weights * ce).sum(0).mean()
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                 weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Hinton KD, KL(teacher || student) at ``temperature``, scaled by T^2; per-sample ``weights`` (N,)."""
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student_logits / t, 1), F.log_softmax(teacher_logits / t, 1), log_target=True,
+                  reduction="none").sum(1) * (t * t)
+    return (kl * weights).sum() / student_logits.shape[0] if weights is not None else kl.mean()
+
+
+def balance_loss(router_probs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum over routers of KL(mean routing || target share): keeps routers from collapsing onto one child."""
+    total = torch.zeros(())
+    for name, probs in router_probs.items():
+        q = probs.mean(0).clamp_min(1e-8)
+        target = targets[name]
+        total = total + (q * (q.log() - target.log())).sum()
+    return total

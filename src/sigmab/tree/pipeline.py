@@ -1,0 +1,67 @@
+"""Conversion from files: a dense checkpoint and a dataset in, a tree folder out.
+
+Tree folder: ``tree.json`` (spec, with the conversion settings and where the dense model and data
+came from), ``tree.safetensors`` (converted weights) and ``report.json`` (stored and per-path
+active parameters against dense). Every setting is checked before any file is written.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sigmab.data import Normalize, get_dataset_info, load_split
+from sigmab.errors import ConfigError
+from sigmab.eval import profile_model
+from sigmab.models import load_model
+from sigmab.tree.convert import Conversion, ConvertConfig, convert
+from sigmab.tree.metrics import cost_summary
+from sigmab.tree.spec import SPEC_FILE, save_tree
+from sigmab.utils.io import atomic_write_json
+
+
+def calibration_images(dataset: str, data_root: str | None, meta: Any, cfg: ConvertConfig) -> torch.Tensor:
+    """A seeded random subset of ``calib_size`` training images, normalised as the model expects: (N, C, H, W)."""
+    train = load_split(dataset, "train", root=data_root)
+    if cfg.calib_size > len(train):
+        raise ConfigError(f"calib_size {cfg.calib_size} exceeds the {len(train)} training images of {dataset}")
+    index = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.calib_size]
+    return Normalize(meta.mean, meta.std)(train.images[index.sort().values])
+
+
+def convert_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path, cfg: ConvertConfig,
+                       arch: str | None = None, data_root: str | None = None,
+                       progress: bool = False) -> tuple[Conversion, dict[str, Any]]:
+    """Convert a dense checkpoint into a tree folder at ``out``; returns the conversion and its report."""
+    out = Path(out)
+    if (out / SPEC_FILE).exists():
+        raise ConfigError(f"{out} already holds a converted tree; choose another --out")
+    info = get_dataset_info(dataset)
+    model = load_model(checkpoint, arch=arch)
+    if model.meta.num_classes != info.num_classes or model.meta.in_channels != info.in_channels:
+        raise ConfigError(f"{checkpoint} expects {model.meta.in_channels}-channel inputs and {model.meta.num_classes}"
+                          f" classes; {dataset} has {info.in_channels} and {info.num_classes}")
+    images = calibration_images(dataset, data_root, model.meta, cfg)
+    t0 = time.perf_counter()
+    conversion = convert(model, images, cfg, progress=progress)
+    seconds = time.perf_counter() - t0
+    conversion.spec.convert_config["source"] = {
+        "checkpoint": str(Path(checkpoint).resolve()), "arch": model.meta.arch, "dataset": dataset,
+        "data_root": str(Path(data_root).resolve()) if data_root else None}
+    input_shape = (model.meta.in_channels, *images.shape[2:])
+    share = torch.bincount(conversion.calib_leaves, minlength=len(conversion.tree.leaves)).double()
+    costs = cost_summary(conversion.tree, input_shape, share / share.sum())
+    dense = profile_model(model, input_shape)
+    report = {
+        "dense_params": dense.params, "dense_macs": dense.macs, **costs,
+        "stored_fraction_of_dense": costs["stored_params"] / dense.params,
+        "active_fraction_of_dense": costs["active_params_mean"] / dense.params,
+        "calib_leaf_share": (share / share.sum()).tolist(), "split_points": conversion.spec.split_points,
+        "convert_seconds": seconds,
+    }
+    save_tree(conversion.tree, conversion.spec, out)
+    atomic_write_json(out / "report.json", report)
+    return conversion, report

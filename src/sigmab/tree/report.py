@@ -1,0 +1,85 @@
+"""Evaluation reports of tree folders: hard-routed top-1, routing, costs, and the dense model beside them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sigmab.data import ArrayLoader, load_split
+from sigmab.errors import ConfigError
+from sigmab.eval import evaluate, profile_model
+from sigmab.models import build_from_meta, load_model
+from sigmab.tree.evaluate import evaluate_tree
+from sigmab.tree.metrics import cost_summary
+from sigmab.tree.spec import load_tree
+
+
+def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_root: str | None = None,
+                         split: str = "test", batch_size: int = 256, with_dense: bool = True,
+                         progress: bool = False) -> dict[str, Any]:
+    """Evaluate the tree in ``run`` (fine-tuned weights when present) and, when its source checkpoint
+    is readable, the dense model on the same data."""
+    run = Path(run)
+    tree, spec = load_tree(run)
+    source = dict(spec.convert_config.get("source") or {})
+    dataset = dataset or source.get("dataset")
+    if dataset is None:
+        raise ConfigError("pass --dataset (the tree folder does not record one)")
+    data_root = data_root if data_root is not None else source.get("data_root")
+    data = load_split(dataset, split, root=data_root)
+    meta = spec.dense_meta
+    loader = ArrayLoader(data, batch_size=batch_size, mean=meta.mean, std=meta.std)
+    result = evaluate_tree(tree, loader, data.num_classes, progress=progress)
+    input_shape = (meta.in_channels, *data.images.shape[2:])
+    costs = cost_summary(tree, input_shape, result.leaf_share)
+    dense_profile = profile_model(build_from_meta(meta), input_shape)
+    dense_top1 = None
+    checkpoint = source.get("checkpoint")
+    if with_dense and checkpoint and Path(checkpoint).is_file():
+        dense = load_model(checkpoint, arch=source.get("arch"))
+        dense_top1 = evaluate(dense, loader, progress=progress).top1
+    weights = "finetuned.safetensors" if (run / "finetuned.safetensors").is_file() else "tree.safetensors"
+    return {
+        "run": str(run), "weights": weights, "dataset": dataset, "split": split, "n_samples": result.n_samples,
+        "top1": round(result.top1, 4), "dense_top1": None if dense_top1 is None else round(dense_top1, 4),
+        "params": costs["active_params_mean"], "macs": costs["active_macs_mean"],
+        **{k: v for k, v in costs.items() if k != "paths"},
+        "dense_params": dense_profile.params, "dense_macs": dense_profile.macs,
+        "active_params_reduction": 1.0 - costs["active_params_mean"] / dense_profile.params,
+        "leaves": [{"leaf": leaf, "share": float(share), "top1": top1, "params": path["params"],
+                    "macs": path["macs"], "class_counts": classes.tolist()}
+                   for leaf, share, top1, path, classes in zip(tree.leaves, result.leaf_share, result.leaf_top1,
+                                                               costs["paths"], result.leaf_classes)],
+        "split_points": spec.split_points, "depth": spec.depth,
+    }
+
+
+def format_tree_report(r: dict[str, Any]) -> str:
+    dense_top1 = "n/a" if r["dense_top1"] is None else f"{r['dense_top1']:.2f}%"
+    lines = [
+        f"{'':<24}{'dense':>14}{'SigmaB (hard)':>16}",
+        f"{'top-1':<24}{dense_top1:>14}{r['top1']:>15.2f}%",
+        f"{'active params (mean)':<24}{r['dense_params']:>14,}{r['active_params_mean']:>16,.0f}",
+        f"{'active params (max)':<24}{r['dense_params']:>14,}{r['active_params_max']:>16,}",
+        f"{'stored params':<24}{r['dense_params']:>14,}{r['stored_params']:>16,}",
+        f"{'active MACs (mean)':<24}{r['dense_macs']:>14,}{r['active_macs_mean']:>16,.0f}",
+        f"{'weight bytes / input':<24}{4 * r['dense_params']:>14,}{r['weight_bytes_per_inference']:>16,.0f}",
+        f"active-parameter reduction: {100 * r['active_params_reduction']:.1f}% "
+        f"({r['n_samples']} {r['split']} samples, {r['weights']})",
+        "", f"{'leaf':<8}{'share':>8}{'top-1':>9}{'params':>10}",
+    ]
+    for leaf in r["leaves"]:
+        top1 = "-" if leaf["top1"] is None else f"{leaf['top1']:.1f}%"
+        lines.append(f"{leaf['leaf']:<8}{100 * leaf['share']:>7.1f}%{top1:>9}{leaf['params']:>10,}")
+    return "\n".join(lines)
+
+
+def format_convert_report(r: dict[str, Any], leaves: list[str]) -> str:
+    lines = [f"dense params {r['dense_params']:,} | stored {r['stored_params']:,} "
+             f"({100 * r['stored_fraction_of_dense']:.0f}% of dense) | active per input: mean "
+             f"{r['active_params_mean']:,.0f} ({100 * r['active_fraction_of_dense']:.1f}% of dense), "
+             f"min {r['active_params_min']:,}, max {r['active_params_max']:,}",
+             f"split points {', '.join(r['split_points'])} | converted in {r['convert_seconds']:.1f} s"]
+    for leaf, path, share in zip(leaves, r["paths"], r["calib_leaf_share"]):
+        lines.append(f"  {leaf}: {path['params']:,} params, {path['macs']:,} MACs, {100 * share:.1f}% of calibration")
+    return "\n".join(lines)

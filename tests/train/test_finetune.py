@@ -1,0 +1,92 @@
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from sigmab.train import finetune as finetune_module
+from sigmab.train.finetune import FinetuneConfig, finetune
+from sigmab.tree import ConvertConfig, load_tree
+from sigmab.tree.pipeline import convert_checkpoint
+from tests.helpers import digits_resnet_checkpoint
+
+CFG = FinetuneConfig(soft_epochs=1, hard_epochs=1, batch_size=64, lr=0.02, distill_weight=0.5, router_lr=0.01,
+                     train_backbone=True, threads=1)
+
+
+@pytest.fixture(scope="module")
+def tree_dir(tmp_path_factory) -> Path:
+    checkpoint = digits_resnet_checkpoint(tmp_path_factory.mktemp("dense"), epochs=2)
+    out = tmp_path_factory.mktemp("tree") / "t"
+    convert_checkpoint(checkpoint, dataset="digits", out=out,
+                       cfg=ConvertConfig(depth=1, widths=[0.5], calib_size=300, min_leaf_samples=16))
+    return out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for name in ("tree.json", "tree.safetensors"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    return dst
+
+
+def test_resumed_finetune_equals_an_uninterrupted_one(tree_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    straight, _ = finetune(_copy(tree_dir, tmp_path / "a"), CFG, progress=False)
+    real_eval = finetune_module.evaluate_tree
+    calls = {"n": 0}
+
+    def killed_after_first_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the end-of-epoch evaluation of epoch 2: the process dies before saving it
+            raise KeyboardInterrupt
+        return real_eval(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "evaluate_tree", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_copy(tree_dir, tmp_path / "b"), CFG, progress=False)
+    monkeypatch.undo()
+    resumed, _ = finetune(tmp_path / "b", CFG, resume=True, progress=False)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    reloaded, _ = load_tree(tmp_path / "b")
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_frozen_parts_stay_at_their_converted_values(tree_dir: Path, tmp_path: Path) -> None:
+    cfg = FinetuneConfig(soft_epochs=1, hard_epochs=0, batch_size=64, threads=1)  # defaults: frozen backbone, routers
+    start, _ = load_tree(tree_dir)
+    tuned, result = finetune(_copy(tree_dir, tmp_path / "t"), cfg, progress=False)
+    for part in ("backbone", "routers"):
+        for (name, a), b in zip(getattr(start, part).state_dict().items(), getattr(tuned, part).state_dict().values()):
+            assert torch.equal(a, b), f"{part}.{name}"
+    assert any(not torch.equal(a, b) for a, b in zip(start.nodes.state_dict().values(),
+                                                      tuned.nodes.state_dict().values()))
+    assert result.n_samples == 359
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, folder: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
+    tree, _ = finetune(folder, CFG, progress=False)
+    torch.save(tree.state_dict(), Path(folder) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_ranks_end_with_identical_weights(tree_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(tree_dir, tmp_path / "ddp")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(folder)), nprocs=2, join=True)
+    a = torch.load(folder / "rank0.pt", weights_only=True)
+    b = torch.load(folder / "rank1.pt", weights_only=True)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    start, _ = load_tree(tree_dir)
+    assert any(not torch.equal(v, a[k]) for k, v in start.state_dict().items())  # it trained
+    assert (folder / "finetuned.safetensors").is_file() and (folder / "finetune" / "metrics.csv").is_file()

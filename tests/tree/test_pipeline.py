@@ -1,0 +1,69 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from sigmab.cli import main
+from sigmab.errors import CheckpointError, ConfigError
+from sigmab.models import load_model
+from sigmab.tree import ConvertConfig, load_tree
+from sigmab.tree.pipeline import convert_checkpoint
+from tests.helpers import digits_resnet_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return digits_resnet_checkpoint(tmp_path_factory.mktemp("dense"))
+
+
+CFG = dict(depth=2, split_points=["layer2.0", "layer3.0"], widths=[0.5, 0.5], calib_size=400, min_leaf_samples=16)
+
+
+def test_convert_writes_a_tree_folder_with_a_report(checkpoint: Path, tmp_path: Path) -> None:
+    conversion, report = convert_checkpoint(checkpoint, dataset="digits", out=tmp_path / "t", cfg=ConvertConfig(**CFG))
+    assert {p.name for p in (tmp_path / "t").iterdir()} == {"tree.json", "tree.safetensors", "report.json"}
+    saved = json.loads((tmp_path / "t" / "report.json").read_text())
+    assert saved["dense_params"] == sum(p.numel() for p in load_model(checkpoint).parameters())
+    assert saved["stored_params"] == sum(p.numel() for p in load_tree(tmp_path / "t")[0].parameters())
+    assert saved["stored_params"] > saved["active_params_max"] >= saved["active_params_min"]
+    assert 0 < saved["active_fraction_of_dense"] < 1 and len(saved["paths"]) == 4
+    assert json.loads((tmp_path / "t" / "tree.json").read_text())["convert_config"]["source"]["dataset"] == "digits"
+
+
+def test_bad_settings_stop_before_writing_anything(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    with pytest.raises(ConfigError, match="calib_size 5000 exceeds the 1438 training images"):
+        convert_checkpoint(checkpoint, dataset="digits", out=out, cfg=ConvertConfig(**{**CFG, "calib_size": 5000}))
+    with pytest.raises(ConfigError, match="invalid split point"):
+        convert_checkpoint(checkpoint, dataset="digits", out=out,
+                           cfg=ConvertConfig(**{**CFG, "split_points": ["stem", "layer3.0"]}))
+    torch.save(load_model(checkpoint).state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match="bare.pt does not fit resnet20"):
+        convert_checkpoint(tmp_path / "bare.pt", arch="resnet20", dataset="digits", out=out, cfg=ConvertConfig(**CFG))
+    assert not out.exists()
+    convert_checkpoint(checkpoint, dataset="digits", out=out, cfg=ConvertConfig(**CFG))
+    before = (out / "tree.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a converted tree"):
+        convert_checkpoint(checkpoint, dataset="digits", out=out, cfg=ConvertConfig(**CFG))
+    assert (out / "tree.safetensors").read_bytes() == before
+
+
+def test_cli_convert_finetune_eval(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "t")
+    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", out, "--widths",
+                 "[0.5, 0.5]", "--calib-size", "400", "--min-leaf-samples", "16", "--no-progress"]) == 0
+    assert main(["eval", out, "--json", "--no-progress"]) == 0
+    before = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["finetune", out, "--soft-epochs", "1", "--hard-epochs", "1", "--distill-weight", "1.0",
+                 "--batch-size", "64", "--lr", "0.02", "--no-progress"]) == 0
+    assert main(["eval", out, "--json", "--no-progress"]) == 0
+    after = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert after["weights"] == "finetuned.safetensors" and before["weights"] == "tree.safetensors"
+    for key in ("top1", "dense_top1", "active_params_mean", "active_params_min", "active_params_max",
+                "stored_params", "active_macs_mean", "weight_bytes_per_inference", "dense_params", "dense_macs"):
+        assert after[key] is not None, key
+    assert after["top1"] > before["top1"]
+    assert abs(sum(leaf["share"] for leaf in after["leaves"]) - 1.0) < 1e-9
+    rows = (Path(out) / "finetune" / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and rows[1].split(",")[1] == "soft" and rows[2].split(",")[1] == "hard"
+    assert main(["eval", out, "--checkpoint", str(checkpoint), "--dataset", "digits"]) == 2
