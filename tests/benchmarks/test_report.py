@@ -21,6 +21,15 @@ def _valid(folder: Path) -> None:
         "channels_last_speedup": 22 / 17, "target_seconds": 25.0, "machine": MACHINE, "git_commit": "abc"})
     _write(folder, "demo_time.json", {"benchmark": "demo_time", "command": "make demo", "seconds": stats(130.0),
                                       "target_seconds": 120.0, "machine": MACHINE, "git_commit": "abc"})
+    _write(folder, "sigmab_engine_resnet56.json", {
+        "benchmark": "sigmab_engine", "model": "resnet56", "calib_size": 10000,
+        "convert_config": {"depth": 2, "widths": None, "residual_widths": None}, "convert_seconds": stats(33.0),
+        "convert_target_seconds": 60.0, "batch_size": 256,
+        "batch_seconds": {"dense": stats(0.6), "tree": stats(0.4), "single_path_bound": stats(0.38)},
+        "throughput_speedup": 1.5, "ideal_speedup_from_macs": 2.0, "fraction_of_ideal": 0.75, "fraction_target": 0.8,
+        "engine_efficiency_vs_single_path": 0.95, "latency_batch1_ms": {"dense": stats(5.0), "tree": stats(4.0)},
+        "latency_speedup": 1.25, "dense_macs": 125485696, "active_macs_mean": 62742848.0,
+        "active_params_mean": 400000.0, "dense_params": 853018, "machine": MACHINE, "git_commit": "abc"})
 
 
 def test_report_renders_every_result_with_its_verdict(tmp_path: Path) -> None:
@@ -29,6 +38,8 @@ def test_report_renders_every_result_with_its_verdict(tmp_path: Path) -> None:
     assert "| resnet56 | 10,000 | 256 | 93.39% | 18.0 s (1 runs) |" in text
     assert "1.29x" in text and "<= 25 s: met" in text
     assert "<= 120 s: **missed**" in text  # a missed target is reported, not hidden
+    assert "| 1.50x = 0.75 of ideal | >= 0.8 of ideal | **missed** |" in text
+    assert "< 60 s | met |" in text
 
 
 def test_missing_and_malformed_results_are_errors_naming_the_file(tmp_path: Path) -> None:
