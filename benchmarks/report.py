@@ -28,7 +28,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
                       "latency_batch1_ms", "latency_speedup", "dense_macs", "active_macs_mean",
                       "active_params_mean", "dense_params", "machine", "git_commit"),
 }
-EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json")
+REQUIRED["sigmab_smoke"] = ("model", "convert_args", "finetune_args", "converted", "finetuned",
+                             "finetune_metrics_csv", "convert_seconds", "finetune_seconds", "machine", "git_commit")
+EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
+                  "sigmab_smoke_resnet20.json")
 
 
 class ReportError(SystemExit):
@@ -130,8 +133,33 @@ def _sigmab_engine(results: list[Result]) -> list[str]:
     return lines
 
 
+def _sigmab_smoke(results: list[Result]) -> list[str]:
+    lines = ["## SigmaB end to end on the shared ResNet-20 (small budget)", ""]
+    for r in results:
+        c, f = r["converted"], r["finetuned"]
+        lines += [
+            f"`sigmab convert {' '.join(r['convert_args'])}` then `sigmab finetune {' '.join(r['finetune_args'])}`, "
+            f"evaluated with `sigmab eval --json` on the {f['n_samples']:,} CIFAR-10 test images. This is a check "
+            "that the commands work on real data at a tiny budget, not a tuned result.", "",
+            "| | top-1 | active params (mean) | reduction | stored params | active MACs (mean) | leaf shares |",
+            "|---|---|---|---|---|---|---|",
+            f"| dense | {f['dense_top1']:.2f}% | {f['dense_params']:,} | | {f['dense_params']:,} | {f['dense_macs']:,} | |",
+        ]
+        for label, d in (("converted (no fine-tuning)", c), ("fine-tuned", f)):
+            shares = ", ".join(f"{100 * leaf['share']:.1f}%" for leaf in d["leaves"])
+            lines.append(f"| {label} | {d['top1']:.2f}% | {d['active_params_mean']:,.0f} | "
+                         f"{100 * d['active_params_reduction']:.1f}% | {d['stored_params']:,} | "
+                         f"{d['active_macs_mean']:,.0f} | {shares} |")
+        lines += ["", "Per epoch (`metrics.csv`):", "", "```", r["finetune_metrics_csv"].strip(), "```", "",
+                  f"Conversion and evaluation {r['convert_seconds']:.0f} s, fine-tuning {r['finetune_seconds']:.0f} s "
+                  f"({_machine(r)}; `{r['_file']}`).", ""]
+    lines += ["Regenerate: `python -m benchmarks.sigmab_smoke` (needs `../shared`).", ""]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
-    "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine}
+    "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
+    "sigmab_smoke": _sigmab_smoke}
 
 
 def render(by_kind: dict[str, list[Result]]) -> str:

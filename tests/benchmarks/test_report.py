@@ -30,6 +30,13 @@ def _valid(folder: Path) -> None:
         "engine_efficiency_vs_single_path": 0.95, "latency_batch1_ms": {"dense": stats(5.0), "tree": stats(4.0)},
         "latency_speedup": 1.25, "dense_macs": 125485696, "active_macs_mean": 62742848.0,
         "active_params_mean": 400000.0, "dense_params": 853018, "machine": MACHINE, "git_commit": "abc"})
+    tree = {"n_samples": 10000, "top1": 85.0, "dense_top1": 91.73, "dense_params": 269722, "dense_macs": 40551040,
+            "active_params_mean": 92030.0, "active_params_reduction": 0.659, "stored_params": 273182,
+            "active_macs_mean": 2.5e7, "leaves": [{"share": 0.5}, {"share": 0.5}]}
+    _write(folder, "sigmab_smoke_resnet20.json", {
+        "benchmark": "sigmab_smoke", "model": "resnet20", "convert_args": ["--depth", "1"], "finetune_args": [],
+        "converted": {**tree, "top1": 18.0}, "finetuned": tree, "finetune_metrics_csv": "epoch\n1\n",
+        "convert_seconds": 27.0, "finetune_seconds": 288.0, "machine": MACHINE, "git_commit": "abc"})
 
 
 def test_report_renders_every_result_with_its_verdict(tmp_path: Path) -> None:
@@ -40,6 +47,7 @@ def test_report_renders_every_result_with_its_verdict(tmp_path: Path) -> None:
     assert "<= 120 s: **missed**" in text  # a missed target is reported, not hidden
     assert "| 1.50x = 0.75 of ideal | >= 0.8 of ideal | **missed** |" in text
     assert "< 60 s | met |" in text
+    assert "| fine-tuned | 85.00% | 92,030 | 65.9% | 273,182 |" in text
 
 
 def test_missing_and_malformed_results_are_errors_naming_the_file(tmp_path: Path) -> None:

@@ -102,9 +102,12 @@ class IndexShortcut(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride != 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        padded = torch.cat([x, x.new_zeros(x.shape[0], 1, *x.shape[2:])], 1)
-        index = torch.where(self.gather < 0, torch.full_like(self.gather, x.shape[1]), self.gather)
-        return padded.index_select(1, index)
+        mapped = self.gather >= 0
+        if bool(mapped.all()):
+            return x.index_select(1, self.gather)
+        # One zero-filled output and one copy of the mapped channels (no concatenated zero channel).
+        out = x.new_zeros(x.shape[0], self.gather.numel(), *x.shape[2:])
+        return out.index_copy_(1, mapped.nonzero().flatten(), x.index_select(1, self.gather[mapped]))
 
     def extra_repr(self) -> str:
         return f"{int((self.gather >= 0).sum())}/{self.gather.numel()} mapped, stride={self.stride}"

@@ -8,6 +8,7 @@ to ``<tree folder>/finetuned.safetensors``. Under ``torchrun`` every rank trains
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from sigmab.data import ArrayLoader, AugmentSpec, get_dataset_info, load_split
 from sigmab.errors import ConfigError
 from sigmab.models import load_model, load_weights
 from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
-from sigmab.train.losses import balance_loss, distill_loss, routed_leaf_loss
+from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
 from sigmab.train.run_folder import check_run_folder, load_resume_checkpoint, save_resume_checkpoint, write_metrics
 from sigmab.train.schedule import cosine_lr
 from sigmab.tree.evaluate import TreeEval, evaluate_tree
@@ -34,7 +35,7 @@ from sigmab.utils.progress import progress_bar
 CHECKPOINT_FORMAT = "sigmab.finetune/1"
 FINETUNED_WEIGHTS = "finetuned.safetensors"
 METRIC_FIELDS = ("epoch", "phase", "temperature", "lr", "train_loss", "train_top1", "eval_split", "eval_top1",
-                 "leaf_shares", "min_leaf_share", "epoch_seconds")
+                 "leaf_shares", "min_leaf_share", "route_agreement", "epoch_seconds")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class FinetuneConfig:
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
     balance_weight: float = 0.1
+    anchor_weight: float = 1.0
     teacher: str | None = None  # dense checkpoint for distillation; default: the converted one
     crop_padding: int | None = None
     hflip: bool | None = None
@@ -70,7 +72,8 @@ class FinetuneConfig:
              "soft_epochs + hard_epochs must be >= 1"),
             (self.lr > 0 and self.router_lr >= 0, "lr must be > 0 and router_lr >= 0"),
             (0 < self.temperature_end <= self.temperature_start, "need 0 < temperature_end <= temperature_start"),
-            (min(self.mixture_weight, self.routed_weight, self.distill_weight, self.balance_weight) >= 0,
+            (min(self.mixture_weight, self.routed_weight, self.distill_weight, self.balance_weight,
+                 self.anchor_weight) >= 0,
              "loss weights must be >= 0"),
             (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
             (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be >= 1"),
@@ -104,6 +107,8 @@ FINETUNE_HELP = {
     "distill_weight": "weight of distillation from the dense teacher (0 = off)",
     "distill_temperature": "distillation temperature",
     "balance_weight": "weight of the routing-balance term (with router_lr > 0)",
+    "anchor_weight": "routing anchor: keeps each router's decisions at their conversion-time values while the "
+                     "nodes before it train (0 = off)",
     "teacher": "dense teacher checkpoint (default: the converted checkpoint)",
     "crop_padding": "random-crop padding (default: the dataset's usual value)",
     "hflip": "random horizontal flips (default: the dataset's usual value)",
@@ -121,9 +126,11 @@ class _TrainStep(nn.Module):
 
     def forward(self, x: torch.Tensor, temperature: float | None) -> tuple[Any, ...]:
         if temperature is None:
-            return self.tree.forward_hard(x)
+            router_logits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+            logits, _ = self.tree.forward_hard(x, router_logits)
+            return logits, router_logits
         soft = self.tree.forward_soft(x, temperature)
-        return soft.leaf_logits, soft.leaf_log_probs, soft.router_probs
+        return soft.leaf_logits, soft.leaf_log_probs, soft.router_probs, soft.router_logits
 
 
 def _temperature(cfg: FinetuneConfig, step: int, soft_steps: int) -> float:
@@ -185,6 +192,10 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
         teacher = load_model(teacher_path, arch=source.get("arch") or spec.dense_meta.arch).eval()
 
     meta = spec.dense_meta
+    # The converted tree fixes the routing the anchor holds on to (also on resume: taken before loading).
+    routing_can_drift = tree.depth > 1 or cfg.train_backbone or cfg.router_lr > 0
+    converted = copy.deepcopy(tree).eval()
+    anchor = converted if cfg.anchor_weight > 0 and routing_can_drift else None
     torch.manual_seed(cfg.seed)
     groups = _freeze(tree, cfg)
     optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -211,6 +222,8 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     steps_per_epoch = len(loader)
     total_steps, soft_steps = cfg.epochs * steps_per_epoch, cfg.soft_epochs * steps_per_epoch
     targets = {name: torch.tensor(spec.router_target(name) or [0.5, 0.5]) for name in tree.routers}
+    # Leaves of the evaluation inputs under the converted routing: the reference for routing drift.
+    initial_leaves = evaluate_tree(converted, eval_loader, ds_info.num_classes).leaf_ids if info.is_main else None
 
     result: TreeEval | None = None
     for epoch in range(start_epoch, cfg.epochs):
@@ -230,10 +243,11 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
             if teacher is not None:
                 with torch.no_grad():
                     teacher_logits = teacher(x)
+            decisions = anchor.router_decisions(x) if anchor is not None else None
             if soft_phase:
                 temperature = _temperature(cfg, step, soft_steps)
-                leaf_logits, leaf_log_probs, router_probs = step_module(x, temperature)
-                soft = SoftOutput(leaf_logits, leaf_log_probs, router_probs)
+                leaf_logits, leaf_log_probs, router_probs, raw_router_logits = step_module(x, temperature)
+                soft = SoftOutput(leaf_logits, leaf_log_probs, router_probs, raw_router_logits)
                 mixture = soft.mixture_log_probs()
                 loss = cfg.mixture_weight * F.nll_loss(mixture, y) + cfg.routed_weight * routed_leaf_loss(soft, y)
                 if cfg.balance_weight > 0 and cfg.router_lr > 0:
@@ -243,10 +257,15 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
                     loss = loss + cfg.distill_weight * sum(
                         distill_loss(z, teacher_logits, cfg.distill_temperature, weights[:, leaf])
                         for leaf, z in enumerate(leaf_logits))
+                if decisions is not None:
+                    loss = loss + cfg.anchor_weight * anchor_loss(
+                        {name: (None, z) for name, z in raw_router_logits.items()}, decisions, temperature)
                 prediction = mixture
             else:
-                logits, _ = step_module(x, None)
+                logits, hard_router_logits = step_module(x, None)
                 loss = F.cross_entropy(logits, y)
+                if decisions is not None:
+                    loss = loss + cfg.anchor_weight * anchor_loss(hard_router_logits, decisions, cfg.temperature_end)
                 if teacher_logits is not None:
                     loss = loss + cfg.distill_weight * distill_loss(logits, teacher_logits, cfg.distill_temperature)
                 prediction = logits
@@ -267,7 +286,9 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
                 "train_loss": round(loss_sum / max(1, seen), 6), "train_top1": round(100.0 * correct / max(1, seen), 4),
                 "eval_split": eval_split, "eval_top1": round(result.top1, 4),
                 "leaf_shares": ";".join(f"{float(s):.4f}" for s in shares),
-                "min_leaf_share": round(float(shares.min()), 4), "epoch_seconds": round(time.perf_counter() - t0, 3),
+                "min_leaf_share": round(float(shares.min()), 4),
+                "route_agreement": round(float((result.leaf_ids == initial_leaves).double().mean()), 4),
+                "epoch_seconds": round(time.perf_counter() - t0, 3),
             })
             write_metrics(run_dir / "metrics.csv", history, METRIC_FIELDS)
             save_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT, model=tree.state_dict(), optimizer=optimizer.state_dict(),
@@ -275,7 +296,8 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
             if progress or not info.enabled:
                 bar.write(f"epoch {epoch + 1}/{cfg.epochs} ({history[-1]['phase']}): train loss "
                           f"{history[-1]['train_loss']:.4f} | hard-routed {eval_split} top-1 {result.top1:.2f}% | "
-                          f"leaf shares {history[-1]['leaf_shares']}")
+                          f"leaf shares {history[-1]['leaf_shares']} | same leaf as converted "
+                          f"{100 * history[-1]['route_agreement']:.1f}%")
         barrier(info)
     tree.eval()
     if info.is_main:

@@ -32,3 +32,22 @@ def balance_loss(router_probs: dict[str, torch.Tensor], targets: dict[str, torch
         target = targets[name]
         total = total + (q * (q.log() - target.log())).sum()
     return total
+
+
+def anchor_loss(router_logits: dict[str, tuple[torch.Tensor | None, torch.Tensor]],
+                decisions: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
+    """Routing anchor: cross-entropy of each router's logits against its decisions at conversion,
+    over the inputs that reached it then, with the logits sharpened by ``temperature`` as the routing is.
+
+    ``router_logits``: name -> (input rows or None for all, logits (n, 2)); ``decisions`` from
+    :meth:`SigmaBTree.router_decisions` of the converted tree. Keeps the nodes that feed a router
+    from drifting its routing while they train.
+    """
+    total = torch.zeros(())
+    for name, (rows, logits) in router_logits.items():
+        target, reach = decisions[name], decisions[f"reach:{name}"]
+        if rows is not None:
+            target, reach = target[rows], reach[rows]
+        if bool(reach.any()):
+            total = total + F.cross_entropy(logits[reach] / temperature, target[reach])
+    return total

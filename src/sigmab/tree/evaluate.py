@@ -13,13 +13,15 @@ from sigmab.utils.progress import progress_bar
 
 @dataclass(frozen=True)
 class TreeEval:
-    """``leaf_counts`` (L,), ``leaf_correct`` (L,), ``leaf_classes`` (L, K) counts over the evaluated inputs."""
+    """``leaf_counts`` (L,), ``leaf_correct`` (L,), ``leaf_classes`` (L, K) counts over the evaluated inputs;
+    ``leaf_ids`` (N,) the leaf of every input, in order."""
 
     top1: float
     n_samples: int
     leaf_counts: torch.Tensor
     leaf_correct: torch.Tensor
     leaf_classes: torch.Tensor
+    leaf_ids: torch.Tensor
 
     @property
     def leaf_share(self) -> torch.Tensor:
@@ -39,9 +41,11 @@ def evaluate_tree(tree: SigmaBTree, batches: Iterable[tuple[torch.Tensor, torch.
     counts = torch.zeros(n_leaves, dtype=torch.long)
     correct = torch.zeros(n_leaves, dtype=torch.long)
     classes = torch.zeros(n_leaves, num_classes, dtype=torch.long)
+    all_leaves = []
     try:
         for x, y in progress_bar(batches, enabled=progress, desc="eval"):
             logits, leaves = tree.forward_hard(x)
+            all_leaves.append(leaves)
             hit = (logits.argmax(1) == y).long()
             counts += torch.bincount(leaves, minlength=n_leaves)
             correct += torch.bincount(leaves, weights=hit.double(), minlength=n_leaves).long()
@@ -51,4 +55,4 @@ def evaluate_tree(tree: SigmaBTree, batches: Iterable[tuple[torch.Tensor, torch.
     n = int(counts.sum())
     if n == 0:
         raise ValueError("evaluate_tree() got no samples")
-    return TreeEval(100.0 * float(correct.sum()) / n, n, counts, correct, classes)
+    return TreeEval(100.0 * float(correct.sum()) / n, n, counts, correct, classes, torch.cat(all_leaves))

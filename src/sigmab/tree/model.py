@@ -47,11 +47,12 @@ class Router(nn.Module):
 @dataclass
 class SoftOutput:
     """``leaf_logits`` (L, N, K), ``leaf_log_probs`` (N, L) log path probabilities,
-    ``router_probs`` name -> (N, 2)."""
+    ``router_probs`` name -> (N, 2) at the temperature used, ``router_logits`` name -> (N, 2) raw."""
 
     leaf_logits: torch.Tensor
     leaf_log_probs: torch.Tensor
     router_probs: dict[str, torch.Tensor]
+    router_logits: dict[str, torch.Tensor]
 
     @property
     def leaf_probs(self) -> torch.Tensor:
@@ -87,10 +88,15 @@ class SigmaBTree(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_hard(x)[0]
 
-    def forward_hard(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Argmax routing: returns logits (N, K) in input order and leaf ids (N,) (index into ``leaves``)."""
+    def forward_hard(self, x: torch.Tensor, router_logits: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Argmax routing: returns logits (N, K) in input order and leaf ids (N,) (index into ``leaves``).
+
+        If ``router_logits`` is a dict, it receives, per router, (input rows, raw logits) of the inputs
+        that passed it (used by the routing anchor in training).
+        """
         h = self.backbone(x)
-        if x.shape[0] == 1:  # batch of one: walk the path, no grouping or scatter
+        if x.shape[0] == 1 and router_logits is None:  # batch of one: walk the path, no grouping or scatter
             bits = ""
             for _ in range(self.depth):
                 bits += str(int(self.routers[f"r{bits}"](h).argmax(1)))
@@ -102,14 +108,19 @@ class SigmaBTree(nn.Module):
         stack = [("", h, torch.arange(n))]
         while stack:
             bits, h, index = stack.pop()
-            choice = self.routers[f"r{bits}"](h).argmax(1)
-            for branch in (0, 1):
-                sel = (choice == branch).nonzero().flatten()
-                if sel.numel() == 0:
+            raw = self.routers[f"r{bits}"](h)
+            if router_logits is not None:
+                router_logits[f"r{bits}"] = (index, raw)
+            choice = raw.argmax(1)
+            # One gather puts each branch's inputs next to each other; the groups are then views.
+            order = torch.argsort(choice, stable=True)
+            counts = torch.bincount(choice, minlength=2).tolist()
+            groups = zip(h.index_select(0, order).split(counts), index.index_select(0, order).split(counts))
+            for branch, (h_branch, rows) in enumerate(groups):
+                if rows.numel() == 0:
                     continue
                 child = f"{bits}{branch}"
-                out = self.nodes[f"n{child}"](h.index_select(0, sel))
-                rows = index.index_select(0, sel)
+                out = self.nodes[f"n{child}"](h_branch)
                 if len(child) < self.depth:
                     stack.append((child, out, rows))
                     continue
@@ -131,16 +142,34 @@ class SigmaBTree(nn.Module):
         """All nodes on all inputs; leaf probability = product of router softmaxes on its path."""
         level = [("", self.backbone(x), x.new_zeros(x.shape[0]))]
         router_probs: dict[str, torch.Tensor] = {}
+        router_logits: dict[str, torch.Tensor] = {}
         for _ in range(self.depth):
             nxt = []
             for bits, h, log_p in level:
-                log_probs = F.log_softmax(self.routers[f"r{bits}"](h) / temperature, dim=1)
+                router_logits[f"r{bits}"] = raw = self.routers[f"r{bits}"](h)
+                log_probs = F.log_softmax(raw / temperature, dim=1)
                 router_probs[f"r{bits}"] = log_probs.exp()
                 for branch in (0, 1):
                     nxt.append((f"{bits}{branch}", self.nodes[f"n{bits}{branch}"](h), log_p + log_probs[:, branch]))
             level = nxt
         return SoftOutput(torch.stack([h for _, h, _ in level]), torch.stack([p for _, _, p in level], 1),
-                          router_probs)
+                          router_probs, router_logits)
+
+    @torch.no_grad()
+    def router_decisions(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every router's argmax (N,) on every input, and ``reach`` masks: ``reach[r]`` (N,) is True for the
+        inputs whose hard path passes router ``r``."""
+        decisions: dict[str, torch.Tensor] = {}
+        level = [("", self.backbone(x), torch.ones(x.shape[0], dtype=torch.bool))]
+        for _ in range(self.depth):
+            nxt = []
+            for bits, h, reach in level:
+                choice = self.routers[f"r{bits}"](h).argmax(1)
+                decisions[f"r{bits}"], decisions[f"reach:r{bits}"] = choice, reach
+                if len(bits) + 1 < self.depth:
+                    nxt += [(f"{bits}{b}", self.nodes[f"n{bits}{b}"](h), reach & (choice == b)) for b in (0, 1)]
+            level = nxt
+        return decisions
 
 
 class PathModel(nn.Module):
