@@ -118,7 +118,8 @@ def _sigmab_engine(results: list[Result]) -> list[str]:
             f"< {r['convert_target_seconds']:.0f} s | {_verdict(conv < r['convert_target_seconds'])} |",
             f"| active MACs / input (mean) | {r['dense_macs']:,} | {r['active_macs_mean']:,.0f} | "
             f"{r['ideal_speedup_from_macs']:.2f}x ideal | | |",
-            f"| batch-{r['batch_size']} time | {b['dense']['median'] * 1e3:.0f} ms | {b['tree']['median'] * 1e3:.0f} ms "
+            f"| batch-{r['batch_size']} time | {b['dense']['median'] * 1e3:.0f} ms "
+            f"| {b['tree']['median'] * 1e3:.0f} ms "
             f"| {r['throughput_speedup']:.2f}x = {r['fraction_of_ideal']:.2f} of ideal | >= {r['fraction_target']:.1f}"
             f" of ideal | {_verdict(r['fraction_of_ideal'] >= r['fraction_target'])} |",
             f"| batch-{r['batch_size']}: one path on all inputs, no routing (engine bound) | | "
@@ -143,7 +144,8 @@ def _sigmab_smoke(results: list[Result]) -> list[str]:
             "that the commands work on real data at a tiny budget, not a tuned result.", "",
             "| | top-1 | active params (mean) | reduction | stored params | active MACs (mean) | leaf shares |",
             "|---|---|---|---|---|---|---|",
-            f"| dense | {f['dense_top1']:.2f}% | {f['dense_params']:,} | | {f['dense_params']:,} | {f['dense_macs']:,} | |",
+            f"| dense | {f['dense_top1']:.2f}% | {f['dense_params']:,} | | {f['dense_params']:,} "
+            f"| {f['dense_macs']:,} | |",
         ]
         for label, d in (("converted (no fine-tuning)", c), ("fine-tuned", f)):
             shares = ", ".join(f"{100 * leaf['share']:.1f}%" for leaf in d["leaves"])

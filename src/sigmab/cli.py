@@ -13,8 +13,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from sigmab import __version__
 from sigmab.config import add_config_flags, read_yaml_config, resolve_config
 from sigmab.data import ArrayLoader, get_dataset_info, load_split

@@ -48,7 +48,8 @@ def test_deterministic_for_a_seed_and_cost_never_increases() -> None:
 
 def test_balance_constraint_gives_every_cluster_its_minimum_share() -> None:
     # 90 points near e0, 10 near e1: unconstrained k=2 splits 90/10; min_share=0.3 forces >= 30.
-    x = torch.cat([torch.tensor([1.0, 0.0]) + 0.1 * torch.randn(90, 2), torch.tensor([0.0, 1.0]) + 0.1 * torch.randn(10, 2)])
+    near_e0 = torch.tensor([1.0, 0.0]) + 0.1 * torch.randn(90, 2)
+    x = torch.cat([near_e0, torch.tensor([0.0, 1.0]) + 0.1 * torch.randn(10, 2)])
     free = spherical_kmeans(x, 2, seed=0)
     assert sorted(torch.bincount(free.labels).tolist()) == [10, 90]
     balanced = spherical_kmeans(x, 2, seed=0, min_share=0.3)

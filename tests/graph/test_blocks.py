@@ -25,7 +25,8 @@ def _random_channels(dec, start: int, end: int, in_idx: torch.Tensor, g: torch.G
     for b in range(start, end):
         w = dec.widths[b]
         out = stage_sets.setdefault(dec.stages[b], pick(w, w // 2 + 1))
-        inner = {grp: pick(n, max(1, n // 3)) for grp, n in block_handler(dec.blocks[b]).inner_groups(dec.blocks[b]).items()}
+        groups = block_handler(dec.blocks[b]).inner_groups(dec.blocks[b])
+        inner = {grp: pick(n, max(1, n // 3)) for grp, n in groups.items()}
         chans.append(BlockChannels(inp, out, inner))
         inp = out
     return chans

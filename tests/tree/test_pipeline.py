@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from sigmab.cli import main
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.models import load_model

@@ -28,7 +28,7 @@ class ImageArrays:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, index: torch.Tensor, *, tag: str) -> "ImageArrays":
+    def subset(self, index: torch.Tensor, *, tag: str) -> ImageArrays:
         return ImageArrays(self.images[index], self.labels[index], self.num_classes, self.class_names,
                            f"{self.source} [{tag}]")
 

@@ -13,17 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sigmab.utils.registry import TypeRegistry
+
 MacCounter = Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], int]
-MAC_COUNTERS: dict[type[nn.Module], MacCounter] = {}
-
-
-def register_mac_counter(*types: type[nn.Module]) -> Callable[[MacCounter], MacCounter]:
-    def decorator(fn: MacCounter) -> MacCounter:
-        for t in types:
-            MAC_COUNTERS[t] = fn
-        return fn
-
-    return decorator
+MAC_COUNTERS: TypeRegistry[MacCounter] = TypeRegistry("MAC counter")
+register_mac_counter = MAC_COUNTERS.register
 
 
 @register_mac_counter(nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -37,13 +31,6 @@ def _conv_macs(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor
 def _linear_macs(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> int:
     assert isinstance(m, nn.Linear)
     return out[0].numel() * m.in_features
-
-
-def _counter_for(module: nn.Module) -> MacCounter | None:
-    for cls in type(module).__mro__:
-        if cls in MAC_COUNTERS:
-            return MAC_COUNTERS[cls]
-    return None
 
 
 def count_params(model: nn.Module) -> int:
@@ -87,7 +74,7 @@ def profile_model(model: nn.Module, input_shape: Sequence[int]) -> Profile:
     for name, module in model.named_modules():
         if any(True for _ in module.children()):
             continue
-        counter = _counter_for(module)
+        counter = MAC_COUNTERS.find(module)
 
         def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name,
                  counter: MacCounter | None = counter) -> None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from sigmab.graph.slicing import IndexShortcut, channel_map, slice_layer
 from sigmab.models.cifar_resnet import BasicBlock, ZeroPadShortcut
+from sigmab.utils.registry import TypeRegistry
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,11 @@ class BlockChannels:
     inner: dict[str, torch.Tensor]
 
     def to_json(self) -> dict:
-        return {"in": self.inp.tolist(), "out": self.out.tolist(), "inner": {k: v.tolist() for k, v in self.inner.items()}}
+        inner = {k: v.tolist() for k, v in self.inner.items()}
+        return {"in": self.inp.tolist(), "out": self.out.tolist(), "inner": inner}
 
     @classmethod
-    def from_json(cls, d: dict) -> "BlockChannels":
+    def from_json(cls, d: dict) -> BlockChannels:
         t = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
         return cls(t(d["in"]), t(d["out"]), {k: t(v) for k, v in d["inner"].items()})
 
@@ -56,23 +58,19 @@ class BlockHandler:
         raise NotImplementedError
 
 
-BLOCK_HANDLERS: dict[type[nn.Module], BlockHandler] = {}
+BLOCK_HANDLERS: TypeRegistry[BlockHandler] = TypeRegistry("block handler")
 
 
 def register_block_handler(*types: type[nn.Module]) -> Callable[[type[BlockHandler]], type[BlockHandler]]:
     def decorator(cls: type[BlockHandler]) -> type[BlockHandler]:
-        for t in types:
-            BLOCK_HANDLERS[t] = cls()
+        BLOCK_HANDLERS.register(*types)(cls())
         return cls
 
     return decorator
 
 
 def block_handler(block: nn.Module) -> BlockHandler:
-    for cls in type(block).__mro__:
-        if cls in BLOCK_HANDLERS:
-            return BLOCK_HANDLERS[cls]
-    raise NotImplementedError(f"no block handler registered for {type(block).__name__}")
+    return BLOCK_HANDLERS.get(block)
 
 
 def module_shell(module: nn.Module) -> nn.Module:

@@ -17,6 +17,7 @@ from torch import nn
 from sigmab.errors import ConfigError
 from sigmab.graph.slicing import Index, slice_layer
 from sigmab.models.cifar_resnet import CifarResNet
+from sigmab.utils.registry import TypeRegistry
 
 
 class ClassifierHead(nn.Module):
@@ -29,7 +30,7 @@ class ClassifierHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
-    def sliced(self, in_idx: Index) -> "ClassifierHead":
+    def sliced(self, in_idx: Index) -> ClassifierHead:
         return ClassifierHead(slice_layer(self.linear, in_idx=in_idx))
 
 
@@ -67,23 +68,22 @@ class ArchAdapter:
         raise NotImplementedError
 
 
-ADAPTERS: dict[type[nn.Module], ArchAdapter] = {}
+ADAPTERS: TypeRegistry[ArchAdapter] = TypeRegistry("decomposition adapter")
 
 
 def register_adapter(*types: type[nn.Module]) -> Callable[[type[ArchAdapter]], type[ArchAdapter]]:
     def decorator(cls: type[ArchAdapter]) -> type[ArchAdapter]:
-        for t in types:
-            ADAPTERS[t] = cls()
+        ADAPTERS.register(*types)(cls())
         return cls
 
     return decorator
 
 
 def get_adapter(model: nn.Module) -> ArchAdapter:
-    for cls in type(model).__mro__:
-        if cls in ADAPTERS:
-            return ADAPTERS[cls]
-    raise ConfigError(f"{type(model).__name__} cannot be converted yet (no decomposition adapter registered)")
+    adapter = ADAPTERS.find(model)
+    if adapter is None:
+        raise ConfigError(f"{type(model).__name__} cannot be converted yet (no decomposition adapter registered)")
+    return adapter
 
 
 def decompose(model: nn.Module) -> Decomposition:

@@ -12,18 +12,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from sigmab.utils.registry import TypeRegistry
+
 Index = torch.Tensor | None  # sorted dense channel ids (LongTensor), or None for "all"
 LayerSlicer = Callable[[nn.Module, Index, Index], nn.Module]
-LAYER_SLICERS: dict[type[nn.Module], LayerSlicer] = {}
-
-
-def register_slicer(*types: type[nn.Module]) -> Callable[[LayerSlicer], LayerSlicer]:
-    def decorator(fn: LayerSlicer) -> LayerSlicer:
-        for t in types:
-            LAYER_SLICERS[t] = fn
-        return fn
-
-    return decorator
+LAYER_SLICERS: TypeRegistry[LayerSlicer] = TypeRegistry("channel slicer")
+register_slicer = LAYER_SLICERS.register
 
 
 def _take(t: torch.Tensor, dim: int, idx: Index) -> torch.Tensor:
@@ -79,11 +73,8 @@ def slice_linear(linear: nn.Module, in_idx: Index, out_idx: Index) -> nn.Module:
 
 def slice_layer(module: nn.Module, *, in_idx: Index = None, out_idx: Index = None) -> nn.Module:
     """A sliced copy of ``module``; raises ``NotImplementedError`` for a type with no handler."""
-    for cls in type(module).__mro__:
-        if cls in LAYER_SLICERS:
-            # A fresh layer starts in training mode; a BatchNorm must keep using its running statistics.
-            return LAYER_SLICERS[cls](module, in_idx, out_idx).train(module.training)
-    raise NotImplementedError(f"no channel slicer registered for {type(module).__name__}")
+    # A fresh layer starts in training mode; a BatchNorm must keep using its running statistics.
+    return LAYER_SLICERS.get(module)(module, in_idx, out_idx).train(module.training)
 
 
 class IndexShortcut(nn.Module):

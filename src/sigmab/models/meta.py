@@ -33,7 +33,7 @@ class ModelMeta:
         if any(s <= 0 for s in self.std):
             raise CheckpointError(f"model metadata for {self.arch!r}: std must be positive, got {self.std}")
 
-    def with_updates(self, **changes: Any) -> "ModelMeta":
+    def with_updates(self, **changes: Any) -> ModelMeta:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,7 +43,7 @@ class ModelMeta:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelMeta":
+    def from_dict(cls, d: dict[str, Any]) -> ModelMeta:
         try:
             return cls(
                 arch=str(d["arch"]),

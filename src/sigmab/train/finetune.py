@@ -20,11 +20,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sigmab.config import config_to_dict, save_config
-from sigmab.data import ArrayLoader, AugmentSpec, get_dataset_info, load_split
+from sigmab.data import ArrayLoader, get_dataset_info
 from sigmab.errors import ConfigError
 from sigmab.models import load_model, load_weights
 from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
 from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
+from sigmab.train.options import LOOP_HELP, LoopOptions
 from sigmab.train.run_folder import check_run_folder, load_resume_checkpoint, save_resume_checkpoint, write_metrics
 from sigmab.train.schedule import cosine_lr
 from sigmab.tree.evaluate import TreeEval, evaluate_tree
@@ -39,17 +40,11 @@ METRIC_FIELDS = ("epoch", "phase", "temperature", "lr", "train_loss", "train_top
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(LoopOptions):
+    lr: float = 0.01
     dataset: str | None = None  # default: the conversion's dataset
-    data_root: str | None = None
-    val_fraction: float = 0.0
     soft_epochs: int = 2
     hard_epochs: int = 1
-    batch_size: int = 128
-    eval_batch_size: int = 256
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     router_lr: float = 0.0  # 0 keeps the routers at their k-means start
     train_backbone: bool = False
     temperature_start: float = 1.0
@@ -61,22 +56,17 @@ class FinetuneConfig:
     balance_weight: float = 0.1
     anchor_weight: float = 1.0
     teacher: str | None = None  # dense checkpoint for distillation; default: the converted one
-    crop_padding: int | None = None
-    hflip: bool | None = None
-    seed: int = 0
-    threads: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         checks = [
             (self.soft_epochs >= 0 and self.hard_epochs >= 0 and self.soft_epochs + self.hard_epochs >= 1,
              "soft_epochs + hard_epochs must be >= 1"),
-            (self.lr > 0 and self.router_lr >= 0, "lr must be > 0 and router_lr >= 0"),
+            (self.router_lr >= 0, "router_lr must be >= 0"),
             (0 < self.temperature_end <= self.temperature_start, "need 0 < temperature_end <= temperature_start"),
             (min(self.mixture_weight, self.routed_weight, self.distill_weight, self.balance_weight,
                  self.anchor_weight) >= 0,
              "loss weights must be >= 0"),
-            (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
-            (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -88,16 +78,12 @@ class FinetuneConfig:
 
 
 FINETUNE_HELP = {
+    **LOOP_HELP,
     "dataset": "dataset (default: the one the tree was converted on)",
     "data_root": "dataset location (default: the conversion's)",
-    "val_fraction": "hold out this fraction of the training set and report on it instead of test",
+    "lr": "peak learning rate of the nodes (SGD, cosine decay)",
     "soft_epochs": "epochs of soft routing (all nodes on all inputs, temperature annealed)",
     "hard_epochs": "final epochs under hard argmax routing, as at inference",
-    "batch_size": "training batch size (per process)",
-    "eval_batch_size": "evaluation batch size",
-    "lr": "peak learning rate of the nodes (SGD, cosine decay)",
-    "momentum": "SGD momentum",
-    "weight_decay": "L2 weight decay",
     "router_lr": "router learning rate; 0 keeps the k-means routers fixed",
     "train_backbone": "also train the shared backbone (changes every router's input)",
     "temperature_start": "routing softmax temperature at the start of the soft phase",
@@ -110,10 +96,6 @@ FINETUNE_HELP = {
     "anchor_weight": "routing anchor: keeps each router's decisions at their conversion-time values while the "
                      "nodes before it train (0 = off)",
     "teacher": "dense teacher checkpoint (default: the converted checkpoint)",
-    "crop_padding": "random-crop padding (default: the dataset's usual value)",
-    "hflip": "random horizontal flips (default: the dataset's usual value)",
-    "seed": "seed of shuffling and augmentation",
-    "threads": "torch CPU threads per process",
 }
 
 
@@ -181,9 +163,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
         raise ConfigError("no dataset: pass --dataset (the tree folder does not record one)")
     data_root = cfg.data_root if cfg.data_root is not None else source.get("data_root")
     ds_info = get_dataset_info(dataset)
-    eval_split = "val" if cfg.val_fraction > 0 else "test"
-    common = dict(root=data_root, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    train_set, eval_set = load_split(dataset, "train", **common), load_split(dataset, eval_split, **common)
+    train_set, eval_set, eval_split = cfg.load_data(dataset, data_root)
     teacher = None
     if cfg.distill_weight > 0:
         teacher_path = cfg.teacher or source.get("checkpoint")
@@ -212,12 +192,9 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     step_module: nn.Module = _TrainStep(tree)
     if info.enabled:
         step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
-    augment_spec = AugmentSpec(
-        crop_padding=ds_info.augment.crop_padding if cfg.crop_padding is None else cfg.crop_padding,
-        hflip=ds_info.augment.hflip if cfg.hflip is None else cfg.hflip)
     loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
-                         augment_spec=augment_spec, drop_last=len(train_set) > cfg.batch_size * info.world_size,
-                         seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+                         augment_spec=cfg.augment_spec(ds_info), seed=cfg.seed, rank=info.rank,
+                         world_size=info.world_size, drop_last=len(train_set) > cfg.batch_size * info.world_size)
     eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
     steps_per_epoch = len(loader)
     total_steps, soft_steps = cfg.epochs * steps_per_epoch, cfg.soft_epochs * steps_per_epoch
@@ -291,8 +268,9 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
                 "epoch_seconds": round(time.perf_counter() - t0, 3),
             })
             write_metrics(run_dir / "metrics.csv", history, METRIC_FIELDS)
-            save_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT, model=tree.state_dict(), optimizer=optimizer.state_dict(),
-                                   epoch=epoch, history=history, config=config_to_dict(cfg))
+            save_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT, model=tree.state_dict(),
+                                   optimizer=optimizer.state_dict(), epoch=epoch, history=history,
+                                   config=config_to_dict(cfg))
             if progress or not info.enabled:
                 bar.write(f"epoch {epoch + 1}/{cfg.epochs} ({history[-1]['phase']}): train loss "
                           f"{history[-1]['train_loss']:.4f} | hard-routed {eval_split} top-1 {result.top1:.2f}% | "

@@ -22,17 +22,17 @@ from torch import nn
 from tqdm import tqdm
 
 from sigmab.config import config_to_dict, save_config
-from sigmab.data import ArrayLoader, AugmentSpec, ImageArrays, get_dataset_info, load_split
+from sigmab.data import ArrayLoader, get_dataset_info
 from sigmab.eval import EvalResult, evaluate, profile_model
 from sigmab.models import ModelMeta, build_model, load_weights, save_model
 from sigmab.train.config import TrainConfig
-from sigmab.train.schedule import cosine_lr
 from sigmab.train.run_folder import (
     check_run_folder,
     load_resume_checkpoint,
     save_resume_checkpoint,
     write_metrics,
 )
+from sigmab.train.schedule import cosine_lr
 from sigmab.utils.io import atomic_write_json
 from sigmab.utils.progress import progress_bar
 
@@ -84,13 +84,6 @@ def _train_one_epoch(
     return loss_sum / max(1, seen), 100.0 * correct / max(1, seen), lr
 
 
-def prepare_data(cfg: TrainConfig) -> tuple[ImageArrays, ImageArrays, str]:
-    """(train set, evaluation set, evaluation split name): the held-out part when ``val_fraction`` > 0."""
-    eval_split = "val" if cfg.val_fraction > 0 else "test"
-    common = dict(root=cfg.data_root, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    return load_split(cfg.dataset, "train", **common), load_split(cfg.dataset, eval_split, **common), eval_split
-
-
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train ``cfg.arch`` from scratch on ``cfg.dataset``; every input is checked before the first step."""
     run_dir = Path(run_dir)
@@ -99,7 +92,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
         torch.set_num_threads(cfg.threads)
 
     info = get_dataset_info(cfg.dataset)
-    train_set, eval_set, eval_split = prepare_data(cfg)
+    train_set, eval_set, eval_split = cfg.load_data(cfg.dataset, cfg.data_root)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, num_classes=info.num_classes, in_channels=info.in_channels,
                         input_size=info.input_size, mean=info.mean, std=info.std, **cfg.arch_kwargs)
@@ -116,12 +109,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
         start_epoch = int(ckpt.extra["epoch"]) + 1
     save_config(cfg, run_dir / "config.yaml")
 
-    augment_spec = AugmentSpec(
-        crop_padding=info.augment.crop_padding if cfg.crop_padding is None else cfg.crop_padding,
-        hflip=info.augment.hflip if cfg.hflip is None else cfg.hflip,
-    )
     train_loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
-                               augment_spec=augment_spec, drop_last=len(train_set) > cfg.batch_size, seed=cfg.seed)
+                               augment_spec=cfg.augment_spec(info), drop_last=len(train_set) > cfg.batch_size,
+                               seed=cfg.seed)
     eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
     total_steps = cfg.epochs * len(train_loader)
 

@@ -43,7 +43,7 @@ class NodeSpec:
                 "head_in": self.head_in}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "NodeSpec":
+    def from_json(cls, d: dict[str, Any]) -> NodeSpec:
         return cls(int(d["start"]), int(d["end"]), [BlockChannels.from_json(b) for b in d["blocks"]], d.get("head_in"))
 
 
@@ -71,7 +71,7 @@ class TreeSpec:
                 "routers": self.routers, "convert_config": self.convert_config, "node_sizes": self.node_sizes}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], *, source: str = "tree spec") -> "TreeSpec":
+    def from_json(cls, d: dict[str, Any], *, source: str = "tree spec") -> TreeSpec:
         if d.get("format") != SPEC_FORMAT:
             raise CheckpointError(f"{source}: not a sigmab tree spec (format {d.get('format')!r})")
         try:

@@ -1,0 +1,61 @@
+"""Options and data set-up shared by every training loop (dense training and tree fine-tuning)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sigmab.data import AugmentSpec, DatasetInfo, ImageArrays, load_split
+from sigmab.errors import ConfigError
+
+
+@dataclass
+class LoopOptions:
+    data_root: str | None = None
+    val_fraction: float = 0.0
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    crop_padding: int | None = None
+    hflip: bool | None = None
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
+            (self.crop_padding is None or self.crop_padding >= 0, "crop_padding must be >= 0"),
+            (self.threads is None or self.threads >= 1, "threads must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def augment_spec(self, info: DatasetInfo) -> AugmentSpec:
+        """The dataset's usual augmentation, with any option set here taking precedence."""
+        return AugmentSpec(crop_padding=info.augment.crop_padding if self.crop_padding is None else self.crop_padding,
+                           hflip=info.augment.hflip if self.hflip is None else self.hflip)
+
+    def load_data(self, dataset: str, data_root: str | None) -> tuple[ImageArrays, ImageArrays, str]:
+        """(train set, evaluation set, evaluation split): the held-out part when ``val_fraction`` > 0, else test."""
+        eval_split = "val" if self.val_fraction > 0 else "test"
+        common = dict(root=data_root, val_fraction=self.val_fraction, seed=self.seed)
+        return load_split(dataset, "train", **common), load_split(dataset, eval_split, **common), eval_split
+
+
+LOOP_HELP = {
+    "data_root": "dataset location: an .npz file or a folder",
+    "val_fraction": "hold out this fraction of the training set and report on it instead of test",
+    "batch_size": "training batch size (per process)",
+    "eval_batch_size": "evaluation batch size",
+    "lr": "peak learning rate (SGD, cosine decay)",
+    "momentum": "SGD momentum",
+    "weight_decay": "L2 weight decay",
+    "crop_padding": "random-crop padding (default: the dataset's usual value)",
+    "hflip": "random horizontal flips (default: the dataset's usual value)",
+    "seed": "seed of initialisation, shuffling and augmentation",
+    "threads": "torch CPU threads per process (default: torch's choice)",
+}

@@ -1,0 +1,39 @@
+"""A registry keyed by class: the handler of an object is the one registered for the nearest class in its MRO."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class TypeRegistry(Generic[V]):
+    """Maps types to handlers (functions or handler objects); subclasses inherit their parent's handler."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.entries: dict[type, V] = {}
+
+    def register(self, *types: type) -> Callable[[V], V]:
+        def decorator(value: V) -> V:
+            for t in types:
+                self.entries[t] = value
+            return value
+
+        return decorator
+
+    def find(self, obj: object) -> V | None:
+        for cls in type(obj).__mro__:
+            if cls in self.entries:
+                return self.entries[cls]
+        return None
+
+    def get(self, obj: object) -> V:
+        value = self.find(obj)
+        if value is None:
+            raise NotImplementedError(f"no {self.what} registered for {type(obj).__name__}")
+        return value
+
+    def unregister(self, t: type) -> None:
+        self.entries.pop(t, None)
