@@ -10,7 +10,7 @@ from sigmab.errors import ConfigError
 from sigmab.utils.io import atomic_path
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     try:
         import matplotlib
 
@@ -23,7 +23,7 @@ def _pyplot() -> Any:
 
 def plot_tree(report: dict[str, Any], path: str | os.PathLike[str], *, title: str = "") -> Path:
     """Draw the tree of an ``evaluate_tree_folder`` report to a PNG at ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     depth = int(report["depth"])
     leaves = report["leaves"]
     fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(leaves)), 1.6 * (depth + 2)))

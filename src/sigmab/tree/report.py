@@ -16,9 +16,10 @@ from sigmab.tree.spec import load_tree
 
 def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_root: str | None = None,
                          split: str = "test", batch_size: int = 256, with_dense: bool = True,
-                         progress: bool = False) -> dict[str, Any]:
+                         val_fraction: float = 0.0, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """Evaluate the tree in ``run`` (fine-tuned weights when present) and, when its source checkpoint
-    is readable, the dense model on the same data."""
+    is readable, the dense model on the same data. ``split="val"`` needs the ``val_fraction`` and
+    ``seed`` the held-out part was drawn with."""
     run = Path(run)
     tree, spec = load_tree(run)
     source = dict(spec.convert_config.get("source") or {})
@@ -26,7 +27,7 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
     if dataset is None:
         raise ConfigError("pass --dataset (the tree folder does not record one)")
     data_root = data_root if data_root is not None else source.get("data_root")
-    data = load_split(dataset, split, root=data_root)
+    data = load_split(dataset, split, root=data_root, val_fraction=val_fraction, seed=seed)
     meta = spec.dense_meta
     loader = ArrayLoader(data, batch_size=batch_size, mean=meta.mean, std=meta.std)
     result = evaluate_tree(tree, loader, data.num_classes, progress=progress)

@@ -1,0 +1,114 @@
+"""CIFAR benchmark runner: convert -> fine-tune -> evaluate for a grid of SigmaB configurations.
+
+    python -m benchmarks.cifar --config benchmarks/configs/resnet56_smoke.yaml [--only RUN_ID] [--seeds 0 1]
+
+Each run × seed works in ``benchmarks/runs/<run>-s<seed>/`` (git-ignored) and resumes where it
+stopped: a converted tree is reused, fine-tuning continues from its last checkpoint. Its result
+goes to ``benchmarks/results/cifar/<run>-s<seed>.json`` (the shared results schema). Settings are
+chosen on a held-out part of the training set (``val_fraction``); the test split is evaluated
+once at the end of each run, for the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.common import RESULTS, ROOT, git_commit, machine
+from sigmab.config import resolve_config
+from sigmab.errors import ConfigError
+from sigmab.train.finetune import FINETUNED_WEIGHTS, FinetuneConfig, finetune
+from sigmab.tree.convert import ConvertConfig
+from sigmab.tree.pipeline import convert_checkpoint
+from sigmab.tree.report import evaluate_tree_folder
+from sigmab.utils.io import atomic_write_json
+
+RUNS = ROOT / "benchmarks" / "runs"
+CIFAR_RESULTS = RESULTS / "cifar"
+
+
+def _resolve(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else (ROOT / p).resolve()
+
+
+def load_grid(path: Path) -> dict[str, Any]:
+    """Read and check a grid YAML: every run's settings are validated before the first one starts."""
+    grid = yaml.safe_load(path.read_text())
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    for key in ("model", "weights", "data", "dataset", "runs"):
+        if key not in grid:
+            raise ConfigError(f"{path}: missing '{key}'")
+    ids = [r["id"] for r in grid["runs"]]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: run ids must be unique, got {ids}")
+    for run in grid["runs"]:
+        resolve_config(ConvertConfig, run.get("convert", {}))
+        resolve_config(FinetuneConfig, run.get("finetune", {}))
+    return grid
+
+
+def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
+            results_dir: Path = CIFAR_RESULTS) -> Path:
+    """Convert, fine-tune and evaluate one run for one seed (resuming any earlier partial work)."""
+    work = runs_dir / f"{run['id']}-s{seed}"
+    tree_dir = work / "tree"
+    convert_cfg = resolve_config(ConvertConfig, {**run.get("convert", {}), "seed": seed})
+    finetune_cfg = resolve_config(FinetuneConfig, {"val_fraction": grid.get("val_fraction", 0.1),
+                                                   **run.get("finetune", {}), "seed": seed})
+    t0 = time.perf_counter()
+    if not (tree_dir / "tree.json").is_file():
+        convert_checkpoint(_resolve(grid["weights"]), arch=grid["model"], dataset=grid["dataset"],
+                           data_root=str(_resolve(grid["data"])), out=tree_dir, cfg=convert_cfg, progress=progress)
+    if not (tree_dir / FINETUNED_WEIGHTS).is_file():
+        resume = (tree_dir / "finetune" / "last.pt").is_file()
+        finetune(tree_dir, finetune_cfg, resume=resume, progress=progress)
+    val = evaluate_tree_folder(tree_dir, split="val", val_fraction=finetune_cfg.val_fraction, seed=seed,
+                               with_dense=True) if finetune_cfg.val_fraction > 0 else None
+    test = evaluate_tree_folder(tree_dir, split="test", with_dense=True)
+    result = {
+        "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": "sigmab",
+        "run_id": run["id"], "config": {"convert": vars(convert_cfg), "finetune": vars(finetune_cfg)},
+        "top1": test["top1"], "dense_top1": test["dense_top1"], "val_top1": None if val is None else val["top1"],
+        "dense_val_top1": None if val is None else val["dense_top1"],
+        **{k: test[k] for k in ("active_params_mean", "active_params_max", "active_params_min", "stored_params",
+                                "dense_params", "active_macs_mean", "dense_macs", "weight_bytes_per_inference")},
+        "leaves": test["leaves"], "finetune_epochs": finetune_cfg.epochs,
+        "wall_seconds": time.perf_counter() - t0, "seed": seed, "git_commit": git_commit(), "machine": machine(),
+        "finetune_metrics_csv": (tree_dir / "finetune" / "metrics.csv").read_text(),
+    }
+    out = results_dir / f"{run['id']}-s{seed}.json"
+    atomic_write_json(out, result)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True, help="grid YAML (benchmarks/configs/)")
+    parser.add_argument("--only", nargs="*", help="run ids to do (default: all)")
+    parser.add_argument("--seeds", nargs="*", type=int, help="override the grid's seeds")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    try:
+        grid = load_grid(args.config)
+    except ConfigError as exc:
+        raise SystemExit(f"benchmarks.cifar: error: {exc}") from None
+    for run in grid["runs"]:
+        if args.only and run["id"] not in args.only:
+            continue
+        for seed in args.seeds if args.seeds is not None else run.get("seeds", [0]):
+            if (CIFAR_RESULTS / f"{run['id']}-s{seed}.json").is_file():
+                print(f"{run['id']} seed {seed}: result exists, skipped", flush=True)
+                continue
+            print(f"{run['id']} seed {seed}: starting", flush=True)
+            path = run_one(grid, run, seed, progress=not args.no_progress)
+            print(f"{run['id']} seed {seed}: wrote {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

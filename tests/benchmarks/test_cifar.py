@@ -1,0 +1,53 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.cifar import load_grid, run_one
+from benchmarks.report import REQUIRED, load_results, render, write_plots
+from sigmab.errors import ConfigError
+from tests.benchmarks.test_report import _valid
+from tests.helpers import digits_resnet_checkpoint
+
+
+def _grid(tmp_path: Path, runs: list[dict], weights: str = "w.safetensors") -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"model": "resnet8", "weights": weights, "data": str(tmp_path),
+                                    "dataset": "digits", "val_fraction": 0.2, "runs": runs}))
+    return path
+
+
+def test_grid_settings_are_checked_before_any_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="run ids must be unique"):
+        load_grid(_grid(tmp_path, [{"id": "a"}, {"id": "a"}]))
+    with pytest.raises(ConfigError, match=r"every width must be in \(0, 1\]"):
+        load_grid(_grid(tmp_path, [{"id": "a", "convert": {"depth": 1, "widths": [2.0]}}]))
+    with pytest.raises(ConfigError, match="unknown option"):
+        load_grid(_grid(tmp_path, [{"id": "a", "finetune": {"epochs": 3}}]))
+
+
+def test_a_run_writes_a_result_in_the_shared_schema_and_the_report_renders_it(tmp_path: Path) -> None:
+    weights = digits_resnet_checkpoint(tmp_path / "dense", epochs=2)
+    run = {"id": "tiny", "convert": {"depth": 1, "widths": [0.5], "calib_size": 300, "min_leaf_samples": 16},
+           "finetune": {"soft_epochs": 1, "hard_epochs": 0, "batch_size": 64}}
+    grid = load_grid(_grid(tmp_path, [run], weights=str(weights)))
+    out = run_one(grid, run, 0, progress=False, runs_dir=tmp_path / "runs", results_dir=tmp_path / "results" / "cifar")
+    result = json.loads(out.read_text())
+    assert set(REQUIRED["cifar_run"]) - {"_file"} <= set(result)
+    assert result["method"] == "sigmab" and result["finetune_epochs"] == 1 and result["val_top1"] is not None
+    assert result["active_params_mean"] < result["dense_params"]
+    # a second call reuses the finished tree instead of converting and fine-tuning again
+    again = json.loads(run_one(grid, run, 0, progress=False, runs_dir=tmp_path / "runs",
+                               results_dir=tmp_path / "results" / "cifar").read_text())
+    assert again["top1"] == result["top1"]
+
+    _valid(tmp_path / "results")  # the other result files the report expects
+    by_kind = load_results(tmp_path / "results")
+    assert "| resnet8 | tiny | 0 |" in render(by_kind)
+    write_plots(by_kind, tmp_path / "plots")
+    assert (tmp_path / "plots" / "cifar_pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "plots" / "routing_resnet8.png").is_file()
+    (tmp_path / "results" / "cifar" / "tiny-s0.json").write_text(json.dumps({"benchmark": "cifar_run", "top1": 1}))
+    with pytest.raises(SystemExit, match="tiny-s0.json: missing fields"):
+        load_results(tmp_path / "results")
