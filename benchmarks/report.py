@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS, ROOT
+from sigmab.data.cifar import CIFAR10_CLASSES
 from sigmab.utils.io import atomic_path, atomic_write_text
 
 Result = dict[str, Any]
@@ -243,10 +244,11 @@ def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:
         a1.legend(fontsize=8)
         a1.set_title(f"{model} {best['run_id']} s{best['seed']}: routing")
         counts = [[int(v) for v in leaf["class_counts"]] for leaf in leaves]
+        class_names = CIFAR10_CLASSES if best["dataset"] == "cifar10" else tuple(map(str, range(len(counts[0]))))
         bottom = [0.0] * len(leaves)
         for c in range(len(counts[0])):
             values = [row[c] for row in counts]
-            a2.bar(names, values, bottom=bottom, label=str(c))
+            a2.bar(names, values, bottom=bottom, label=class_names[c])
             bottom = [b + v for b, v in zip(bottom, values)]
         a2.set_title("class composition of each leaf (test inputs)")
         a2.legend(fontsize=6, ncol=2, title="class", title_fontsize=7)

@@ -148,8 +148,9 @@ def _source(spec: TreeSpec) -> dict[str, Any]:
 
 
 def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True,
-             dist_info: DistInfo | None = None) -> tuple[SigmaBTree, TreeEval]:
-    """Fine-tune the tree saved in ``tree_dir``; returns the tree and its hard-routed evaluation."""
+             dist_info: DistInfo | None = None) -> tuple[SigmaBTree, TreeEval | None]:
+    """Fine-tune the tree saved in ``tree_dir``; returns the tree and its hard-routed evaluation
+    (``None`` on ranks other than 0, which do not evaluate)."""
     tree_dir = Path(tree_dir)
     info = dist_info or init_distributed()
     run_dir = tree_dir / "finetune"
@@ -283,5 +284,4 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
             result = evaluate_tree(tree, eval_loader, ds_info.num_classes)
         save_tree_weights(tree, tree_dir / FINETUNED_WEIGHTS)
     barrier(info)
-    assert result is not None or not info.is_main
-    return tree, result  # type: ignore[return-value]
+    return tree, result
