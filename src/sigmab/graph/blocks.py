@@ -10,7 +10,6 @@ One :class:`BlockHandler` per block type, in a registry, knows these groups for 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,12 +60,7 @@ class BlockHandler:
 BLOCK_HANDLERS: TypeRegistry[BlockHandler] = TypeRegistry("block handler")
 
 
-def register_block_handler(*types: type[nn.Module]) -> Callable[[type[BlockHandler]], type[BlockHandler]]:
-    def decorator(cls: type[BlockHandler]) -> type[BlockHandler]:
-        BLOCK_HANDLERS.register(*types)(cls())
-        return cls
-
-    return decorator
+register_block_handler = BLOCK_HANDLERS.register_class
 
 
 def block_handler(block: nn.Module) -> BlockHandler:

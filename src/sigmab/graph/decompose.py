@@ -7,7 +7,6 @@ where a tree of a given depth should split by default.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -71,12 +70,7 @@ class ArchAdapter:
 ADAPTERS: TypeRegistry[ArchAdapter] = TypeRegistry("decomposition adapter")
 
 
-def register_adapter(*types: type[nn.Module]) -> Callable[[type[ArchAdapter]], type[ArchAdapter]]:
-    def decorator(cls: type[ArchAdapter]) -> type[ArchAdapter]:
-        ADAPTERS.register(*types)(cls())
-        return cls
-
-    return decorator
+register_adapter = ADAPTERS.register_class
 
 
 def get_adapter(model: nn.Module) -> ArchAdapter:

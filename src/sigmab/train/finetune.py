@@ -25,6 +25,7 @@ from sigmab.errors import ConfigError
 from sigmab.models import load_model, load_weights
 from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
 from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
+from sigmab.train.meter import EpochMeter
 from sigmab.train.options import LOOP_HELP, LoopOptions
 from sigmab.train.run_folder import check_run_folder, load_resume_checkpoint, save_resume_checkpoint, write_metrics
 from sigmab.train.schedule import cosine_lr
@@ -209,7 +210,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
         soft_phase = epoch < cfg.soft_epochs
         loader.set_epoch(epoch)
         _set_train_mode(tree, cfg)
-        loss_sum, correct, seen, lr, temperature = 0.0, 0, 0, cfg.lr, float("nan")
+        meter, lr, temperature = EpochMeter(), cfg.lr, float("nan")
         bar = progress_bar(loader, enabled=progress and info.is_main,
                            desc=f"{'soft' if soft_phase else 'hard'} epoch {epoch + 1}/{cfg.epochs}")
         for i, (x, y) in enumerate(bar):
@@ -250,10 +251,8 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += float(loss.detach()) * y.numel()
-            correct += int((prediction.argmax(1) == y).sum())
-            seen += y.numel()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{100.0 * correct / seen:.1f}", refresh=False)
+            meter.update(loss, prediction, y)
+            bar.set_postfix(meter.postfix(), refresh=False)
         broadcast_buffers(tree, info)
         if info.is_main:
             result = evaluate_tree(tree, eval_loader, ds_info.num_classes)
@@ -261,7 +260,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
             history.append({
                 "epoch": epoch + 1, "phase": "soft" if soft_phase else "hard",
                 "temperature": round(temperature, 5) if soft_phase else "", "lr": round(lr, 8),
-                "train_loss": round(loss_sum / max(1, seen), 6), "train_top1": round(100.0 * correct / max(1, seen), 4),
+                "train_loss": round(meter.loss, 6), "train_top1": round(meter.top1, 4),
                 "eval_split": eval_split, "eval_top1": round(result.top1, 4),
                 "leaf_shares": ";".join(f"{float(s):.4f}" for s in shares),
                 "min_leaf_share": round(float(shares.min()), 4),

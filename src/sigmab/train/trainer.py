@@ -26,6 +26,7 @@ from sigmab.data import ArrayLoader, get_dataset_info
 from sigmab.eval import EvalResult, evaluate, profile_model
 from sigmab.models import ModelMeta, build_model, load_weights, save_model
 from sigmab.train.config import TrainConfig
+from sigmab.train.meter import EpochMeter
 from sigmab.train.run_folder import (
     check_run_folder,
     load_resume_checkpoint,
@@ -65,7 +66,7 @@ def _train_one_epoch(
     model.train()
     steps_per_epoch = len(loader)
     warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
-    loss_sum, correct, seen, lr = 0.0, 0, 0, cfg.lr
+    meter, lr = EpochMeter(), cfg.lr
     bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
     for i, (inputs, labels) in enumerate(bar):
         lr = cosine_lr(epoch * steps_per_epoch + i, total_steps=total_steps, warmup_steps=warmup_steps,
@@ -77,11 +78,9 @@ def _train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += float(loss.detach()) * labels.numel()
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += labels.numel()
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", top1=f"{100.0 * correct / seen:.1f}", refresh=False)
-    return loss_sum / max(1, seen), 100.0 * correct / max(1, seen), lr
+        meter.update(loss, logits, labels)
+        bar.set_postfix(meter.postfix(), refresh=False)
+    return meter.loss, meter.top1, lr
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:

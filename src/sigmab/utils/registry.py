@@ -23,6 +23,15 @@ class TypeRegistry(Generic[V]):
 
         return decorator
 
+    def register_class(self, *types: type) -> Callable[[type], type]:
+        """Class decorator: register one instance of the decorated handler class for ``types``."""
+
+        def decorator(cls: type) -> type:
+            self.entries.update(dict.fromkeys(types, cls()))
+            return cls
+
+        return decorator
+
     def find(self, obj: object) -> V | None:
         for cls in type(obj).__mro__:
             if cls in self.entries:
