@@ -22,12 +22,12 @@ from torch.nn.parallel import DistributedDataParallel
 from sigmab.config import config_to_dict, save_config
 from sigmab.data import ArrayLoader, get_dataset_info
 from sigmab.errors import ConfigError
-from sigmab.models import load_model, load_weights
+from sigmab.models import load_model
 from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
 from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
 from sigmab.train.meter import EpochMeter
 from sigmab.train.options import LOOP_HELP, LoopOptions
-from sigmab.train.run_folder import check_run_folder, load_resume_checkpoint, save_resume_checkpoint, write_metrics
+from sigmab.train.run_folder import check_run_folder, restore_run, save_resume_checkpoint, write_metrics
 from sigmab.train.schedule import cosine_lr
 from sigmab.tree.evaluate import TreeEval, evaluate_tree
 from sigmab.tree.model import SigmaBTree, SoftOutput
@@ -184,10 +184,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if resume:
-        ckpt = load_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT)
-        load_weights(tree, ckpt.state_dict, source=str(last))
-        optimizer.load_state_dict(ckpt.extra["optimizer"])
-        history, start_epoch = list(ckpt.extra["history"]), int(ckpt.extra["epoch"]) + 1
+        history, start_epoch = restore_run(last, fmt=CHECKPOINT_FORMAT, model=tree, optimizer=optimizer)
     if info.is_main:
         save_config(cfg, run_dir / "config.yaml")
 

@@ -37,6 +37,16 @@ def save_resume_checkpoint(path: Path, *, fmt: str, **fields: Any) -> None:
     atomic_torch_save({"format": fmt, **fields}, path)
 
 
+def restore_run(path: Path, *, fmt: str, model: Any, optimizer: Any) -> tuple[list[dict[str, Any]], int]:
+    """Load weights and optimizer state from a resume checkpoint; returns (history, first epoch to run)."""
+    from sigmab.models import load_weights
+
+    ckpt = load_resume_checkpoint(path, fmt=fmt)
+    load_weights(model, ckpt.state_dict, source=str(path))
+    optimizer.load_state_dict(ckpt.extra["optimizer"])
+    return list(ckpt.extra["history"]), int(ckpt.extra["epoch"]) + 1
+
+
 def load_resume_checkpoint(path: Path, *, fmt: str) -> Checkpoint:
     ckpt = load_checkpoint(path)
     if ckpt.extra.get("format") != fmt:

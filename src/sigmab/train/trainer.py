@@ -24,12 +24,12 @@ from tqdm import tqdm
 from sigmab.config import config_to_dict, save_config
 from sigmab.data import ArrayLoader, get_dataset_info
 from sigmab.eval import EvalResult, evaluate, profile_model
-from sigmab.models import ModelMeta, build_model, load_weights, save_model
+from sigmab.models import ModelMeta, build_model, save_model
 from sigmab.train.config import TrainConfig
 from sigmab.train.meter import EpochMeter
 from sigmab.train.run_folder import (
     check_run_folder,
-    load_resume_checkpoint,
+    restore_run,
     save_resume_checkpoint,
     write_metrics,
 )
@@ -101,11 +101,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if resume:
-        ckpt = load_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT)
-        load_weights(model, ckpt.state_dict, source=str(last))
-        optimizer.load_state_dict(ckpt.extra["optimizer"])
-        history = list(ckpt.extra["history"])
-        start_epoch = int(ckpt.extra["epoch"]) + 1
+        history, start_epoch = restore_run(last, fmt=CHECKPOINT_FORMAT, model=model, optimizer=optimizer)
     save_config(cfg, run_dir / "config.yaml")
 
     train_loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
