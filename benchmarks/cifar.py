@@ -12,6 +12,7 @@ once at the end of each run, for the report.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 
 from benchmarks.common import RESULTS, ROOT, git_commit, machine
-from sigmab.config import resolve_config
+from sigmab.config import preset_layer, read_preset, resolve_config
 from sigmab.errors import ConfigError
 from sigmab.train.finetune import FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.convert import ConvertConfig
@@ -48,9 +49,17 @@ def load_grid(path: Path) -> dict[str, Any]:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: run ids must be unique, got {ids}")
     for run in grid["runs"]:
-        resolve_config(ConvertConfig, run.get("convert", {}))
-        resolve_config(FinetuneConfig, run.get("finetune", {}))
+        preset = run.get("preset")
+        if preset and read_preset(preset).get("model") not in (None, grid["model"]):
+            raise ConfigError(f"{path}: run {run['id']} uses preset {preset}, which is not for {grid['model']}")
+        resolve_config(ConvertConfig, *run_layers(run, "convert"))
+        resolve_config(FinetuneConfig, *run_layers(run, "finetune"))
     return grid
+
+
+def run_layers(run: dict[str, Any], section: str) -> list[dict[str, Any]]:
+    """A run's settings for one step: its preset's, then its own on top."""
+    return [preset_layer(run.get("preset"), section), run.get(section, {})]
 
 
 def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
@@ -58,9 +67,9 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: b
     """Convert, fine-tune and evaluate one run for one seed (resuming any earlier partial work)."""
     work = runs_dir / f"{run['id']}-s{seed}"
     tree_dir = work / "tree"
-    convert_cfg = resolve_config(ConvertConfig, {**run.get("convert", {}), "seed": seed})
-    finetune_cfg = resolve_config(FinetuneConfig, {"val_fraction": grid.get("val_fraction", 0.1),
-                                                   **run.get("finetune", {}), "seed": seed})
+    convert_cfg = resolve_config(ConvertConfig, *run_layers(run, "convert"), {"seed": seed})
+    finetune_cfg = resolve_config(FinetuneConfig, {"val_fraction": grid.get("val_fraction", 0.1)},
+                                  *run_layers(run, "finetune"), {"seed": seed})
     t0 = time.perf_counter()
     if not (tree_dir / "tree.json").is_file():
         convert_checkpoint(_resolve(grid["weights"]), arch=grid["model"], dataset=grid["dataset"],
@@ -70,7 +79,7 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: b
         finetune(tree_dir, finetune_cfg, resume=resume, progress=progress)
     val = evaluate_tree_folder(tree_dir, split="val", val_fraction=finetune_cfg.val_fraction, seed=seed,
                                with_dense=True) if finetune_cfg.val_fraction > 0 else None
-    test = evaluate_tree_folder(tree_dir, split="test", with_dense=True)
+    test = evaluate_tree_folder(tree_dir, split="test", with_dense=True, diagnose=True)
     result = {
         "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": "sigmab",
         "run_id": run["id"], "config": {"convert": vars(convert_cfg), "finetune": vars(finetune_cfg)},
@@ -78,12 +87,30 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: b
         "dense_val_top1": None if val is None else val["dense_top1"],
         **{k: test[k] for k in ("active_params_mean", "active_params_max", "active_params_min", "stored_params",
                                 "dense_params", "active_macs_mean", "dense_macs", "weight_bytes_per_inference")},
-        "leaves": test["leaves"], "finetune_epochs": finetune_cfg.epochs,
+        "leaves": test["leaves"], "diagnosis": test["diagnosis"], "finetune_epochs": finetune_cfg.epochs,
         "wall_seconds": time.perf_counter() - t0, "seed": seed, "git_commit": git_commit(), "machine": machine(),
         "finetune_metrics_csv": (tree_dir / "finetune" / "metrics.csv").read_text(),
     }
     out = results_dir / f"{run['id']}-s{seed}.json"
     atomic_write_json(out, result)
+    return out
+
+
+def add_diagnosis(run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
+                  results_dir: Path = CIFAR_RESULTS) -> Path:
+    """Add the leaf-gap / routing-headroom ``diagnosis`` to a result written before it existed.
+
+    The tree is re-evaluated from its run folder; its test Top-1 must reproduce the stored one.
+    """
+    out = results_dir / f"{run['id']}-s{seed}.json"
+    result = json.loads(out.read_text())
+    tree_dir = runs_dir / f"{run['id']}-s{seed}" / "tree"
+    if not (tree_dir / FINETUNED_WEIGHTS).is_file():
+        raise ConfigError(f"{out} has no fine-tuned tree in {tree_dir} to diagnose; rerun it")
+    test = evaluate_tree_folder(tree_dir, split="test", diagnose=True, progress=progress)
+    if abs(test["top1"] - result["top1"]) > 1e-6:
+        raise ConfigError(f"{tree_dir} gives test top-1 {test['top1']}, not the {result['top1']} in {out}")
+    atomic_write_json(out, {**result, "diagnosis": test["diagnosis"]})
     return out
 
 
@@ -93,22 +120,32 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run ids to do (default: all)")
     parser.add_argument("--seeds", nargs="*", type=int, help="override the grid's seeds")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="only add the routing diagnosis to finished results that lack one")
     args = parser.parse_args()
     try:
-        grid = load_grid(args.config)
+        run_grid(load_grid(args.config), args)
     except ConfigError as exc:
         raise SystemExit(f"benchmarks.cifar: error: {exc}") from None
+
+
+def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
+    progress = not args.no_progress
     for run in grid["runs"]:
         if args.only and run["id"] not in args.only:
             continue
         for seed in args.seeds if args.seeds is not None else run.get("seeds", [0]):
-            if (CIFAR_RESULTS / f"{run['id']}-s{seed}.json").is_file():
+            done = CIFAR_RESULTS / f"{run['id']}-s{seed}.json"
+            if args.diagnose:
+                if done.is_file() and "diagnosis" not in json.loads(done.read_text()):
+                    print(f"{run['id']} seed {seed}: diagnosed, {add_diagnosis(run, seed, progress=progress)}")
+                continue
+            if done.is_file():
                 print(f"{run['id']} seed {seed}: result exists, skipped", flush=True)
                 continue
             print(f"{run['id']} seed {seed}: starting", flush=True)
-            path = run_one(grid, run, seed, progress=not args.no_progress)
+            path = run_one(grid, run, seed, progress=progress)
             print(f"{run['id']} seed {seed}: wrote {path}", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sigmab.config import add_config_flags, read_yaml_config, resolve_config, save_config
+from sigmab.config import (
+    add_config_flags,
+    list_presets,
+    preset_layer,
+    read_preset,
+    read_yaml_config,
+    resolve_config,
+    save_config,
+)
 from sigmab.errors import ConfigError
 from sigmab.train import TrainConfig
 
@@ -59,3 +67,12 @@ def test_bad_yaml_files(tmp_path: Path) -> None:
         read_yaml_config(str(tmp_path / "broken.yaml"))
     with pytest.raises(ConfigError, match="config not found"):
         read_yaml_config("no-such-config")
+
+
+def test_presets_are_packaged_and_checked() -> None:
+    presets = list_presets()
+    assert {"cifar10-resnet20", "cifar10-resnet56"} <= set(presets) and all(presets.values())
+    assert preset_layer("cifar10-resnet56", "convert")["widths"] == [0.5, 0.25]
+    assert preset_layer(None, "convert") == {}
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; available: cifar10-resnet20"):
+        read_preset("nope")

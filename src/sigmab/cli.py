@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sigmab import __version__
-from sigmab.config import add_config_flags, read_yaml_config, resolve_config
+from sigmab.config import add_config_flags, list_presets, preset_layer, read_preset, read_yaml_config, resolve_config
 from sigmab.data import ArrayLoader, get_dataset_info, load_split
 from sigmab.demo import run_demo
 from sigmab.errors import ConfigError, SigmabError
 from sigmab.eval import evaluate, profile_model
 from sigmab.models import list_models, load_model
+from sigmab.models.checkpoint import load_checkpoint
 from sigmab.train import TrainConfig, train
 from sigmab.train.config import TRAIN_HELP
 from sigmab.train.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
@@ -125,21 +126,36 @@ def _eval_tree(args: argparse.Namespace) -> int:
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert a pretrained dense model into a SigmaB tree",
                        description="Calibrate, cluster (spherical k-means), initialise routers and slice per-branch "
-                                   "channels. Defaults < --config YAML < flags.")
+                                   "channels. Defaults < --preset < --config YAML < flags.")
     p.add_argument("--checkpoint", required=True, type=Path, help="dense weights")
     p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
     p.add_argument("--dataset", required=True, help="dataset the calibration images come from (train split)")
     p.add_argument("--data-root", help="dataset location")
     p.add_argument("--out", required=True, type=Path, help="tree folder to create")
+    _add_preset_flag(p)
     p.add_argument("--config", help="YAML file with conversion options")
     p.add_argument("--no-progress", action="store_true")
     add_config_flags(p, ConvertConfig, help_texts=CONVERT_HELP)
     p.set_defaults(func=_cmd_convert)
 
 
+def _add_preset_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="packaged settings for a model and dataset (`sigmab presets` lists them)")
+
+
+def _check_preset_model(preset: str, checkpoint: Path, arch: str | None) -> None:
+    expected = read_preset(preset).get("model")
+    found = arch if arch is not None else getattr(load_checkpoint(checkpoint).meta, "arch", None)
+    if expected and found and found != expected:
+        raise ConfigError(f"preset {preset} is for {expected}, but {checkpoint} is a {found}")
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items() if k in ConvertConfig.__dataclass_fields__}
-    cfg = resolve_config(ConvertConfig, read_yaml_config(args.config) if args.config else {}, flags)
+    cfg = resolve_config(ConvertConfig, preset_layer(args.preset, "convert"),
+                         read_yaml_config(args.config) if args.config else {}, flags)
+    if args.preset:
+        _check_preset_model(args.preset, args.checkpoint, args.arch)
     conversion, report = convert_checkpoint(args.checkpoint, arch=args.arch, dataset=args.dataset,
                                             data_root=args.data_root, out=args.out, cfg=cfg,
                                             progress=not args.no_progress)
@@ -151,8 +167,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="soft-routing fine-tuning of a converted tree, then a hard-routing phase",
                        description="Fine-tune RUN in place (RUN/finetune/, RUN/finetuned.safetensors). Runs as one "
-                                   "process or under torchrun (DDP). Defaults < --config YAML < flags.")
+                                   "process or under torchrun (DDP). Defaults < --preset < --config YAML < flags.")
     p.add_argument("run", type=Path, help="tree folder written by `sigmab convert`")
+    _add_preset_flag(p)
     p.add_argument("--config", help="YAML file with fine-tuning options")
     p.add_argument("--resume", action="store_true", help="continue from RUN/finetune/last.pt")
     p.add_argument("--no-progress", action="store_true")
@@ -164,7 +181,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__}
     saved = args.run / "finetune" / "config.yaml"
     layers = [read_yaml_config(str(saved))] if args.resume and saved.is_file() else (
-        [read_yaml_config(args.config)] if args.config else [])
+        [preset_layer(args.preset, "finetune")] + ([read_yaml_config(args.config)] if args.config else []))
     cfg = resolve_config(FinetuneConfig, *layers, flags)
     read_spec(args.run)  # a bad folder fails before the process group starts
     _, result = finetune(args.run, cfg, resume=args.resume, progress=not args.no_progress)
@@ -196,11 +213,16 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: print("\n".join(list_models())) or 0)
 
 
+def _add_presets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("presets", help="list the packaged conversion + fine-tuning presets")
+    p.set_defaults(func=lambda args: print("\n".join(f"{name}: {text}" for name, text in list_presets().items())) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sigmab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_eval, _add_models):
+    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_eval, _add_models, _add_presets):
         add(sub)
     return parser
 

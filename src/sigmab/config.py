@@ -119,3 +119,34 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def save_config(config: Any, path: Path) -> None:
     atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+PRESET_SECTIONS = ("convert", "finetune")
+
+
+def _preset_files() -> dict[str, Any]:
+    folder = resources.files("sigmab") / "configs" / "presets"
+    return {p.name.removesuffix(".yaml"): p for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def list_presets() -> dict[str, str]:
+    """Packaged SigmaB presets: name -> one-line description."""
+    return {name: str(read_preset(name).get("description", "")).strip()
+            for name in sorted(_preset_files())}
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """A packaged preset: ``description``, ``model``, ``dataset`` and one mapping per pipeline step
+    (``convert``, ``finetune``) that sets that step's option defaults."""
+    files = _preset_files()
+    if name not in files:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(sorted(files)) or 'none'}")
+    data = yaml.safe_load(files[name].read_text())
+    if not isinstance(data, dict) or not all(isinstance(data.get(s, {}), dict) for s in PRESET_SECTIONS):
+        raise ConfigError(f"preset {name}: expected a mapping with {' and '.join(PRESET_SECTIONS)} mappings")
+    return data
+
+
+def preset_layer(name: str | None, section: str) -> dict[str, Any]:
+    """The options one step takes from preset ``name`` (empty when no preset is given)."""
+    return dict(read_preset(name).get(section, {})) if name else {}

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.cifar import load_grid, run_one
+from benchmarks.cifar import load_grid, run_layers, run_one
 from benchmarks.report import REQUIRED, load_results, render, write_plots
+from sigmab.config import preset_layer
 from sigmab.errors import ConfigError
 from tests.benchmarks.test_report import _valid
 from tests.helpers import digits_resnet_checkpoint
@@ -37,6 +38,9 @@ def test_a_run_writes_a_result_in_the_shared_schema_and_the_report_renders_it(tm
     assert set(REQUIRED["cifar_run"]) - {"_file"} <= set(result)
     assert result["method"] == "sigmab" and result["finetune_epochs"] == 1 and result["val_top1"] is not None
     assert result["active_params_mean"] < result["dense_params"]
+    diagnosis = result["diagnosis"]
+    assert diagnosis["top1"] == pytest.approx(result["top1"], abs=1e-3)
+    assert sum(leaf["gap_pp"] for leaf in diagnosis["leaves"]) == pytest.approx(result["dense_top1"] - result["top1"], abs=1e-3)
     # a second call reuses the finished tree instead of converting and fine-tuning again
     again = json.loads(run_one(grid, run, 0, progress=False, runs_dir=tmp_path / "runs",
                                results_dir=tmp_path / "results" / "cifar").read_text())
@@ -51,3 +55,28 @@ def test_a_run_writes_a_result_in_the_shared_schema_and_the_report_renders_it(tm
     (tmp_path / "results" / "cifar" / "tiny-s0.json").write_text(json.dumps({"benchmark": "cifar_run", "top1": 1}))
     with pytest.raises(SystemExit, match="tiny-s0.json: missing fields"):
         load_results(tmp_path / "results")
+
+
+@pytest.mark.parametrize("grid_file", ["resnet20.yaml", "resnet56.yaml"])
+def test_committed_preset_results_were_produced_with_the_presets_settings(grid_file: str) -> None:
+    """A preset names the settings of a committed benchmark row, so `--preset` gets what the table shows."""
+    root = Path(__file__).resolve().parents[2]
+    grid = load_grid(root / "benchmarks" / "configs" / grid_file)
+    with_preset = [run for run in grid["runs"] if run.get("preset")]
+    assert with_preset, "each grid benchmarks its model's preset"
+    for run in with_preset:
+        results = sorted((root / "benchmarks" / "results" / "cifar").glob(f"{run['id']}-s*.json"))
+        assert results, f"no committed result for {run['id']}"
+        for path in results:
+            recorded = json.loads(path.read_text())["config"]
+            for section in ("convert", "finetune"):
+                for key, value in preset_layer(run["preset"], section).items():
+                    assert recorded[section][key] == value, f"{path.name}: {section}.{key}"
+
+
+def test_a_run_can_take_a_preset_and_override_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not for resnet8"):
+        load_grid(_grid(tmp_path, [{"id": "a", "preset": "cifar10-resnet56"}]))
+    run = {"id": "a", "preset": "cifar10-resnet56", "finetune": {"hard_epochs": 0}}
+    layers = run_layers(run, "finetune")
+    assert layers[0]["soft_epochs"] == 3 and layers[-1] == {"hard_epochs": 0}

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 
 from sigmab.cli import main
@@ -68,3 +69,23 @@ def test_cli_convert_finetune_eval(checkpoint: Path, tmp_path: Path, capsys: pyt
     rows = (Path(out) / "finetune" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[1].split(",")[1] == "soft" and rows[2].split(",")[1] == "hard"
     assert main(["eval", out, "--checkpoint", str(checkpoint), "--dataset", "digits"]) == 2
+
+
+def test_preset_sets_defaults_that_flags_override(checkpoint: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    assert "cifar10-resnet56:" in listed and "cifar10-resnet20:" in listed
+    out = str(tmp_path / "t")
+    # the packaged presets are for the CIFAR ResNets; a resnet8 checkpoint is refused before any work
+    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", out,
+                 "--preset", "cifar10-resnet20"]) == 2
+    assert "preset cifar10-resnet20 is for resnet20, but" in capsys.readouterr().err
+    assert not Path(out).exists()
+    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", out, "--widths",
+                 "[0.5, 0.5]", "--calib-size", "400", "--min-leaf-samples", "16", "--no-progress"]) == 0
+    assert main(["finetune", out, "--preset", "cifar10-resnet20", "--soft-epochs", "0", "--hard-epochs", "1",
+                 "--batch-size", "64", "--no-progress"]) == 0
+    saved = yaml.safe_load((Path(out) / "finetune" / "config.yaml").read_text())
+    assert saved["distill_weight"] == 1.0 and saved["lr"] == 0.01  # from the preset
+    assert saved["batch_size"] == 64 and saved["soft_epochs"] == 0  # flags win

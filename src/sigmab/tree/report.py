@@ -9,6 +9,7 @@ from sigmab.data import ArrayLoader, load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import evaluate, profile_model
 from sigmab.models import build_from_meta, load_model
+from sigmab.tree.diagnostics import diagnose_routing
 from sigmab.tree.evaluate import evaluate_tree
 from sigmab.tree.metrics import cost_summary
 from sigmab.tree.spec import load_tree
@@ -16,10 +17,12 @@ from sigmab.tree.spec import load_tree
 
 def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_root: str | None = None,
                          split: str = "test", batch_size: int = 256, with_dense: bool = True,
-                         val_fraction: float = 0.0, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                         val_fraction: float = 0.0, seed: int = 0, diagnose: bool = False,
+                         progress: bool = False) -> dict[str, Any]:
     """Evaluate the tree in ``run`` (fine-tuned weights when present) and, when its source checkpoint
     is readable, the dense model on the same data. ``split="val"`` needs the ``val_fraction`` and
-    ``seed`` the held-out part was drawn with."""
+    ``seed`` the held-out part was drawn with. ``diagnose`` adds ``diagnosis``, the leaf-gap and
+    routing-headroom breakdown of the drop (see :mod:`sigmab.tree.diagnostics`); it needs the dense model."""
     run = Path(run)
     tree, spec = load_tree(run)
     source = dict(spec.convert_config.get("source") or {})
@@ -34,11 +37,15 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
     input_shape = (meta.in_channels, *data.images.shape[2:])
     costs = cost_summary(tree, input_shape, result.leaf_share)
     dense_profile = profile_model(build_from_meta(meta), input_shape)
-    dense_top1 = None
+    dense_top1, diagnosis = None, None
     checkpoint = source.get("checkpoint")
-    if with_dense and checkpoint and Path(checkpoint).is_file():
+    if (with_dense or diagnose) and checkpoint and Path(checkpoint).is_file():
         dense = load_model(checkpoint, arch=source.get("arch"))
         dense_top1 = evaluate(dense, loader, progress=progress).top1
+        if diagnose:
+            diagnosis = diagnose_routing(tree, dense, loader, progress=progress).to_dict()
+    elif diagnose:
+        raise ConfigError(f"diagnosing {run} needs its dense checkpoint, {checkpoint!r}, which is not readable")
     weights = "finetuned.safetensors" if (run / "finetuned.safetensors").is_file() else "tree.safetensors"
     return {
         "run": str(run), "weights": weights, "dataset": dataset, "split": split, "n_samples": result.n_samples,
@@ -52,6 +59,7 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
                    for leaf, share, top1, path, classes in zip(tree.leaves, result.leaf_share, result.leaf_top1,
                                                                costs["paths"], result.leaf_classes)],
         "split_points": spec.split_points, "depth": spec.depth,
+        **({"diagnosis": diagnosis} if diagnose else {}),
     }
 
 
