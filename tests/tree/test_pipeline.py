@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 
 from sigmab.cli import main
 from sigmab.errors import CheckpointError, ConfigError
