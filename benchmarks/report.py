@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
-from sigmab.data.cifar import CIFAR10_CLASSES
-from sigmab.utils.io import atomic_path, atomic_write_text
+from sigmab.utils.io import atomic_write_text
 
 Result = dict[str, Any]
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -38,8 +38,6 @@ REQUIRED["cifar_run"] = ("model", "dataset", "method", "config", "top1", "dense_
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
-# Published SigmaB figure (arXiv 2606.09924 abstract): 58-60% fewer active parameters within 1.72 pp of dense.
-PUBLISHED_BAND = {"reduction": (0.58, 0.60), "max_drop_pp": 1.72}
 
 
 class ReportError(SystemExit):
@@ -167,100 +165,14 @@ def _sigmab_smoke(results: list[Result]) -> list[str]:
     return lines
 
 
-
-
-def _cifar_runs(results: list[Result]) -> list[str]:
-    lines = ["## CIFAR-10: SigmaB from the shared pretrained ResNets", "",
-             "Each row is one run of `python -m benchmarks.cifar` (convert -> fine-tune -> evaluate). Settings are "
-             "compared on the held-out 10% of the training set (`val top-1`); the test split is evaluated once at "
-             "the end of each run.", "",
-             "| model | run | seed | test top-1 | dense | drop (pp) | val top-1 | active params (mean) | reduction | "
-             "stored params | active MACs (mean) | fine-tune epochs | wall | source |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(results, key=lambda r: (r["model"], r["run_id"], r["seed"])):
-        val = "-" if r.get("val_top1") is None else f"{r['val_top1']:.2f}%"
-        reduction = 1 - r["active_params_mean"] / r["dense_params"]
-        lines.append(
-            f"| {r['model']} | {r['run_id']} | {r['seed']} | {r['top1']:.2f}% | {r['dense_top1']:.2f}% | "
-            f"{r['dense_top1'] - r['top1']:.2f} | {val} | {r['active_params_mean']:,.0f} | {100 * reduction:.1f}% | "
-            f"{r['stored_params']:,} | {r['active_macs_mean']:,.0f} | {r['finetune_epochs']} | "
-            f"{r['wall_seconds'] / 60:.0f} min | `{r['_file']}` |")
-    lines += ["", "![Top-1 against mean active parameters](benchmarks/plots/cifar_pareto.png)", "",
-              "Routing of each model's best run (leaf share of test inputs, leaf accuracy, class composition):", ""]
-    for model in sorted({r["model"] for r in results}):
-        lines.append(f"![routing of the best {model} run](benchmarks/plots/routing_{model}.png)")
-    lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/<grid>.yaml` (needs "
-              "`../shared`), then `python -m benchmarks.report`.", ""]
-    return lines
-
-
-def _best(results: list[Result]) -> Result:
-    """The run with the highest held-out (val) top-1, else test top-1."""
-    return max(results, key=lambda r: (r["val_top1"] if r.get("val_top1") is not None else r["top1"]))
+SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
+    "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
+    "sigmab_smoke": _sigmab_smoke, "cifar_run": cifar_section}
 
 
 def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:
-    """The Pareto plot of every CIFAR run and the routing plot of each model's best run, as PNGs in ``folder``."""
-    runs = by_kind.get("cifar_run", [])
-    if not runs:
-        return
-    from sigmab.plots.tree_plot import pyplot
-
-    plt = pyplot()
-    folder.mkdir(parents=True, exist_ok=True)
-    models = sorted({r["model"] for r in runs})
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
-    for ax, model in zip(axes[0], models):
-        mine = [r for r in runs if r["model"] == model]
-        dense_params, dense_top1 = mine[0]["dense_params"], mine[0]["dense_top1"]
-        lo, hi = PUBLISHED_BAND["reduction"]
-        ax.axvspan((1 - hi) * dense_params, (1 - lo) * dense_params, ymin=0, ymax=1, color="tab:orange", alpha=0.15,
-                   label=f"published SigmaB: -{100 * lo:.0f}-{100 * hi:.0f}% active params")
-        ax.axhline(dense_top1 - PUBLISHED_BAND["max_drop_pp"], color="tab:orange", ls="--", lw=1,
-                   label=f"dense - {PUBLISHED_BAND['max_drop_pp']} pp (published bound)")
-        ax.scatter([dense_params], [dense_top1], marker="*", s=160, color="black", label="dense", zorder=3)
-        ax.scatter([r["active_params_mean"] for r in mine], [r["top1"] for r in mine], color="tab:blue",
-                   label="SigmaB runs (test top-1)", zorder=3)
-        for r in mine:
-            ax.annotate(f"{r['run_id']} s{r['seed']}", (r["active_params_mean"], r["top1"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 4))
-        ax.set_xlabel("mean active parameters per input")
-        ax.set_ylabel("CIFAR-10 test top-1 (%)")
-        ax.set_title(model)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    with atomic_path(folder / "cifar_pareto.png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    for model in models:
-        best = _best([r for r in runs if r["model"] == model])
-        leaves = best["leaves"]
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
-        names = [leaf["leaf"] for leaf in leaves]
-        a1.bar(names, [100 * leaf["share"] for leaf in leaves], color="tab:green", label="share of inputs (%)")
-        a1.plot(names, [leaf["top1"] or 0 for leaf in leaves], "o-", color="tab:blue", label="leaf top-1 (%)")
-        a1.set_ylim(0, 100)
-        a1.legend(fontsize=8)
-        a1.set_title(f"{model} {best['run_id']} s{best['seed']}: routing")
-        counts = [[int(v) for v in leaf["class_counts"]] for leaf in leaves]
-        class_names = CIFAR10_CLASSES if best["dataset"] == "cifar10" else tuple(map(str, range(len(counts[0]))))
-        bottom = [0.0] * len(leaves)
-        for c in range(len(counts[0])):
-            values = [row[c] for row in counts]
-            a2.bar(names, values, bottom=bottom, label=class_names[c])
-            bottom = [b + v for b, v in zip(bottom, values)]
-        a2.set_title("class composition of each leaf (test inputs)")
-        a2.legend(fontsize=6, ncol=2, title="class", title_fontsize=7)
-        fig.tight_layout()
-        with atomic_path(folder / f"routing_{model}.png") as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-
-
-SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
-    "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
-    "sigmab_smoke": _sigmab_smoke, "cifar_run": _cifar_runs}
+    if by_kind.get("cifar_run"):
+        write_cifar_plots(by_kind["cifar_run"], folder)
 
 
 def render(by_kind: dict[str, list[Result]]) -> str:

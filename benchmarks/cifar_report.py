@@ -1,0 +1,204 @@
+"""The CIFAR section of BENCHMARKS.md and its plots, from ``cifar_run`` results.
+
+Runs are grouped into settings (model + run id, over seeds). The best setting of a model is the one
+with the highest mean held-out (val) Top-1, so the test split never picks it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sigmab.data.cifar import CIFAR10_CLASSES
+from sigmab.utils.io import atomic_path
+
+Result = dict[str, Any]
+# Published SigmaB figure (arXiv 2606.09924 abstract): 58-60% fewer active parameters within 1.72 pp of dense.
+PUBLISHED_BAND = {"reduction": (0.58, 0.60), "max_drop_pp": 1.72}
+# This project's headline target (issue 4), per model: at least this cut at most this drop.
+TARGETS = {"resnet56": {"min_reduction": 0.65, "max_drop_pp": 1.0}}
+
+
+def reduction(r: Result) -> float:
+    return 1.0 - r["active_params_mean"] / r["dense_params"]
+
+
+def settings(results: Iterable[Result]) -> dict[tuple[str, str], list[Result]]:
+    """(model, run id) -> its results over seeds, seed order."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in sorted(results, key=lambda r: (r["model"], r["run_id"], r["seed"])):
+        groups.setdefault((r["model"], r["run_id"]), []).append(r)
+    return groups
+
+
+def _selection_score(runs: list[Result]) -> float:
+    return statistics.fmean(r["val_top1"] if r.get("val_top1") is not None else r["top1"] for r in runs)
+
+
+def best_setting(results: list[Result], model: str) -> list[Result]:
+    """The seeds of ``model``'s setting with the highest mean val Top-1 (test Top-1 when no val split)."""
+    mine = {key: runs for key, runs in settings(results).items() if key[0] == model}
+    return max(mine.values(), key=_selection_score)
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.2f}%"
+    return f"{statistics.fmean(values):.2f}% ± {statistics.stdev(values):.2f}"
+
+
+def _runs_table(results: list[Result]) -> list[str]:
+    lines = ["| model | run | seed | test top-1 | dense | drop (pp) | val top-1 | active params (mean) | reduction | "
+             "stored params | active MACs (mean) | fine-tune epochs | wall | source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for runs in settings(results).values():
+        for r in runs:
+            val = "-" if r.get("val_top1") is None else f"{r['val_top1']:.2f}%"
+            lines.append(
+                f"| {r['model']} | {r['run_id']} | {r['seed']} | {r['top1']:.2f}% | {r['dense_top1']:.2f}% | "
+                f"{r['dense_top1'] - r['top1']:.2f} | {val} | {r['active_params_mean']:,.0f} | "
+                f"{100 * reduction(r):.1f}% | {r['stored_params']:,} | {r['active_macs_mean']:,.0f} | "
+                f"{r['finetune_epochs']} | {r['wall_seconds'] / 60:.0f} min | `{r['_file']}` |")
+    return lines
+
+
+def _headline(results: list[Result]) -> list[str]:
+    """Best setting per model: its seeds' mean and spread, and the verdict against the target."""
+    lines = ["| model | best setting (by val) | seeds | test top-1 (mean ± sd) | range | drop (pp, mean) | "
+             "active-param reduction | target | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for model in sorted({r["model"] for r in results}):
+        runs = best_setting(results, model)
+        top1 = [r["top1"] for r in runs]
+        drop = runs[0]["dense_top1"] - statistics.fmean(top1)
+        cut = reduction(runs[0])
+        target = TARGETS.get(model)
+        if target is None:
+            goal, verdict = "-", "-"
+        else:
+            goal = f">= {100 * target['min_reduction']:.0f}% at <= {target['max_drop_pp']} pp"
+            ok = cut >= target["min_reduction"] and drop <= target["max_drop_pp"]
+            verdict = "met" if ok else "**missed**"
+        lines.append(f"| {model} | {runs[0]['run_id']} | {', '.join(str(r['seed']) for r in runs)} | "
+                     f"{_mean_sd(top1)} | {min(top1):.2f}-{max(top1):.2f}% | {drop:.2f} | {100 * cut:.1f}% | "
+                     f"{goal} | {verdict} |")
+    return lines
+
+
+def _budget(results: list[Result]) -> list[str]:
+    lines = []
+    for model in sorted({r["model"] for r in results}):
+        mine = [r for r in results if r["model"] == model]
+        hours = sum(r["wall_seconds"] for r in mine) / 3600
+        epochs = sum(r["finetune_epochs"] for r in mine)
+        m = mine[0]["machine"]
+        lines.append(f"- {model}: {len(mine)} runs, {epochs} fine-tuning epochs in all, {hours:.1f} h of wall time "
+                     f"({m['cpu_count']} CPUs, {m['torch_threads']} torch threads, torch {m['torch']}).")
+    return lines
+
+
+def _diagnosis(results: list[Result]) -> list[str]:
+    lines = ["| model | run | seed | test top-1 | dense | drop (pp) | leaf gaps, pp of the drop (leaf: share, leaf "
+             "vs dense top-1 on its inputs) | best single leaf on all inputs | specialisation gain (pp) | "
+             "oracle top-1 | routing headroom (pp) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for runs in settings(results).values():
+        for r in runs:
+            d = r.get("diagnosis")
+            if d is None:
+                continue
+            gaps = "; ".join(f"{leaf['leaf']} {leaf['gap_pp']:.2f} ({100 * leaf['share']:.0f}%, "
+                             f"{leaf['top1'] or 0:.1f} vs {leaf['dense_top1'] or 0:.1f})" for leaf in d["leaves"])
+            single = max(leaf["top1_all"] for leaf in d["leaves"])
+            lines.append(f"| {r['model']} | {r['run_id']} | {r['seed']} | {d['top1']:.2f}% | {d['dense_top1']:.2f}% "
+                         f"| {d['dense_top1'] - d['top1']:.2f} | {gaps} | {single:.2f}% | {d['top1'] - single:.2f} | "
+                         f"{d['oracle_top1']:.2f}% | {d['routing_headroom_pp']:.2f} |")
+    return lines if len(lines) > 2 else []
+
+
+def cifar_section(results: list[Result]) -> list[str]:
+    lines = ["## CIFAR-10: SigmaB from the shared pretrained ResNets", "",
+             "Each row is one run of `python -m benchmarks.cifar` (convert -> fine-tune -> evaluate). Settings are "
+             "compared on the held-out 10% of the training set (`val top-1`); the test split is evaluated once at "
+             "the end of each run.", ""]
+    lines += ["### Headline", ""] + _headline(results) + [
+        "", "The best setting of each model is packaged as a preset: `sigmab convert --preset cifar10-<model> ...` "
+        "then `sigmab finetune RUN --preset cifar10-<model>` (`sigmab presets` lists them).", ""]
+    lines += ["### All runs", ""] + _runs_table(results)
+    lines += ["", "![Top-1 against mean active parameters](benchmarks/plots/cifar_pareto.png)", "",
+              "Routing of each model's best run (leaf share of test inputs, leaf accuracy, class composition):", ""]
+    for model in sorted({r["model"] for r in results}):
+        lines.append(f"![routing of the best {model} run](benchmarks/plots/routing_{model}.png)")
+    diagnosis = _diagnosis(results)
+    if diagnosis:
+        lines += ["", "### What limits the drop", "",
+                  "From one pass over the test set with every leaf run on every input "
+                  "(`sigmab.tree.diagnostics`). A leaf's gap is its share of inputs times (dense - leaf) Top-1 on "
+                  "the inputs routed to it; the gaps add up to the drop. *Specialisation gain* is routed Top-1 "
+                  "minus the best single leaf used for every input: what routing to specialised leaves buys over "
+                  "one small network. *Oracle* counts an input right when any leaf is; *routing headroom* (oracle "
+                  "- routed) bounds what better routing alone could recover with these leaves.", ""] + diagnosis
+    lines += ["", "### Budget", ""] + _budget(results)
+    lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/<grid>.yaml` (needs "
+              "`../shared`; `--diagnose` adds the diagnosis to older results), then `python -m benchmarks.report`.",
+              ""]
+    return lines
+
+
+def write_cifar_plots(runs: list[Result], folder: Path) -> None:
+    """The Pareto plot of every run and the routing plot of each model's best run, as PNGs in ``folder``."""
+    from sigmab.plots.tree_plot import pyplot
+
+    plt = pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    models = sorted({r["model"] for r in runs})
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        mine = [r for r in runs if r["model"] == model]
+        dense_params, dense_top1 = mine[0]["dense_params"], mine[0]["dense_top1"]
+        lo, hi = PUBLISHED_BAND["reduction"]
+        ax.axvspan((1 - hi) * dense_params, (1 - lo) * dense_params, ymin=0, ymax=1, color="tab:orange", alpha=0.15,
+                   label=f"published SigmaB: -{100 * lo:.0f}-{100 * hi:.0f}% active params")
+        ax.axhline(dense_top1 - PUBLISHED_BAND["max_drop_pp"], color="tab:orange", ls="--", lw=1,
+                   label=f"dense - {PUBLISHED_BAND['max_drop_pp']} pp (published bound)")
+        ax.scatter([dense_params], [dense_top1], marker="*", s=160, color="black", label="dense", zorder=3)
+        ax.scatter([r["active_params_mean"] for r in mine], [r["top1"] for r in mine], color="tab:blue",
+                   label="SigmaB runs (test top-1)", zorder=3)
+        for r in mine:
+            ax.annotate(f"{r['run_id']} s{r['seed']}", (r["active_params_mean"], r["top1"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
+        ax.set_xlabel("mean active parameters per input")
+        ax.set_ylabel("CIFAR-10 test top-1 (%)")
+        ax.set_title(model)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(folder / "cifar_pareto.png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    for model in models:
+        _routing_plot(plt, best_setting(runs, model)[0], folder / f"routing_{model}.png")
+
+
+def _routing_plot(plt: Any, best: Result, path: Path) -> None:
+    leaves = best["leaves"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    names = [leaf["leaf"] for leaf in leaves]
+    a1.bar(names, [100 * leaf["share"] for leaf in leaves], color="tab:green", label="share of inputs (%)")
+    a1.plot(names, [leaf["top1"] or 0 for leaf in leaves], "o-", color="tab:blue", label="leaf top-1 (%)")
+    a1.set_ylim(0, 100)
+    a1.legend(fontsize=8)
+    a1.set_title(f"{best['model']} {best['run_id']} s{best['seed']}: routing")
+    counts = [[int(v) for v in leaf["class_counts"]] for leaf in leaves]
+    class_names = CIFAR10_CLASSES if best["dataset"] == "cifar10" else tuple(map(str, range(len(counts[0]))))
+    bottom = [0.0] * len(leaves)
+    for c in range(len(counts[0])):
+        values = [row[c] for row in counts]
+        a2.bar(names, values, bottom=bottom, label=class_names[c])
+        bottom = [b + v for b, v in zip(bottom, values)]
+    a2.set_title("class composition of each leaf (test inputs)")
+    a2.legend(fontsize=6, ncol=2, title="class", title_fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

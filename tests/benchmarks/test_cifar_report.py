@@ -1,0 +1,26 @@
+from benchmarks.cifar_report import best_setting, cifar_section
+
+MACHINE = {"cpu_count": 2, "torch_threads": 2, "torch": "2.13.0+cpu"}
+
+
+def _run(run_id: str, seed: int, top1: float, val: float, active: int = 300_000) -> dict:
+    return {"model": "resnet56", "run_id": run_id, "seed": seed, "top1": top1, "val_top1": val, "dense_top1": 93.0,
+            "active_params_mean": active, "dense_params": 1_000_000, "stored_params": 1_100_000,
+            "active_macs_mean": 1.0, "finetune_epochs": 4, "wall_seconds": 1800.0, "machine": MACHINE,
+            "_file": f"{run_id}-s{seed}.json"}
+
+
+def test_best_setting_is_chosen_on_mean_val_not_on_test() -> None:
+    results = [_run("a", 0, 92.9, 90.0), _run("b", 0, 91.0, 95.0), _run("b", 1, 91.4, 93.0)]
+    assert [r["seed"] for r in best_setting(results, "resnet56")] == [0, 1]
+    headline = next(line for line in cifar_section(results) if line.startswith("| resnet56 | b |"))
+    assert "| 0, 1 | 91.20% ± 0.28 | 91.00-91.40% | 1.80 | 70.0% | >= 65% at <= 1.0 pp | **missed** |" in headline
+
+
+def test_target_is_met_only_with_both_the_cut_and_the_accuracy() -> None:
+    met = cifar_section([_run("a", 0, 92.5, 99.0, active=340_000)])
+    assert any(line.startswith("| resnet56 | a |") and line.endswith("| met |") for line in met)
+    too_big = cifar_section([_run("a", 0, 92.5, 99.0, active=360_000)])
+    assert any(line.startswith("| resnet56 | a |") and line.endswith("| **missed** |") for line in too_big)
+    budget = next(line for line in met if line.startswith("- resnet56:"))
+    assert "1 runs, 4 fine-tuning epochs in all, 0.5 h" in budget
