@@ -15,12 +15,18 @@ from pathlib import Path
 
 from sigmab import __version__
 from sigmab.config import add_config_flags, list_presets, preset_layer, read_preset, read_yaml_config, resolve_config
-from sigmab.data import ArrayLoader, get_dataset_info, load_split
+from sigmab.data import ArrayLoader, load_split
 from sigmab.demo import run_demo
 from sigmab.errors import ConfigError, SigmabError
 from sigmab.eval import evaluate, profile_model
-from sigmab.models import list_models, load_model
+from sigmab.inputs import load_dense_for
+from sigmab.models import list_models
 from sigmab.models.checkpoint import load_checkpoint
+from sigmab.prune import PRUNE_HELP, PruneConfig, is_pruned_folder
+from sigmab.prune.finetune import PRUNE_FINETUNE_HELP, PruneFinetuneConfig, finetune_pruned
+from sigmab.prune.pipeline import evaluate_pruned_folder, format_pruned_report, prune_checkpoint
+from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
+from sigmab.prune.spec import read_pruned_spec
 from sigmab.train import TrainConfig, train
 from sigmab.train.config import TRAIN_HELP
 from sigmab.train.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
@@ -64,9 +70,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="top-1, parameters and MACs of a dense checkpoint or a tree folder",
-                       description="Evaluate a dense checkpoint (--checkpoint) or a SigmaB tree folder (RUN).")
-    p.add_argument("run", nargs="?", type=Path, help="tree folder written by `sigmab convert`")
+    p = sub.add_parser("eval", help="top-1, parameters and MACs of a dense checkpoint, a tree or a pruned model",
+                       description="Evaluate a dense checkpoint (--checkpoint), or a SigmaB tree or pruned-model "
+                                   "folder (RUN).")
+    p.add_argument("run", nargs="?", type=Path, help="folder written by `sigmab convert` or `sigmab prune`")
     p.add_argument("--checkpoint", type=Path, help="dense weights: .safetensors, .pt or .th")
     p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata (e.g. resnet56)")
     p.add_argument("--dataset", help="dataset name (a tree folder records its own)")
@@ -88,12 +95,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return _eval_tree(args)
     if args.dataset is None:
         raise ConfigError("--dataset is required with --checkpoint")
-    info = get_dataset_info(args.dataset)
-    model = load_model(args.checkpoint, arch=args.arch)
+    model, _ = load_dense_for(args.checkpoint, dataset=args.dataset, arch=args.arch)
     meta = model.meta
-    if meta.num_classes != info.num_classes or meta.in_channels != info.in_channels:
-        raise ConfigError(f"{args.checkpoint} expects {meta.in_channels}-channel inputs and {meta.num_classes} "
-                          f"classes; {args.dataset} has {info.in_channels} and {info.num_classes}")
     data = load_split(args.dataset, args.split, root=args.data_root)
     profile = profile_model(model, (meta.in_channels, *data.images.shape[2:]))
     loader = ArrayLoader(data, batch_size=args.batch_size, mean=meta.mean, std=meta.std)
@@ -114,6 +117,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _eval_tree(args: argparse.Namespace) -> int:
+    if is_pruned_folder(args.run):
+        report = evaluate_pruned_folder(args.run, dataset=args.dataset, data_root=args.data_root, split=args.split,
+                                        batch_size=args.batch_size, progress=not (args.no_progress or args.json))
+        print(json.dumps(report) if args.json else format_pruned_report(report))
+        return 0
     report = evaluate_tree_folder(args.run, dataset=args.dataset, data_root=args.data_root, split=args.split,
                                   batch_size=args.batch_size, progress=not (args.no_progress or args.json))
     if args.json:
@@ -191,6 +199,58 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_prune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prune", help="static structured pruning (L1, FPGM, HRank), then fine-tuning",
+                       description="Score channel groups with one criterion, slice the dense model physically and "
+                                   "fine-tune it (same recipe as `sigmab finetune`). Defaults < --config YAML < flags.")
+    p.add_argument("--checkpoint", type=Path, help="dense weights (not needed with --resume)")
+    p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
+    p.add_argument("--out", required=True, type=Path, help="pruned-model folder to create")
+    p.add_argument("--config", help="YAML file with pruning and fine-tuning options")
+    p.add_argument("--resume", action="store_true", help="continue the fine-tuning in OUT")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_flags(p, PruneConfig, help_texts=PRUNE_HELP)
+    add_config_flags(p, PruneFinetuneConfig, help_texts=PRUNE_FINETUNE_HELP)
+    p.set_defaults(func=_cmd_prune)
+
+
+def _split_layers(args: argparse.Namespace, *classes: type) -> list[dict]:
+    """The --config YAML and the flags, each split between the option dataclasses that own the keys."""
+    yaml_layer = read_yaml_config(args.config) if args.config else {}
+    known = set().union(*(c.__dataclass_fields__ for c in classes))
+    unknown = sorted(set(yaml_layer) - known)
+    if unknown:
+        raise ConfigError(f"{args.config}: unknown option(s) {', '.join(unknown)}")
+    flags = vars(args)
+    return [{**{k: v for k, v in yaml_layer.items() if k in c.__dataclass_fields__},
+             **{k: v for k, v in flags.items() if k in c.__dataclass_fields__}} for c in classes]
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    prune_layer, finetune_layer = _split_layers(args, PruneConfig, PruneFinetuneConfig)
+    saved = args.out / "finetune" / "config.yaml"
+    ft_cfg = resolve_config(PruneFinetuneConfig, read_yaml_config(str(saved)) if args.resume and saved.is_file()
+                            else finetune_layer)
+    if args.resume:
+        read_pruned_spec(args.out)  # a bad folder fails before any work
+    else:
+        if args.checkpoint is None:
+            raise ConfigError("--checkpoint is required (unless --resume)")
+        if ft_cfg.dataset is None:
+            raise ConfigError("--dataset is required")
+        cfg = resolve_config(PruneConfig, prune_layer)
+        report = prune_checkpoint(args.checkpoint, dataset=ft_cfg.dataset, out=args.out, cfg=cfg, seed=ft_cfg.seed,
+                                  arch=args.arch, data_root=ft_cfg.data_root, progress=not args.no_progress)
+        print(f"pruned ({cfg.criterion}, {cfg.scope}): params {report['params']:,} of {report['dense_params']:,} "
+              f"({100 * report['params_reduction']:.1f}% fewer), uniform keep ratio {report['uniform_keep']:.3f}")
+    if ft_cfg.epochs > 0:
+        _, result = finetune_pruned(args.out, ft_cfg, resume=args.resume, progress=not args.no_progress)
+        if result is not None:
+            print(f"fine-tuned: top-1 {result.top1:.2f}% | weights {args.out / PRUNE_FINETUNED}")
+    print(f"pruned-model folder: {args.out} (evaluate with `sigmab eval {args.out}`)")
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole pipeline on an embedded default: no data or weights needed",
                        description="Train a dense ResNet-8 on scikit-learn's digits, convert it to a SigmaB tree, "
@@ -222,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sigmab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_eval, _add_models, _add_presets):
+    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_prune, _add_eval, _add_models, _add_presets):
         add(sub)
     return parser
 

@@ -53,6 +53,15 @@ class BlockHandler:
         """
         raise NotImplementedError
 
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        """Per inner group, (producers, consumers): the layers whose weight dim 0, resp. dim 1, indexes
+        the group's channels. Weight-based criteria (L1, FPGM) score channels from them."""
+        raise NotImplementedError
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        """(layers producing the outgoing stream's channels, layers consuming the incoming stream's)."""
+        raise NotImplementedError
+
     def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
         raise NotImplementedError
 
@@ -102,6 +111,12 @@ class BasicBlockHandler(BlockHandler):
 
     def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
         return {"conv1": block.bn1}
+
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        return {"conv1": ([block.conv1], [block.conv2])}
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        return [block.conv2], [block.conv1]  # option-A shortcuts hold no weights
 
     def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
         inner = channels.inner["conv1"]

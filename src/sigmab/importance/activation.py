@@ -38,7 +38,22 @@ class RMSActivation(ActivationImportance):
         return activation.flatten(2).pow(2).mean(2).sqrt()
 
 
-IMPORTANCES: dict[str, ActivationImportance] = {c.name: c() for c in (MeanAbsActivation, RMSActivation)}
+class FeatureMapRank(ActivationImportance):
+    """Rank of each channel's feature map (H, W), as HRank (Lin et al., CVPR 2020) averages it.
+
+    High-rank maps carry more information; low-rank ones are the first to go.
+    """
+
+    name = "hrank"
+
+    def per_sample(self, activation: torch.Tensor) -> torch.Tensor:
+        if activation.dim() != 4:
+            raise ValueError(f"feature-map rank needs (N, C, H, W) activations, got shape {tuple(activation.shape)}")
+        return torch.linalg.matrix_rank(activation.float()).to(torch.float32)
+
+
+IMPORTANCES: dict[str, ActivationImportance] = {c.name: c() for c in (MeanAbsActivation, RMSActivation,
+                                                                        FeatureMapRank)}
 
 
 def get_importance(name: str) -> ActivationImportance:

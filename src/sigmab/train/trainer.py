@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from sigmab.data import ArrayLoader, get_dataset_info
 from sigmab.eval import EvalResult, evaluate, profile_model
 from sigmab.models import ModelMeta, build_model, save_model
 from sigmab.train.config import TrainConfig
-from sigmab.train.meter import EpochMeter
+from sigmab.train.loop import train_epoch
 from sigmab.train.run_folder import (
     check_run_folder,
     restore_run,
@@ -35,7 +36,6 @@ from sigmab.train.run_folder import (
 )
 from sigmab.train.schedule import cosine_lr
 from sigmab.utils.io import atomic_write_json
-from sigmab.utils.progress import progress_bar
 
 CHECKPOINT_FORMAT = "sigmab.train/1"
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "eval_split", "eval_loss", "eval_top1", "epoch_seconds")
@@ -50,37 +50,6 @@ class TrainResult:
     params: int
     macs: int
     run_dir: Path
-
-
-def _train_one_epoch(
-    model: nn.Module,
-    loader: ArrayLoader,
-    optimizer: torch.optim.Optimizer,
-    cfg: TrainConfig,
-    *,
-    epoch: int,
-    total_steps: int,
-    progress: bool,
-) -> tuple[float, float, float]:
-    """One pass over ``loader``; returns (mean loss, top-1 %, last lr)."""
-    model.train()
-    steps_per_epoch = len(loader)
-    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
-    meter, lr = EpochMeter(), cfg.lr
-    bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-    for i, (inputs, labels) in enumerate(bar):
-        lr = cosine_lr(epoch * steps_per_epoch + i, total_steps=total_steps, warmup_steps=warmup_steps,
-                       peak_lr=cfg.lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        logits = model(inputs)
-        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        meter.update(loss, logits, labels)
-        bar.set_postfix(meter.postfix(), refresh=False)
-    return meter.loss, meter.top1, lr
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
@@ -109,13 +78,19 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
                                seed=cfg.seed)
     eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
     total_steps = cfg.epochs * len(train_loader)
+    warmup_steps = int(round(cfg.warmup_epochs * len(train_loader)))
+    lr_at = partial(cosine_lr, total_steps=total_steps, warmup_steps=warmup_steps, peak_lr=cfg.lr)
+
+    def loss_fn(logits: torch.Tensor, _inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
 
     result = None
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         train_loader.set_epoch(epoch)
-        train_loss, train_top1, lr = _train_one_epoch(model, train_loader, optimizer, cfg, epoch=epoch,
-                                                      total_steps=total_steps, progress=progress)
+        train_loss, train_top1, lr = train_epoch(
+            model, train_loader, optimizer, first_step=epoch * len(train_loader), lr_at=lr_at, loss_fn=loss_fn,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress)
         result = evaluate(model, eval_loader)
         row = {"epoch": epoch + 1, "lr": round(lr, 8), "train_loss": round(train_loss, 6),
                "train_top1": round(train_top1, 4), "eval_split": eval_split, "eval_loss": round(result.loss, 6),

@@ -13,23 +13,13 @@ from typing import Any
 
 import torch
 
-from sigmab.data import Normalize, get_dataset_info, load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import profile_model
-from sigmab.models import load_model
+from sigmab.inputs import calibration_images, load_dense_for
 from sigmab.tree.convert import Conversion, ConvertConfig, convert
 from sigmab.tree.metrics import cost_summary
 from sigmab.tree.spec import SPEC_FILE, save_tree
 from sigmab.utils.io import atomic_write_json
-
-
-def calibration_images(dataset: str, data_root: str | None, meta: Any, cfg: ConvertConfig) -> torch.Tensor:
-    """A seeded random subset of ``calib_size`` training images, normalised as the model expects: (N, C, H, W)."""
-    train = load_split(dataset, "train", root=data_root)
-    if cfg.calib_size > len(train):
-        raise ConfigError(f"calib_size {cfg.calib_size} exceeds the {len(train)} training images of {dataset}")
-    index = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.calib_size]
-    return Normalize(meta.mean, meta.std)(train.images[index.sort().values])
 
 
 def convert_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path, cfg: ConvertConfig,
@@ -39,12 +29,8 @@ def convert_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path,
     out = Path(out)
     if (out / SPEC_FILE).exists():
         raise ConfigError(f"{out} already holds a converted tree; choose another --out")
-    info = get_dataset_info(dataset)
-    model = load_model(checkpoint, arch=arch)
-    if model.meta.num_classes != info.num_classes or model.meta.in_channels != info.in_channels:
-        raise ConfigError(f"{checkpoint} expects {model.meta.in_channels}-channel inputs and {model.meta.num_classes}"
-                          f" classes; {dataset} has {info.in_channels} and {info.num_classes}")
-    images = calibration_images(dataset, data_root, model.meta, cfg)
+    model, _ = load_dense_for(checkpoint, dataset=dataset, arch=arch)
+    images = calibration_images(dataset, data_root, model.meta, size=cfg.calib_size, seed=cfg.seed)
     t0 = time.perf_counter()
     conversion = convert(model, images, cfg, progress=progress)
     seconds = time.perf_counter() - t0

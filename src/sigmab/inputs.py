@@ -1,0 +1,34 @@
+"""What every command starts from: a dense checkpoint checked against a dataset, and calibration images."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from sigmab.data import DatasetInfo, Normalize, get_dataset_info, load_split
+from sigmab.errors import ConfigError
+from sigmab.models import load_model
+
+
+def load_dense_for(checkpoint: str | os.PathLike[str], *, dataset: str, arch: str | None = None
+                   ) -> tuple[nn.Module, DatasetInfo]:
+    """The dense model of ``checkpoint`` (eval mode) and ``dataset``'s info, after checking that they fit."""
+    info = get_dataset_info(dataset)
+    model = load_model(checkpoint, arch=arch)
+    meta = model.meta
+    if meta.num_classes != info.num_classes or meta.in_channels != info.in_channels:
+        raise ConfigError(f"{checkpoint} expects {meta.in_channels}-channel inputs and {meta.num_classes} "
+                          f"classes; {dataset} has {info.in_channels} and {info.num_classes}")
+    return model, info
+
+
+def calibration_images(dataset: str, data_root: str | None, meta: Any, *, size: int, seed: int) -> torch.Tensor:
+    """A seeded random subset of ``size`` training images, normalised as the model expects: (N, C, H, W)."""
+    train = load_split(dataset, "train", root=data_root)
+    if size > len(train):
+        raise ConfigError(f"calib_size {size} exceeds the {len(train)} training images of {dataset}")
+    index = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:size]
+    return Normalize(meta.mean, meta.std)(train.images[index.sort().values])

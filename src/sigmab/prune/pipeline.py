@@ -1,0 +1,99 @@
+"""Static pruning from files: a dense checkpoint and a dataset in, a pruned-model folder out; and its
+evaluation in the same result fields as a SigmaB tree (for a static model, active = stored)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sigmab.data import ArrayLoader, load_split
+from sigmab.errors import ConfigError
+from sigmab.eval import evaluate, profile_model
+from sigmab.importance.filters import get_criterion
+from sigmab.inputs import calibration_images, load_dense_for
+from sigmab.models import build_from_meta, load_model
+from sigmab.prune.plan import PruneConfig, prune
+from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned, save_pruned
+from sigmab.tree.metrics import BYTES_PER_WEIGHT
+from sigmab.utils.io import atomic_write_json
+
+
+def prune_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path, cfg: PruneConfig, seed: int = 0,
+                     arch: str | None = None, data_root: str | None = None, progress: bool = False
+                     ) -> dict[str, Any]:
+    """Prune a dense checkpoint into a folder at ``out``; returns the report (also ``out/report.json``).
+
+    ``seed`` draws the calibration images of data-driven criteria.
+    """
+    out = Path(out)
+    if (out / PRUNED_SPEC).exists():
+        raise ConfigError(f"{out} already holds a pruned model; choose another --out (or --resume)")
+    model, _ = load_dense_for(checkpoint, dataset=dataset, arch=arch)
+    images = None
+    if get_criterion(cfg.criterion).statistic is not None:
+        images = calibration_images(dataset, data_root, model.meta, size=cfg.calib_size, seed=seed)
+    t0 = time.perf_counter()
+    net, spec = prune(model, cfg, images, progress=progress)
+    seconds = time.perf_counter() - t0
+    spec.prune_config["source"] = {
+        "checkpoint": str(Path(checkpoint).resolve()), "arch": model.meta.arch, "dataset": dataset,
+        "data_root": str(Path(data_root).resolve()) if data_root else None, "calib_seed": seed}
+    input_shape = (model.meta.in_channels, *model.meta.input_size)
+    dense, pruned = profile_model(model, input_shape), profile_model(net, input_shape)
+    report = {"criterion": cfg.criterion, "scope": cfg.scope, "uniform_keep": spec.prune_config["uniform_keep"],
+              "params": pruned.params, "macs": pruned.macs, "dense_params": dense.params, "dense_macs": dense.macs,
+              "params_reduction": 1.0 - pruned.params / dense.params, "prune_seconds": seconds}
+    save_pruned(net, spec, out)
+    atomic_write_json(out / "report.json", report)
+    return report
+
+
+def evaluate_pruned_folder(folder: str | Path, *, dataset: str | None = None, data_root: str | None = None,
+                           split: str = "test", batch_size: int = 256, with_dense: bool = True,
+                           val_fraction: float = 0.0, seed: int = 0, precision: str = "fp32",
+                           progress: bool = False) -> dict[str, Any]:
+    """Top-1 and costs of the pruned model in ``folder`` (fine-tuned weights when present), with the
+    dense model beside it when its checkpoint is readable; the keys match a tree folder's report."""
+    folder = Path(folder)
+    net, spec = load_pruned(folder)
+    source = dict(spec.prune_config.get("source") or {})
+    dataset = dataset or source.get("dataset")
+    if dataset is None:
+        raise ConfigError("pass --dataset (the pruned folder does not record one)")
+    data_root = data_root if data_root is not None else source.get("data_root")
+    data = load_split(dataset, split, root=data_root, val_fraction=val_fraction, seed=seed)
+    meta = spec.dense_meta
+    loader = ArrayLoader(data, batch_size=batch_size, mean=meta.mean, std=meta.std)
+    result = evaluate(net, loader, progress=progress, channels_last=True)
+    input_shape = (meta.in_channels, *data.images.shape[2:])
+    profile, dense_profile = profile_model(net, input_shape), profile_model(build_from_meta(meta), input_shape)
+    dense_top1 = None
+    checkpoint = source.get("checkpoint")
+    if with_dense and checkpoint and Path(checkpoint).is_file():
+        dense = load_model(checkpoint, arch=source.get("arch"))
+        dense_top1 = evaluate(dense, loader, progress=progress, channels_last=True).top1
+    return {
+        "run": str(folder), "weights": FINETUNED_WEIGHTS if (folder / FINETUNED_WEIGHTS).is_file() else PRUNED_WEIGHTS,
+        "method": spec.prune_config.get("criterion"), "dataset": dataset, "split": split,
+        "n_samples": result.n_samples, "top1": round(result.top1, 4),
+        "dense_top1": None if dense_top1 is None else round(dense_top1, 4),
+        "params": profile.params, "macs": profile.macs, "stored_params": profile.params,
+        "active_params_mean": float(profile.params), "active_params_min": profile.params,
+        "active_params_max": profile.params, "active_macs_mean": float(profile.macs),
+        "weight_bytes_per_inference": profile.params * BYTES_PER_WEIGHT[precision], "weight_precision": precision,
+        "dense_params": dense_profile.params, "dense_macs": dense_profile.macs,
+        "active_params_reduction": 1.0 - profile.params / dense_profile.params,
+        "prune_config": {k: v for k, v in spec.prune_config.items() if k != "source"},
+    }
+
+
+def format_pruned_report(r: dict[str, Any]) -> str:
+    dense = "n/a" if r["dense_top1"] is None else f"{r['dense_top1']:.2f}%"
+    return "\n".join([
+        f"pruned ({r['method']}, {r['prune_config'].get('scope')} scope) on {r['dataset']}/{r['split']} "
+        f"({r['n_samples']} samples, {r['weights']})",
+        f"  top-1 {r['top1']:.2f}% | dense {dense}",
+        f"  params {r['params']:,} of {r['dense_params']:,} ({100 * r['active_params_reduction']:.1f}% fewer) | "
+        f"MACs {r['macs']:,} of {r['dense_macs']:,}",
+    ])

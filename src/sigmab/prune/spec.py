@@ -1,0 +1,148 @@
+"""A statically pruned network: a small text spec (kept channel ids) plus a plain state_dict.
+
+Folder: ``pruned.json`` (this spec, with the pruning settings and the source checkpoint),
+``pruned.safetensors`` (weights right after slicing), after fine-tuning ``finetuned.safetensors``,
+and ``report.json``. The network is rebuilt from the dense architecture and the spec, never unpickled.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sigmab.errors import CheckpointError
+from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, slice_layer
+from sigmab.models import ModelMeta, build_from_meta
+from sigmab.models.checkpoint import load_weights
+from sigmab.utils.io import atomic_path, atomic_write_json
+
+PRUNED_FORMAT = "sigmab.pruned/1"
+PRUNED_SPEC = "pruned.json"
+PRUNED_WEIGHTS = "pruned.safetensors"
+FINETUNED_WEIGHTS = "finetuned.safetensors"
+
+
+@dataclass
+class PrunedSpec:
+    """Kept dense channel ids: of the stem's output, of every block, and of the classifier's input."""
+
+    dense_meta: ModelMeta
+    stem_out: list[int]
+    blocks: list[BlockChannels]
+    head_in: list[int]
+    prune_config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": PRUNED_FORMAT, "dense_meta": self.dense_meta.to_dict(), "stem_out": self.stem_out,
+                "blocks": [b.to_json() for b in self.blocks], "head_in": self.head_in,
+                "prune_config": self.prune_config}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], *, source: str = "pruned spec") -> PrunedSpec:
+        if d.get("format") != PRUNED_FORMAT:
+            raise CheckpointError(f"{source}: not a sigmab pruned-model spec (format {d.get('format')!r})")
+        try:
+            return cls(ModelMeta.from_dict(d["dense_meta"]), list(d["stem_out"]),
+                       [BlockChannels.from_json(b) for b in d["blocks"]], list(d["head_in"]),
+                       dict(d.get("prune_config") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: malformed pruned-model spec ({exc!r})") from None
+
+
+class PrunedNet(nn.Module):
+    """stem -> sliced blocks -> sliced head: (N, C, H, W) -> (N, num_classes). Active = stored."""
+
+    def __init__(self, stem: nn.Module, blocks: list[nn.Module], head: nn.Module) -> None:
+        super().__init__()
+        self.stem = stem
+        self.blocks = nn.Sequential(*blocks)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+
+def slice_stem(stem: nn.Module, out_idx: torch.Tensor) -> nn.Module:
+    """A conv-BN-activation stem (a Sequential) with only the ``out_idx`` output channels."""
+    if not isinstance(stem, nn.Sequential):
+        raise NotImplementedError(f"slicing a {type(stem).__name__} stem is not supported")
+    layers, sliced_conv = [], False
+    for layer in stem:
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+            if sliced_conv:
+                raise NotImplementedError("slicing a stem with more than one convolution is not supported")
+            layers.append(slice_layer(layer, out_idx=out_idx))
+            sliced_conv = True
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layers.append(slice_layer(layer, out_idx=out_idx))
+        else:
+            layers.append(copy.deepcopy(layer))
+    return nn.Sequential(*layers)
+
+
+def build_from_decomposition(dec: Decomposition, spec: PrunedSpec) -> PrunedNet:
+    idx = lambda ids: torch.tensor(ids, dtype=torch.long)  # noqa: E731
+    stem = dec.stem if len(spec.stem_out) == dec.stem_width else slice_stem(dec.stem, idx(spec.stem_out))
+    blocks = [block_handler(block).slice(block, ch) for block, ch in zip(dec.blocks, spec.blocks)]
+    net = PrunedNet(copy.deepcopy(stem), blocks, dec.head.sliced(idx(spec.head_in)))
+    net.meta = spec.dense_meta
+    return net.eval()
+
+
+def build_pruned(dense: nn.Module, spec: PrunedSpec) -> PrunedNet:
+    """Slice ``dense`` as ``spec`` says (weights copied from ``dense``)."""
+    dec = decompose(dense)
+    if len(spec.blocks) != len(dec.blocks):
+        raise CheckpointError(f"the spec has {len(spec.blocks)} blocks; "
+                              f"the {spec.dense_meta.arch} has {len(dec.blocks)}")
+    return build_from_decomposition(dec, spec)
+
+
+def save_pruned(net: PrunedNet, spec: PrunedSpec, folder: str | os.PathLike[str], *,
+                weights: str = PRUNED_WEIGHTS) -> None:
+    folder = Path(folder)
+    atomic_write_json(folder / PRUNED_SPEC, spec.to_json())
+    save_pruned_weights(net, folder / weights)
+
+
+def save_pruned_weights(net: nn.Module, path: str | os.PathLike[str]) -> None:
+    sd = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata={"format": PRUNED_FORMAT})
+
+
+def is_pruned_folder(folder: str | os.PathLike[str]) -> bool:
+    return (Path(folder) / PRUNED_SPEC).is_file()
+
+
+def read_pruned_spec(folder: str | os.PathLike[str]) -> PrunedSpec:
+    path = Path(folder) / PRUNED_SPEC
+    if not path.is_file():
+        raise CheckpointError(f"not a sigmab pruned-model folder: {path} not found")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON ({exc})") from None
+    return PrunedSpec.from_json(raw, source=str(path))
+
+
+def load_pruned(folder: str | os.PathLike[str], *, weights: str | None = None) -> tuple[PrunedNet, PrunedSpec]:
+    """Rebuild the pruned network of ``folder`` and load its fine-tuned weights (else the sliced ones)."""
+    folder = Path(folder)
+    spec = read_pruned_spec(folder)
+    if weights is None:
+        weights = FINETUNED_WEIGHTS if (folder / FINETUNED_WEIGHTS).is_file() else PRUNED_WEIGHTS
+    path = folder / weights
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found")
+    net = build_pruned(build_from_meta(spec.dense_meta), spec)
+    load_weights(net, load_file(str(path)), source=str(path))
+    return net.eval(), spec
