@@ -20,6 +20,18 @@ def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+def mask_hook(keep: torch.Tensor, width: int):
+    """A forward hook that zeroes every channel of a (N, C, H, W) output except ``keep``: the
+    zeroed-dense reference that sliced models must equal."""
+    mask = torch.zeros(width)
+    mask[keep] = 1.0
+
+    def hook(_m: nn.Module, _inp, out: torch.Tensor) -> torch.Tensor:
+        return out * mask.view(1, -1, 1, 1)
+
+    return hook
+
+
 def tiny_resnet(depth: int = 20, widths: tuple[int, int, int] = (8, 16, 32), seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return randomise_bn(build_model(f"resnet{depth}", widths=list(widths)), seed)

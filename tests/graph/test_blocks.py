@@ -2,20 +2,9 @@
 
 import pytest
 import torch
-from torch import nn
 
 from sigmab.graph import BlockChannels, block_handler, decompose
-from tests.helpers import tiny_resnet
-
-
-def _mask_hook(keep: torch.Tensor, width: int):
-    mask = torch.zeros(width)
-    mask[keep] = 1.0
-
-    def hook(_m: nn.Module, _inp, out: torch.Tensor) -> torch.Tensor:
-        return out * mask.view(1, -1, 1, 1)
-
-    return hook
+from tests.helpers import mask_hook, tiny_resnet
 
 
 def _random_channels(dec, start: int, end: int, in_idx: torch.Tensor, g: torch.Generator) -> list[BlockChannels]:
@@ -47,8 +36,8 @@ def test_sliced_segment_equals_zeroed_dense_segment(start: int, end: int) -> Non
     for b, ch in zip(range(start, end), chans):  # reference: dense blocks with masks on the dropped channels
         block = dec.blocks[b]
         for grp, module in block_handler(block).inner_activations(block).items():
-            handles.append(module.register_forward_hook(_mask_hook(ch.inner[grp], module.num_features)))
-        handles.append(block.register_forward_hook(_mask_hook(ch.out, dec.widths[b])))
+            handles.append(module.register_forward_hook(mask_hook(ch.inner[grp], module.num_features)))
+        handles.append(block.register_forward_hook(mask_hook(ch.out, dec.widths[b])))
     with torch.no_grad():
         dense = x_zeroed
         for b in range(start, end):
