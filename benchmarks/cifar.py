@@ -1,9 +1,12 @@
-"""CIFAR benchmark runner: convert -> fine-tune -> evaluate for a grid of SigmaB configurations.
+"""CIFAR benchmark runner: build -> fine-tune -> evaluate for a grid of SigmaB and baseline configurations.
 
-    python -m benchmarks.cifar --config benchmarks/configs/resnet56_smoke.yaml [--only RUN_ID] [--seeds 0 1]
+    python -m benchmarks.cifar --config benchmarks/configs/resnet56.yaml [--only RUN_ID] [--seeds 0 1]
 
-Each run × seed works in ``benchmarks/runs/<run>-s<seed>/`` (git-ignored) and resumes where it
-stopped: a converted tree is reused, fine-tuning continues from its last checkpoint. Its result
+A run's ``method`` is ``sigmab`` (default: ``convert`` + ``finetune`` settings, or a ``preset``) or
+a static pruning criterion, ``l1``, ``fpgm`` or ``hrank`` (``prune`` + ``finetune`` settings of
+``sigmab prune``). Each run × seed works in ``benchmarks/runs/<run>-s<seed>/`` (git-ignored) and
+resumes where it stopped: a converted tree or pruned model is reused, fine-tuning continues from
+its last checkpoint. Its result
 goes to ``benchmarks/results/cifar/<run>-s<seed>.json`` (the shared results schema). Settings are
 chosen on a held-out part of the training set (``val_fraction``); the test split is evaluated
 once at the end of each run, for the report.
@@ -22,6 +25,11 @@ import yaml
 from benchmarks.common import RESULTS, ROOT, git_commit, machine
 from sigmab.config import preset_layer, read_preset, resolve_config
 from sigmab.errors import ConfigError
+from sigmab.importance.filters import CRITERIA
+from sigmab.prune import PruneConfig
+from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
+from sigmab.prune.pipeline import evaluate_pruned_folder, prune_checkpoint
+from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
 from sigmab.train.finetune import FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.convert import ConvertConfig
 from sigmab.tree.pipeline import convert_checkpoint
@@ -29,6 +37,7 @@ from sigmab.tree.report import evaluate_tree_folder
 from sigmab.utils.io import atomic_write_json
 
 RUNS = ROOT / "benchmarks" / "runs"
+METHODS = ("sigmab", *sorted(CRITERIA))
 CIFAR_RESULTS = RESULTS / "cifar"
 
 
@@ -49,11 +58,13 @@ def load_grid(path: Path) -> dict[str, Any]:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: run ids must be unique, got {ids}")
     for run in grid["runs"]:
+        method = run.get("method", "sigmab")
+        if method not in METHODS:
+            raise ConfigError(f"{path}: run {run['id']} has unknown method {method!r}; known: {', '.join(METHODS)}")
         preset = run.get("preset")
         if preset and read_preset(preset).get("model") not in (None, grid["model"]):
             raise ConfigError(f"{path}: run {run['id']} uses preset {preset}, which is not for {grid['model']}")
-        resolve_config(ConvertConfig, *run_layers(run, "convert"))
-        resolve_config(FinetuneConfig, *run_layers(run, "finetune"))
+        _configs(grid, run, seed=0)
     return grid
 
 
@@ -62,34 +73,71 @@ def run_layers(run: dict[str, Any], section: str) -> list[dict[str, Any]]:
     return [preset_layer(run.get("preset"), section), run.get(section, {})]
 
 
-def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
-            results_dir: Path = CIFAR_RESULTS) -> Path:
-    """Convert, fine-tune and evaluate one run for one seed (resuming any earlier partial work)."""
-    work = runs_dir / f"{run['id']}-s{seed}"
+def _configs(grid: dict[str, Any], run: dict[str, Any], seed: int) -> tuple[Any, Any]:
+    """(conversion or pruning settings, fine-tuning settings) of a run."""
+    val = {"val_fraction": grid.get("val_fraction", 0.1)}
+    method = run.get("method", "sigmab")
+    if method == "sigmab":
+        return (resolve_config(ConvertConfig, *run_layers(run, "convert"), {"seed": seed}),
+                resolve_config(FinetuneConfig, val, *run_layers(run, "finetune"), {"seed": seed}))
+    return (resolve_config(PruneConfig, run.get("prune", {}), {"criterion": method}),
+            resolve_config(PruneFinetuneConfig, val, run.get("finetune", {}), {"seed": seed}))
+
+
+def _sigmab(grid: dict[str, Any], run: dict[str, Any], work: Path, convert_cfg: ConvertConfig,
+            finetune_cfg: FinetuneConfig, *, progress: bool) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
+    """Convert and fine-tune (resuming); returns (tree folder, test report, val report)."""
     tree_dir = work / "tree"
-    convert_cfg = resolve_config(ConvertConfig, *run_layers(run, "convert"), {"seed": seed})
-    finetune_cfg = resolve_config(FinetuneConfig, {"val_fraction": grid.get("val_fraction", 0.1)},
-                                  *run_layers(run, "finetune"), {"seed": seed})
-    t0 = time.perf_counter()
     if not (tree_dir / "tree.json").is_file():
         convert_checkpoint(_resolve(grid["weights"]), arch=grid["model"], dataset=grid["dataset"],
                            data_root=str(_resolve(grid["data"])), out=tree_dir, cfg=convert_cfg, progress=progress)
     if not (tree_dir / FINETUNED_WEIGHTS).is_file():
         resume = (tree_dir / "finetune" / "last.pt").is_file()
         finetune(tree_dir, finetune_cfg, resume=resume, progress=progress)
-    val = evaluate_tree_folder(tree_dir, split="val", val_fraction=finetune_cfg.val_fraction, seed=seed,
-                               with_dense=True) if finetune_cfg.val_fraction > 0 else None
-    test = evaluate_tree_folder(tree_dir, split="test", with_dense=True, diagnose=True)
+    val = evaluate_tree_folder(tree_dir, split="val", val_fraction=finetune_cfg.val_fraction,
+                               seed=finetune_cfg.seed) if finetune_cfg.val_fraction > 0 else None
+    test = evaluate_tree_folder(tree_dir, split="test", diagnose=True)
+    return tree_dir, test, val
+
+
+def _pruned(grid: dict[str, Any], run: dict[str, Any], work: Path, prune_cfg: PruneConfig,
+            finetune_cfg: PruneFinetuneConfig, *, progress: bool
+            ) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
+    """Prune and fine-tune (resuming); returns (pruned folder, test report, val report)."""
+    folder = work / "pruned"
+    if not (folder / "pruned.json").is_file():
+        prune_checkpoint(_resolve(grid["weights"]), arch=grid["model"], dataset=grid["dataset"],
+                         data_root=str(_resolve(grid["data"])), out=folder, cfg=prune_cfg, seed=finetune_cfg.seed,
+                         progress=progress)
+    if not (folder / PRUNE_FINETUNED).is_file():
+        resume = (folder / "finetune" / "last.pt").is_file()
+        finetune_pruned(folder, finetune_cfg, resume=resume, progress=progress)
+    val = evaluate_pruned_folder(folder, split="val", val_fraction=finetune_cfg.val_fraction,
+                                 seed=finetune_cfg.seed) if finetune_cfg.val_fraction > 0 else None
+    test = evaluate_pruned_folder(folder, split="test")
+    return folder, {**test, "leaves": [], "diagnosis": None}, val
+
+
+def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
+            results_dir: Path = CIFAR_RESULTS) -> Path:
+    """Build (convert or prune), fine-tune and evaluate one run for one seed, resuming earlier partial work."""
+    method = run.get("method", "sigmab")
+    build_cfg, finetune_cfg = _configs(grid, run, seed)
+    t0 = time.perf_counter()
+    step = _sigmab if method == "sigmab" else _pruned
+    folder, test, val = step(grid, run, runs_dir / f"{run['id']}-s{seed}", build_cfg, finetune_cfg,
+                             progress=progress)
     result = {
-        "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": "sigmab",
-        "run_id": run["id"], "config": {"convert": vars(convert_cfg), "finetune": vars(finetune_cfg)},
+        "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": method,
+        "run_id": run["id"],
+        "config": {"convert" if method == "sigmab" else "prune": vars(build_cfg), "finetune": vars(finetune_cfg)},
         "top1": test["top1"], "dense_top1": test["dense_top1"], "val_top1": None if val is None else val["top1"],
         "dense_val_top1": None if val is None else val["dense_top1"],
         **{k: test[k] for k in ("active_params_mean", "active_params_max", "active_params_min", "stored_params",
                                 "dense_params", "active_macs_mean", "dense_macs", "weight_bytes_per_inference")},
         "leaves": test["leaves"], "diagnosis": test["diagnosis"], "finetune_epochs": finetune_cfg.epochs,
         "wall_seconds": time.perf_counter() - t0, "seed": seed, "git_commit": git_commit(), "machine": machine(),
-        "finetune_metrics_csv": (tree_dir / "finetune" / "metrics.csv").read_text(),
+        "finetune_metrics_csv": (folder / "finetune" / "metrics.csv").read_text(),
     }
     out = results_dir / f"{run['id']}-s{seed}.json"
     atomic_write_json(out, result)
@@ -137,7 +185,8 @@ def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
         for seed in args.seeds if args.seeds is not None else run.get("seeds", [0]):
             done = CIFAR_RESULTS / f"{run['id']}-s{seed}.json"
             if args.diagnose:
-                if done.is_file() and "diagnosis" not in json.loads(done.read_text()):
+                is_tree = run.get("method", "sigmab") == "sigmab"
+                if is_tree and done.is_file() and json.loads(done.read_text()).get("diagnosis") is None:
                     print(f"{run['id']} seed {seed}: diagnosed, {add_diagnosis(run, seed, progress=progress)}")
                 continue
             if done.is_file():

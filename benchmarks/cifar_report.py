@@ -21,6 +21,15 @@ PUBLISHED_BAND = {"reduction": (0.58, 0.60), "max_drop_pp": 1.72}
 TARGETS = {"resnet56": {"min_reduction": 0.65, "max_drop_pp": 1.0}}
 
 
+# Published SigmaB claim against FPGM/HRank (arXiv 2606.09924 abstract): this many pp more reduction.
+PUBLISHED_MORE_REDUCTION_PP = (14, 23)
+BASELINE_COLORS = {"l1": "tab:green", "fpgm": "tab:red", "hrank": "tab:purple"}
+
+
+def is_sigmab(r: Result) -> bool:
+    return r.get("method", "sigmab") == "sigmab"
+
+
 def reduction(r: Result) -> float:
     return 1.0 - r["active_params_mean"] / r["dense_params"]
 
@@ -39,7 +48,7 @@ def _selection_score(runs: list[Result]) -> float:
 
 def best_setting(results: list[Result], model: str) -> list[Result]:
     """The seeds of ``model``'s setting with the highest mean val Top-1 (test Top-1 when no val split)."""
-    mine = {key: runs for key, runs in settings(results).items() if key[0] == model}
+    mine = {key: runs for key, runs in settings(r for r in results if is_sigmab(r)).items() if key[0] == model}
     return max(mine.values(), key=_selection_score)
 
 
@@ -50,14 +59,15 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def _runs_table(results: list[Result]) -> list[str]:
-    lines = ["| model | run | seed | test top-1 | dense | drop (pp) | val top-1 | active params (mean) | reduction | "
-             "stored params | active MACs (mean) | fine-tune epochs | wall | source |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | method | run | seed | test top-1 | dense | drop (pp) | val top-1 | active params (mean) | "
+             "reduction | stored params | active MACs (mean) | fine-tune epochs | wall | source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for runs in settings(results).values():
         for r in runs:
             val = "-" if r.get("val_top1") is None else f"{r['val_top1']:.2f}%"
             lines.append(
-                f"| {r['model']} | {r['run_id']} | {r['seed']} | {r['top1']:.2f}% | {r['dense_top1']:.2f}% | "
+                f"| {r['model']} | {r.get('method', 'sigmab')} | {r['run_id']} | {r['seed']} | {r['top1']:.2f}% | "
+                f"{r['dense_top1']:.2f}% | "
                 f"{r['dense_top1'] - r['top1']:.2f} | {val} | {r['active_params_mean']:,.0f} | "
                 f"{100 * reduction(r):.1f}% | {r['stored_params']:,} | {r['active_macs_mean']:,.0f} | "
                 f"{r['finetune_epochs']} | {r['wall_seconds'] / 60:.0f} min | `{r['_file']}` |")
@@ -68,7 +78,7 @@ def _headline(results: list[Result]) -> list[str]:
     """Best setting per model: its seeds' mean and spread, and the verdict against the target."""
     lines = ["| model | best setting (by val) | seeds | test top-1 (mean ± sd) | range | drop (pp, mean) | "
              "active-param reduction | target | verdict |", "|---|---|---|---|---|---|---|---|---|"]
-    for model in sorted({r["model"] for r in results}):
+    for model in sorted({r["model"] for r in results if is_sigmab(r)}):
         runs = best_setting(results, model)
         top1 = [r["top1"] for r in runs]
         drop = runs[0]["dense_top1"] - statistics.fmean(top1)
@@ -89,13 +99,81 @@ def _headline(results: list[Result]) -> list[str]:
 def _budget(results: list[Result]) -> list[str]:
     lines = []
     for model in sorted({r["model"] for r in results}):
-        mine = [r for r in results if r["model"] == model]
-        hours = sum(r["wall_seconds"] for r in mine) / 3600
-        epochs = sum(r["finetune_epochs"] for r in mine)
-        m = mine[0]["machine"]
-        lines.append(f"- {model}: {len(mine)} runs, {epochs} fine-tuning epochs in all, {hours:.1f} h of wall time "
-                     f"({m['cpu_count']} CPUs, {m['torch_threads']} torch threads, torch {m['torch']}).")
+        for family, member in (("SigmaB", is_sigmab), ("static pruning", lambda r: not is_sigmab(r))):
+            mine = [r for r in results if r["model"] == model and member(r)]
+            if not mine:
+                continue
+            hours = sum(r["wall_seconds"] for r in mine) / 3600
+            epochs = sum(r["finetune_epochs"] for r in mine)
+            m = mine[0]["machine"]
+            lines.append(f"- {model}, {family}: {len(mine)} runs, {epochs} fine-tuning epochs in all, {hours:.1f} h "
+                         f"of wall time ({m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
+                         f"torch {m['torch']}).")
     return lines
+
+
+def baseline_curve(results: list[Result], model: str, method: str) -> list[tuple[float, float]]:
+    """(active params, test Top-1) of a baseline, one point per setting (seed mean), by params."""
+    points = []
+    for (m, _), runs in settings(r for r in results if r.get("method") == method).items():
+        if m == model:
+            points.append((statistics.fmean(r["active_params_mean"] for r in runs),
+                           statistics.fmean(r["top1"] for r in runs)))
+    return sorted(points)
+
+
+def interpolate(points: list[tuple[float, float]], x: float) -> float | None:
+    """Linear interpolation of y at ``x`` on points sorted by x; ``None`` outside their range."""
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    if len(points) == 1 and points[0][0] == x:
+        return points[0][1]
+    return None
+
+
+def params_at_top1(points: list[tuple[float, float]], top1: float) -> float | None:
+    """Active params at which the curve reaches ``top1``: the first crossing, from the smallest model up."""
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if min(y0, y1) <= top1 <= max(y0, y1):
+            return x0 if y1 == y0 else x0 + (x1 - x0) * (top1 - y0) / (y1 - y0)
+    return None
+
+
+def _comparison(results: list[Result]) -> list[str]:
+    methods = sorted({r["method"] for r in results if not is_sigmab(r)})
+    if not methods:
+        return []
+    lo, hi = PUBLISHED_MORE_REDUCTION_PP
+    lines = ["| model | SigmaB setting | SigmaB top-1 | SigmaB reduction | baseline | baseline top-1 at the same "
+             "active params | baseline reduction at the same top-1 | SigmaB: pp more reduction |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (model, run_id), runs in settings(r for r in results if is_sigmab(r)).items():
+        params = statistics.fmean(r["active_params_mean"] for r in runs)
+        top1 = statistics.fmean(r["top1"] for r in runs)
+        dense = runs[0]["dense_params"]
+        for method in methods:
+            curve = baseline_curve(results, model, method)
+            if not curve:
+                continue
+            same_params = interpolate(curve, params)
+            same_top1 = params_at_top1(curve, top1)
+            at_params = "outside its curve" if same_params is None else f"{same_params:.2f}%"
+            if same_top1 is None:
+                best = max(y for _, y in curve)
+                cut = ("never reaches it" if top1 > best else "above it over the whole curve")
+                more = "-"
+            else:
+                cut = f"{100 * (1 - same_top1 / dense):.1f}%"
+                more = f"{100 * (1 - params / dense) - 100 * (1 - same_top1 / dense):+.1f}"
+            lines.append(f"| {model} | {run_id} ({len(runs)} seed{'s' if len(runs) > 1 else ''}) | {top1:.2f}% | "
+                         f"{100 * (1 - params / dense):.1f}% | {method} | {at_params} | {cut} | {more} |")
+    return ["", "### SigmaB against static pruning (L1, FPGM, HRank)", "",
+            "Baselines are pruned from the same pretrained weights (`sigmab prune`, inner channels) and fine-tuned "
+            "with the same recipe and epoch budget as the SigmaB preset of the model. Their curve is the linear "
+            "interpolation between their runs; a SigmaB point outside a curve's range gets no interpolated value. "
+            f"The published claim is {lo}-{hi} pp more active-parameter reduction than FPGM/HRank at comparable "
+            "Top-1.", ""] + lines
 
 
 def _diagnosis(results: list[Result]) -> list[str]:
@@ -104,7 +182,7 @@ def _diagnosis(results: list[Result]) -> list[str]:
              "oracle top-1 | routing headroom (pp) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for runs in settings(results).values():
         for r in runs:
-            d = r.get("diagnosis")
+            d = r.get("diagnosis") if is_sigmab(r) else None
             if d is None:
                 continue
             gaps = "; ".join(f"{leaf['leaf']} {leaf['gap_pp']:.2f} ({100 * leaf['share']:.0f}%, "
@@ -127,8 +205,9 @@ def cifar_section(results: list[Result]) -> list[str]:
     lines += ["### All runs", ""] + _runs_table(results)
     lines += ["", "![Top-1 against mean active parameters](benchmarks/plots/cifar_pareto.png)", "",
               "Routing of each model's best run (leaf share of test inputs, leaf accuracy, class composition):", ""]
-    for model in sorted({r["model"] for r in results}):
+    for model in sorted({r["model"] for r in results if is_sigmab(r)}):
         lines.append(f"![routing of the best {model} run](benchmarks/plots/routing_{model}.png)")
+    lines += _comparison(results)
     diagnosis = _diagnosis(results)
     if diagnosis:
         lines += ["", "### What limits the drop", "",
@@ -162,6 +241,11 @@ def write_cifar_plots(runs: list[Result], folder: Path) -> None:
         ax.axhline(dense_top1 - PUBLISHED_BAND["max_drop_pp"], color="tab:orange", ls="--", lw=1,
                    label=f"dense - {PUBLISHED_BAND['max_drop_pp']} pp (published bound)")
         ax.scatter([dense_params], [dense_top1], marker="*", s=160, color="black", label="dense", zorder=3)
+        for method in sorted({r["method"] for r in mine if not is_sigmab(r)}):
+            curve = baseline_curve(runs, model, method)
+            ax.plot([p for p, _ in curve], [t for _, t in curve], "s-", color=BASELINE_COLORS.get(method, "gray"),
+                    label=f"{method} (static pruning)", zorder=2)
+        mine = [r for r in mine if is_sigmab(r)]
         ax.scatter([r["active_params_mean"] for r in mine], [r["top1"] for r in mine], color="tab:blue",
                    label="SigmaB runs (test top-1)", zorder=3)
         for r in mine:
@@ -176,7 +260,7 @@ def write_cifar_plots(runs: list[Result], folder: Path) -> None:
     with atomic_path(folder / "cifar_pareto.png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    for model in models:
+    for model in sorted({r["model"] for r in runs if is_sigmab(r)}):
         _routing_plot(plt, best_setting(runs, model)[0], folder / f"routing_{model}.png")
 
 

@@ -81,3 +81,32 @@ def test_a_run_can_take_a_preset_and_override_it(tmp_path: Path) -> None:
     run = {"id": "a", "preset": "cifar10-resnet56", "finetune": {"hard_epochs": 0}}
     layers = run_layers(run, "finetune")
     assert layers[0]["soft_epochs"] == 3 and layers[-1] == {"hard_epochs": 0}
+
+
+@pytest.mark.parametrize(("baselines", "preset"), [("resnet20_baselines.yaml", "cifar10-resnet20"),
+                                                   ("resnet56_baselines.yaml", "cifar10-resnet56")])
+def test_baselines_get_the_fine_tuning_budget_of_the_sigmab_preset(baselines: str, preset: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    grid = load_grid(root / "benchmarks" / "configs" / baselines)
+    sigmab = preset_layer(preset, "finetune")
+    for run in grid["runs"]:
+        assert run["method"] in ("l1", "fpgm", "hrank")
+        ft = run["finetune"]
+        assert ft["epochs"] == sigmab["soft_epochs"] + sigmab["hard_epochs"], run["id"]
+        for key in ("lr", "distill_weight", "batch_size"):
+            assert ft[key] == sigmab[key], (run["id"], key)
+
+
+def test_a_pruning_run_writes_the_same_schema(tmp_path: Path) -> None:
+    weights = digits_resnet_checkpoint(tmp_path / "dense", epochs=2)
+    run = {"id": "fp", "method": "fpgm", "prune": {"target_reduction": 0.5},
+           "finetune": {"epochs": 1, "batch_size": 64, "distill_weight": 1.0}}
+    grid = load_grid(_grid(tmp_path, [run], weights=str(weights)))
+    out = run_one(grid, run, 0, progress=False, runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
+    result = json.loads(out.read_text())
+    assert set(REQUIRED["cifar_run"]) - {"_file"} <= set(result)
+    assert result["method"] == "fpgm" and result["config"]["prune"]["criterion"] == "fpgm"
+    assert result["active_params_mean"] == result["stored_params"] == result["active_params_max"]
+    assert result["stored_params"] <= 0.5 * result["dense_params"] and result["val_top1"] is not None
+    with pytest.raises(ConfigError, match="unknown method 'taylor'"):
+        load_grid(_grid(tmp_path, [{"id": "t", "method": "taylor", "prune": {"keep_ratio": 0.5}}]))

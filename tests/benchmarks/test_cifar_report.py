@@ -22,5 +22,23 @@ def test_target_is_met_only_with_both_the_cut_and_the_accuracy() -> None:
     assert any(line.startswith("| resnet56 | a |") and line.endswith("| met |") for line in met)
     too_big = cifar_section([_run("a", 0, 92.5, 99.0, active=360_000)])
     assert any(line.startswith("| resnet56 | a |") and line.endswith("| **missed** |") for line in too_big)
-    budget = next(line for line in met if line.startswith("- resnet56:"))
+    budget = next(line for line in met if line.startswith("- resnet56, SigmaB:"))
     assert "1 runs, 4 fine-tuning epochs in all, 0.5 h" in budget
+
+
+def test_baseline_comparison_interpolates_on_each_curve() -> None:
+    from benchmarks.cifar_report import interpolate, params_at_top1
+
+    curve = [(200_000.0, 90.0), (400_000.0, 92.0)]
+    assert interpolate(curve, 300_000) == 91.0 and interpolate(curve, 100_000) is None
+    assert params_at_top1(curve, 91.5) == 350_000 and params_at_top1(curve, 95.0) is None
+    baselines = [{**_run("f66", 0, 90.0, 0.0, active=200_000), "method": "fpgm"},
+                 {**_run("f50", 0, 92.0, 0.0, active=400_000), "method": "fpgm"}]
+    sigmab = [_run("s", 0, 91.5, 95.0, active=300_000), _run("s", 1, 91.5, 95.0, active=300_000)]
+    section = cifar_section(sigmab + baselines)
+    row = next(line for line in section if line.startswith("| resnet56 | s (2 seeds)"))
+    # SigmaB cuts 70.0%; FPGM reaches 91.5% at 350k params (65.0%): 5 pp more reduction
+    assert row.endswith("| fpgm | 91.00% | 65.0% | +5.0 |")
+    assert not any(line.startswith("| resnet56 | f66 |") for line in section if "best setting" in line)
+    headline = next(line for line in section if line.startswith("| resnet56 | s |"))
+    assert "91.50% ± 0.00" in headline
