@@ -28,14 +28,14 @@ def test_digits_training_learns_and_fills_the_run_folder(tmp_path: Path) -> None
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     straight = train(TrainConfig(**TINY, epochs=3), tmp_path / "a", progress=False)
-    real_epoch = trainer._train_one_epoch
+    real_epoch = trainer.train_epoch
 
-    def killed_in_epoch_3(*args, epoch: int, **kwargs):
-        if epoch == 2:
+    def killed_in_epoch_3(*args, desc: str, **kwargs):
+        if desc.startswith("epoch 3/"):
             raise KeyboardInterrupt
-        return real_epoch(*args, epoch=epoch, **kwargs)
+        return real_epoch(*args, desc=desc, **kwargs)
 
-    monkeypatch.setattr(trainer, "_train_one_epoch", killed_in_epoch_3)
+    monkeypatch.setattr(trainer, "train_epoch", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**TINY, epochs=3), tmp_path / "b", progress=False)
     monkeypatch.undo()
