@@ -6,11 +6,14 @@ with the highest mean held-out (val) Top-1, so the test split never picks it.
 
 from __future__ import annotations
 
+import csv
+import io
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sigmab.config import list_presets, read_preset
 from sigmab.data.cifar import CIFAR10_CLASSES
 from sigmab.utils.io import atomic_path
 
@@ -93,6 +96,73 @@ def _headline(results: list[Result]) -> list[str]:
         lines.append(f"| {model} | {runs[0]['run_id']} | {', '.join(str(r['seed']) for r in runs)} | "
                      f"{_mean_sd(top1)} | {min(top1):.2f}-{max(top1):.2f}% | {drop:.2f} | {100 * cut:.1f}% | "
                      f"{goal} | {verdict} |")
+    return lines
+
+
+def preset_of(r: Result) -> str | None:
+    """The packaged preset whose settings produced ``r``, if any."""
+    for name in list_presets():
+        preset = read_preset(name)
+        if preset.get("model") not in (None, r["model"]):
+            continue
+        config = r.get("config", {})
+        if all(config.get(section, {}).get(k) == v for section in ("convert", "finetune")
+               for k, v in preset.get(section, {}).items()):
+            return name
+    return None
+
+
+def _last_epoch_gain(r: Result) -> float | None:
+    """Train top-1 gained in the last fine-tuning epoch (from the run's metrics.csv)."""
+    rows = list(csv.DictReader(io.StringIO(r.get("finetune_metrics_csv", ""))))
+    if len(rows) < 2:
+        return None
+    return float(rows[-1]["train_top1"]) - float(rows[-2]["train_top1"])
+
+
+def _account(results: list[Result]) -> list[str]:
+    """Per model, what the best setting reached and, from its measurements, what limits it."""
+    lines = []
+    for model in sorted({r["model"] for r in results if is_sigmab(r)}):
+        runs = best_setting(results, model)
+        first = runs[0]
+        drop = first["dense_top1"] - statistics.fmean(r["top1"] for r in runs)
+        text = (f"**{model}.** Best setting by val: `{first['run_id']}` ({len(runs)} seed"
+                f"{'s' if len(runs) > 1 else ''}, {first['finetune_epochs']} fine-tuning epochs): {drop:.2f} pp "
+                f"below dense at {100 * reduction(first):.1f}% fewer mean active parameters.")
+        preset = preset_of(first)
+        text += (f" It is the packaged preset `{preset}` (`--preset {preset}`)." if preset else
+                 " No packaged preset holds these settings.")
+        target = TARGETS.get(model)
+        if target is not None and drop > target["max_drop_pp"]:
+            text += f" The target of <= {target['max_drop_pp']} pp is missed by {drop - target['max_drop_pp']:.2f} pp."
+        d = first.get("diagnosis")
+        if d is not None:
+            worst = max(d["leaves"], key=lambda leaf: leaf["gap_pp"])
+            single = max(leaf["top1_all"] for leaf in d["leaves"])
+            behind = sum(1 for leaf in d["leaves"] if (leaf["top1"] or 0) < (leaf["dense_top1"] or 0))
+            text += (f" Diagnosis (seed {first['seed']}): {behind} of {len(d['leaves'])} leaves are below dense on "
+                     f"their own inputs; the largest gap is {worst['leaf']} ({100 * worst['share']:.0f}% of inputs, "
+                     f"{worst['gap_pp']:.2f} pp of the drop). Routing to specialised leaves gains "
+                     f"{d['top1'] - single:+.2f} pp over the best single leaf; an oracle choosing among the same "
+                     f"leaves would reach {d['oracle_top1']:.2f}% ({d['routing_headroom_pp']:.2f} pp of routing "
+                     f"headroom).")
+        gain = _last_epoch_gain(first)
+        if gain is not None:
+            text += f" Train top-1 still moved {gain:+.2f} pp in the last epoch."
+        lines += [text, ""]
+    dense_val = [r["dense_val_top1"] for r in results if is_sigmab(r) and r.get("dense_val_top1") is not None]
+    if dense_val:
+        lines += [f"*Caveat on selection.* The dense models score {min(dense_val):.2f}-{max(dense_val):.2f}% on the "
+                  "held-out part of the training set, because the shared weights were trained on all of it. Val "
+                  "Top-1 still ranks settings without looking at the test set, but it overstates every tree's "
+                  "accuracy; only the test column measures the drop.", ""]
+    lines += ["*What would move it*, from the diagnosis: the drop is spread over every leaf (capacity: each "
+              "leaf is a network a third the size of dense), so longer fine-tuning (train accuracy is still rising "
+              "at the end of every budget here), wider leaves bought back with narrower residual streams, or "
+              "distillation per leaf from the dense model on its own cluster would act on it. The oracle headroom "
+              "says the leaves disagree usefully, so routers trained jointly with the leaves (`--router-lr`) are "
+              "the other lever; they stay fixed at their k-means start in these runs.", ""]
     return lines
 
 
@@ -199,9 +269,7 @@ def cifar_section(results: list[Result]) -> list[str]:
              "Each row is one run of `python -m benchmarks.cifar` (convert -> fine-tune -> evaluate). Settings are "
              "compared on the held-out 10% of the training set (`val top-1`); the test split is evaluated once at "
              "the end of each run.", ""]
-    lines += ["### Headline", ""] + _headline(results) + [
-        "", "The best setting of each model is packaged as a preset: `sigmab convert --preset cifar10-<model> ...` "
-        "then `sigmab finetune RUN --preset cifar10-<model>` (`sigmab presets` lists them).", ""]
+    lines += ["### Headline", ""] + _headline(results) + [""] + _account(results) + [""]
     lines += ["### All runs", ""] + _runs_table(results)
     lines += ["", "![Top-1 against mean active parameters](benchmarks/plots/cifar_pareto.png)", "",
               "Routing of each model's best run (leaf share of test inputs, leaf accuracy, class composition):", ""]
