@@ -157,12 +157,13 @@ def _account(results: list[Result]) -> list[str]:
                   "held-out part of the training set, because the shared weights were trained on all of it. Val "
                   "Top-1 still ranks settings without looking at the test set, but it overstates every tree's "
                   "accuracy; only the test column measures the drop.", ""]
-    lines += ["*What would move it*, from the diagnosis: the drop is spread over every leaf (capacity: each "
-              "path is a network the size of the active-parameter budget), so longer fine-tuning (train accuracy is still rising "
-              "at the end of every budget here), wider leaves bought back with narrower residual streams, or "
-              "distillation per leaf from the dense model on its own cluster would act on it. The oracle headroom "
-              "says the leaves disagree usefully, so routers trained jointly with the leaves (`--router-lr`) are "
-              "the other lever; they stay fixed at their k-means start in these runs.", ""]
+    lines += [" ".join([
+        "*What would move it*, from the diagnosis: the drop is spread over every leaf (capacity: each path is a",
+        "network the size of the active-parameter budget), so longer fine-tuning (train accuracy is still rising",
+        "at the end of every budget here), wider leaves bought back with narrower residual streams, or",
+        "distillation per leaf from the dense model on its own cluster would act on it. The oracle headroom says",
+        "the leaves disagree usefully, so routers trained jointly with the leaves (`--router-lr`) are the other",
+        "lever; they stay fixed at their k-means start in these runs."]), ""]
     return lines
 
 
