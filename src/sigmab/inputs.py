@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sigmab.data import DatasetInfo, Normalize, get_dataset_info, load_split
+from sigmab.data import ArrayLoader, DatasetInfo, ImageArrays, Normalize, get_dataset_info, load_split
 from sigmab.errors import ConfigError
 from sigmab.models import load_model
 
@@ -32,3 +32,16 @@ def calibration_images(dataset: str, data_root: str | None, meta: Any, *, size: 
         raise ConfigError(f"calib_size {size} exceeds the {len(train)} training images of {dataset}")
     index = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:size]
     return Normalize(meta.mean, meta.std)(train.images[index.sort().values])
+
+
+def folder_eval_data(source: dict[str, Any], meta: Any, *, what: str, dataset: str | None, data_root: str | None,
+                     split: str, val_fraction: float, seed: int, batch_size: int
+                     ) -> tuple[str, ImageArrays, ArrayLoader]:
+    """(dataset, split data, loader) to evaluate a ``what`` folder whose model came from ``source``;
+    ``dataset``/``data_root`` default to the recorded ones."""
+    dataset = dataset or source.get("dataset")
+    if dataset is None:
+        raise ConfigError(f"pass --dataset (the {what} folder does not record one)")
+    data_root = data_root if data_root is not None else source.get("data_root")
+    data = load_split(dataset, split, root=data_root, val_fraction=val_fraction, seed=seed)
+    return dataset, data, ArrayLoader(data, batch_size=batch_size, mean=meta.mean, std=meta.std)

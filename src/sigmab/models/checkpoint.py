@@ -141,11 +141,41 @@ def _guess_num_classes(sd: StateDict) -> int | None:
     return int(weights[-1].shape[0]) if weights else None
 
 
+def save_state_dict(module: nn.Module, path: str | os.PathLike[str], *, metadata: dict[str, str]) -> None:
+    """Write ``module``'s state_dict to a ``.safetensors`` file with a string ``metadata`` header, atomically."""
+    sd = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata=metadata)
+
+
 def save_model(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Write weights and ``model.meta`` to a ``.safetensors`` file, atomically."""
     meta: ModelMeta | None = getattr(model, "meta", None)
     if meta is None:
         raise CheckpointError("save_model needs a model built by sigmab (it has no .meta)")
-    sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(sd, str(tmp), metadata={_META_KEY: json.dumps(meta.to_dict())})
+    save_state_dict(model, path, metadata={_META_KEY: json.dumps(meta.to_dict())})
+
+
+def load_folder_weights(module: nn.Module, folder: Path, weights: str | None, *, finetuned: str, built: str) -> str:
+    """Load a run folder's safetensors into ``module``: ``weights`` if given, else the fine-tuned file
+    when present, else the one written when the model was built. Returns the file name used."""
+    name = weights if weights is not None else (finetuned if (folder / finetuned).is_file() else built)
+    path = folder / name
+    if not path.is_file():
+        raise CheckpointError(f"weights not found: {path}")
+    try:
+        sd = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    load_weights(module, sd, source=str(path))
+    return name
+
+
+def read_folder_spec(path: Path, *, what: str) -> dict[str, Any]:
+    """The JSON spec at ``path`` of a ``what`` folder (a tree, a pruned model), with one clear error if not."""
+    if not path.is_file():
+        raise CheckpointError(f"not a sigmab {what} folder: {path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON ({exc})") from None

@@ -19,12 +19,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sigmab.config import config_to_dict, save_config
-from sigmab.data import ArrayLoader, get_dataset_info
+from sigmab.data import ArrayLoader
 from sigmab.errors import ConfigError
 from sigmab.eval import EvalResult, evaluate
-from sigmab.models import load_model
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_WEIGHTS, PrunedNet, load_pruned, save_pruned_weights
 from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
+from sigmab.train.inputs import finetune_inputs
 from sigmab.train.loop import train_epoch
 from sigmab.train.losses import distill_loss
 from sigmab.train.options import LOOP_HELP, LoopOptions
@@ -75,19 +75,10 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net, spec = load_pruned(folder, weights=PRUNED_WEIGHTS)
-    source = dict(spec.prune_config.get("source") or {})
-    dataset = cfg.dataset or source.get("dataset")
-    if dataset is None:
-        raise ConfigError("no dataset: pass --dataset (the pruned folder does not record one)")
-    data_root = cfg.data_root if cfg.data_root is not None else source.get("data_root")
-    ds_info = get_dataset_info(dataset)
-    train_set, eval_set, eval_split = cfg.load_data(dataset, data_root)
-    teacher = None
-    if cfg.distill_weight > 0:
-        teacher_path = cfg.teacher or source.get("checkpoint")
-        if teacher_path is None:
-            raise ConfigError("distillation needs a dense teacher checkpoint (--teacher)")
-        teacher = load_model(teacher_path, arch=source.get("arch") or spec.dense_meta.arch).eval()
+    inputs = finetune_inputs(cfg, dict(spec.prune_config.get("source") or {}), dense_arch=spec.dense_meta.arch,
+                             what="pruned-model")
+    ds_info, train_set, eval_set, eval_split, teacher = (inputs.info, inputs.train_set, inputs.eval_set,
+                                                         inputs.eval_split, inputs.teacher)
 
     meta = spec.dense_meta
     torch.manual_seed(cfg.seed)

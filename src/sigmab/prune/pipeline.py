@@ -7,11 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sigmab.data import ArrayLoader, load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import evaluate, profile_model
 from sigmab.importance.filters import get_criterion
-from sigmab.inputs import calibration_images, load_dense_for
+from sigmab.inputs import calibration_images, folder_eval_data, load_dense_for
 from sigmab.models import build_from_meta, load_model
 from sigmab.prune.plan import PruneConfig, prune
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned, save_pruned
@@ -58,13 +57,10 @@ def evaluate_pruned_folder(folder: str | Path, *, dataset: str | None = None, da
     folder = Path(folder)
     net, spec = load_pruned(folder)
     source = dict(spec.prune_config.get("source") or {})
-    dataset = dataset or source.get("dataset")
-    if dataset is None:
-        raise ConfigError("pass --dataset (the pruned folder does not record one)")
-    data_root = data_root if data_root is not None else source.get("data_root")
-    data = load_split(dataset, split, root=data_root, val_fraction=val_fraction, seed=seed)
     meta = spec.dense_meta
-    loader = ArrayLoader(data, batch_size=batch_size, mean=meta.mean, std=meta.std)
+    dataset, data, loader = folder_eval_data(source, meta, what="pruned-model", dataset=dataset,
+                                             data_root=data_root, split=split, val_fraction=val_fraction, seed=seed,
+                                             batch_size=batch_size)
     result = evaluate(net, loader, progress=progress, channels_last=True)
     input_shape = (meta.in_channels, *data.images.shape[2:])
     profile, dense_profile = profile_model(net, input_shape), profile_model(build_from_meta(meta), input_shape)

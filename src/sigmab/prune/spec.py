@@ -8,21 +8,19 @@ and ``report.json``. The network is rebuilt from the dense architecture and the 
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sigmab.errors import CheckpointError
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, slice_layer
 from sigmab.models import ModelMeta, build_from_meta
-from sigmab.models.checkpoint import load_weights
-from sigmab.utils.io import atomic_path, atomic_write_json
+from sigmab.models.checkpoint import load_folder_weights, read_folder_spec, save_state_dict
+from sigmab.utils.io import atomic_write_json
 
 PRUNED_FORMAT = "sigmab.pruned/1"
 PRUNED_SPEC = "pruned.json"
@@ -114,9 +112,7 @@ def save_pruned(net: PrunedNet, spec: PrunedSpec, folder: str | os.PathLike[str]
 
 
 def save_pruned_weights(net: nn.Module, path: str | os.PathLike[str]) -> None:
-    sd = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(sd, str(tmp), metadata={"format": PRUNED_FORMAT})
+    save_state_dict(net, path, metadata={"format": PRUNED_FORMAT})
 
 
 def is_pruned_folder(folder: str | os.PathLike[str]) -> bool:
@@ -125,24 +121,13 @@ def is_pruned_folder(folder: str | os.PathLike[str]) -> bool:
 
 def read_pruned_spec(folder: str | os.PathLike[str]) -> PrunedSpec:
     path = Path(folder) / PRUNED_SPEC
-    if not path.is_file():
-        raise CheckpointError(f"not a sigmab pruned-model folder: {path} not found")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: invalid JSON ({exc})") from None
-    return PrunedSpec.from_json(raw, source=str(path))
+    return PrunedSpec.from_json(read_folder_spec(path, what="pruned-model"), source=str(path))
 
 
 def load_pruned(folder: str | os.PathLike[str], *, weights: str | None = None) -> tuple[PrunedNet, PrunedSpec]:
     """Rebuild the pruned network of ``folder`` and load its fine-tuned weights (else the sliced ones)."""
     folder = Path(folder)
     spec = read_pruned_spec(folder)
-    if weights is None:
-        weights = FINETUNED_WEIGHTS if (folder / FINETUNED_WEIGHTS).is_file() else PRUNED_WEIGHTS
-    path = folder / weights
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found")
     net = build_pruned(build_from_meta(spec.dense_meta), spec)
-    load_weights(net, load_file(str(path)), source=str(path))
+    load_folder_weights(net, folder, weights, finetuned=FINETUNED_WEIGHTS, built=PRUNED_WEIGHTS)
     return net.eval(), spec

@@ -20,10 +20,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sigmab.config import config_to_dict, save_config
-from sigmab.data import ArrayLoader, get_dataset_info
+from sigmab.data import ArrayLoader
 from sigmab.errors import ConfigError
-from sigmab.models import load_model
 from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
+from sigmab.train.inputs import finetune_inputs
 from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
 from sigmab.train.meter import EpochMeter
 from sigmab.train.options import LOOP_HELP, LoopOptions
@@ -159,19 +159,9 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tree, spec = load_tree(tree_dir, weights="tree.safetensors")
-    source = _source(spec)
-    dataset = cfg.dataset or source.get("dataset")
-    if dataset is None:
-        raise ConfigError("no dataset: pass --dataset (the tree folder does not record one)")
-    data_root = cfg.data_root if cfg.data_root is not None else source.get("data_root")
-    ds_info = get_dataset_info(dataset)
-    train_set, eval_set, eval_split = cfg.load_data(dataset, data_root)
-    teacher = None
-    if cfg.distill_weight > 0:
-        teacher_path = cfg.teacher or source.get("checkpoint")
-        if teacher_path is None:
-            raise ConfigError("distillation needs a dense teacher checkpoint (--teacher)")
-        teacher = load_model(teacher_path, arch=source.get("arch") or spec.dense_meta.arch).eval()
+    inputs = finetune_inputs(cfg, _source(spec), dense_arch=spec.dense_meta.arch, what="tree")
+    ds_info, train_set, eval_set, eval_split, teacher = (inputs.info, inputs.train_set, inputs.eval_set,
+                                                         inputs.eval_split, inputs.teacher)
 
     meta = spec.dense_meta
     # The converted tree fixes the routing the anchor holds on to (also on resume: taken before loading).

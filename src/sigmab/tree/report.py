@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sigmab.data import ArrayLoader, load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import evaluate, profile_model
+from sigmab.inputs import folder_eval_data
 from sigmab.models import build_from_meta, load_model
 from sigmab.tree.diagnostics import diagnose_routing
 from sigmab.tree.evaluate import evaluate_tree
@@ -26,13 +26,10 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
     run = Path(run)
     tree, spec = load_tree(run)
     source = dict(spec.convert_config.get("source") or {})
-    dataset = dataset or source.get("dataset")
-    if dataset is None:
-        raise ConfigError("pass --dataset (the tree folder does not record one)")
-    data_root = data_root if data_root is not None else source.get("data_root")
-    data = load_split(dataset, split, root=data_root, val_fraction=val_fraction, seed=seed)
     meta = spec.dense_meta
-    loader = ArrayLoader(data, batch_size=batch_size, mean=meta.mean, std=meta.std)
+    dataset, data, loader = folder_eval_data(source, meta, what="tree", dataset=dataset, data_root=data_root,
+                                             split=split, val_fraction=val_fraction, seed=seed,
+                                             batch_size=batch_size)
     result = evaluate_tree(tree, loader, data.num_classes, progress=progress)
     input_shape = (meta.in_channels, *data.images.shape[2:])
     costs = cost_summary(tree, input_shape, result.leaf_share)

@@ -7,22 +7,20 @@ weights live beside it in a safetensors file. Conversion and reloading both buil
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sigmab.errors import CheckpointError
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose
-from sigmab.models import ModelMeta, build_from_meta, load_weights
+from sigmab.models import ModelMeta, build_from_meta
+from sigmab.models.checkpoint import load_folder_weights, read_folder_spec, save_state_dict
 from sigmab.tree.model import Router, SigmaBTree
-from sigmab.utils.io import atomic_path, atomic_write_json
+from sigmab.utils.io import atomic_write_json
 
 SPEC_FORMAT = "sigmab.tree/1"
 SPEC_FILE = "tree.json"
@@ -117,35 +115,18 @@ def save_tree(tree: SigmaBTree, spec: TreeSpec, folder: str | os.PathLike[str], 
 
 def save_tree_weights(tree: SigmaBTree, path: str | os.PathLike[str]) -> None:
     """A tree's state_dict as safetensors, written atomically."""
-    sd = {k: v.detach().contiguous() for k, v in tree.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(sd, str(tmp), metadata={"format": SPEC_FORMAT})
+    save_state_dict(tree, path, metadata={"format": SPEC_FORMAT})
 
 
 def read_spec(folder: str | os.PathLike[str]) -> TreeSpec:
     path = Path(folder) / SPEC_FILE
-    if not path.is_file():
-        raise CheckpointError(f"not a sigmab tree folder: {path} not found")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: invalid JSON ({exc})") from None
-    return TreeSpec.from_json(raw, source=str(path))
+    return TreeSpec.from_json(read_folder_spec(path, what="tree"), source=str(path))
 
 
 def load_tree(folder: str | os.PathLike[str], *, weights: str | None = None) -> tuple[SigmaBTree, TreeSpec]:
     """Rebuild a saved tree; ``weights`` defaults to the fine-tuned file when present, else the converted one."""
     folder = Path(folder)
     spec = read_spec(folder)
-    if weights is None:
-        weights = "finetuned.safetensors" if (folder / "finetuned.safetensors").is_file() else "tree.safetensors"
-    path = folder / weights
-    if not path.is_file():
-        raise CheckpointError(f"tree weights not found: {path}")
     tree = build_tree(build_from_meta(spec.dense_meta), spec)
-    try:
-        sd = load_file(path)
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    load_weights(tree, sd, source=str(path))
+    load_folder_weights(tree, folder, weights, finetuned="finetuned.safetensors", built="tree.safetensors")
     return tree.eval(), spec

@@ -1,0 +1,40 @@
+"""What a fine-tuning run reads besides its model: the data and the dense teacher, by default those
+the model was built from (as its folder records them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from sigmab.data import DatasetInfo, ImageArrays, get_dataset_info
+from sigmab.errors import ConfigError
+from sigmab.models import load_model
+
+
+@dataclass
+class FinetuneInputs:
+    info: DatasetInfo
+    train_set: ImageArrays
+    eval_set: ImageArrays
+    eval_split: str
+    teacher: nn.Module | None
+
+
+def finetune_inputs(cfg: Any, source: dict[str, Any], *, dense_arch: str, what: str) -> FinetuneInputs:
+    """``cfg``: a fine-tuning config (``dataset``, ``data_root``, ``distill_weight``, ``teacher``, ``load_data``);
+    ``source``: where the ``what`` folder's model came from (checkpoint, arch, dataset, data_root)."""
+    dataset = cfg.dataset or source.get("dataset")
+    if dataset is None:
+        raise ConfigError(f"no dataset: pass --dataset (the {what} folder does not record one)")
+    data_root = cfg.data_root if cfg.data_root is not None else source.get("data_root")
+    info = get_dataset_info(dataset)
+    train_set, eval_set, eval_split = cfg.load_data(dataset, data_root)
+    teacher = None
+    if cfg.distill_weight > 0:
+        teacher_path = cfg.teacher or source.get("checkpoint")
+        if teacher_path is None:
+            raise ConfigError("distillation needs a dense teacher checkpoint (--teacher)")
+        teacher = load_model(teacher_path, arch=source.get("arch") or dense_arch).eval()
+    return FinetuneInputs(info, train_set, eval_set, eval_split, teacher)
