@@ -26,9 +26,10 @@ from sigmab.prune import PRUNE_HELP, PruneConfig, is_pruned_folder
 from sigmab.prune.finetune import PRUNE_FINETUNE_HELP, PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, format_pruned_report, prune_checkpoint
 from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
-from sigmab.prune.spec import read_pruned_spec
+from sigmab.prune.spec import PRUNED_SPEC, read_pruned_spec
 from sigmab.train import TrainConfig, train
 from sigmab.train.config import TRAIN_HELP
+from sigmab.train.distributed import barrier, init_distributed
 from sigmab.train.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.convert import CONVERT_HELP, ConvertConfig
 from sigmab.tree.pipeline import convert_checkpoint
@@ -239,12 +240,18 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         if ft_cfg.dataset is None:
             raise ConfigError("--dataset is required")
         cfg = resolve_config(PruneConfig, prune_layer)
+        if (args.out / PRUNED_SPEC).exists():
+            raise ConfigError(f"{args.out} already holds a pruned model; choose another --out (or --resume)")
+    info = init_distributed()  # under torchrun, rank 0 alone prunes; every rank fine-tunes its shard
+    if not args.resume and info.is_main:
         report = prune_checkpoint(args.checkpoint, dataset=ft_cfg.dataset, out=args.out, cfg=cfg, seed=ft_cfg.seed,
                                   arch=args.arch, data_root=ft_cfg.data_root, progress=not args.no_progress)
         print(f"pruned ({cfg.criterion}, {cfg.scope}): params {report['params']:,} of {report['dense_params']:,} "
               f"({100 * report['params_reduction']:.1f}% fewer), uniform keep ratio {report['uniform_keep']:.3f}")
+    barrier(info)
     if ft_cfg.epochs > 0:
-        _, result = finetune_pruned(args.out, ft_cfg, resume=args.resume, progress=not args.no_progress)
+        _, result = finetune_pruned(args.out, ft_cfg, resume=args.resume, progress=not args.no_progress,
+                                    dist_info=info)
         if result is not None:
             print(f"fine-tuned: top-1 {result.top1:.2f}% | weights {args.out / PRUNE_FINETUNED}")
     print(f"pruned-model folder: {args.out} (evaluate with `sigmab eval {args.out}`)")
