@@ -317,9 +317,13 @@ def write_cifar_plots(runs: list[Result], folder: Path) -> None:
         mine = [r for r in mine if is_sigmab(r)]
         ax.scatter([r["active_params_mean"] for r in mine], [r["top1"] for r in mine], color="tab:blue",
                    label="SigmaB runs (test top-1)", zorder=3)
-        for r in mine:
-            ax.annotate(f"{r['run_id']} s{r['seed']}", (r["active_params_mean"], r["top1"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 4))
+        # one label per setting (its seeds' mean), staggered so that settings at one budget stay readable
+        for i, ((_, run_id), group) in enumerate(settings(mine).items()):
+            point = (statistics.fmean(r["active_params_mean"] for r in group),
+                     statistics.fmean(r["top1"] for r in group))
+            ax.annotate(f"{run_id} ({len(group)} seed{'s' if len(group) > 1 else ''})", point, fontsize=7,
+                        textcoords="offset points", xytext=(8, 10 - 11 * (i % 4)),
+                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "gray"})
         ax.set_xlabel("mean active parameters per input")
         ax.set_ylabel("CIFAR-10 test top-1 (%)")
         ax.set_title(model)
