@@ -42,3 +42,11 @@ def test_baseline_comparison_interpolates_on_each_curve() -> None:
     assert not any(line.startswith("| resnet56 | f66 |") for line in section if "best setting" in line)
     headline = next(line for line in section if line.startswith("| resnet56 | s |"))
     assert "91.50% ± 0.00" in headline
+
+
+def test_published_hrank_point_is_set_beside_the_nearest_run() -> None:
+    runs = [{**_run("r56-hrank-paper", 0, 91.0, 0.0, active=492_000), "method": "hrank"},
+            {**_run("r56-hrank-66", 0, 90.0, 0.0, active=290_000), "method": "hrank"}]
+    section = cifar_section([_run("s", 0, 91.5, 95.0)] + runs)
+    row = next(line for line in section if line.startswith("| resnet56 | hrank | 93.17% at 0.49M"))
+    assert "91.00% at 0.492M (`r56-hrank-paper` s0) | -2.17 | 4 epochs |" in row
