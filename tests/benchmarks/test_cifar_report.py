@@ -38,7 +38,7 @@ def test_baseline_comparison_interpolates_on_each_curve() -> None:
     section = cifar_section(sigmab + baselines)
     row = next(line for line in section if line.startswith("| resnet56 | s (2 seeds)"))
     # SigmaB cuts 70.0%; FPGM reaches 91.5% at 350k params (65.0%): 5 pp more reduction
-    assert row.endswith("| fpgm | 91.00% | 65.0% | +5.0 |")
+    assert row.endswith("| fpgm (2 runs) | 91.00% | 65.0% | +5.0 |")
     assert not any(line.startswith("| resnet56 | f66 |") for line in section if "best setting" in line)
     headline = next(line for line in section if line.startswith("| resnet56 | s |"))
     assert "91.50% ± 0.00" in headline
@@ -50,3 +50,10 @@ def test_published_hrank_point_is_set_beside_the_nearest_run() -> None:
     section = cifar_section([_run("s", 0, 91.5, 95.0)] + runs)
     row = next(line for line in section if line.startswith("| resnet56 | hrank | 93.17% at 0.49M"))
     assert "91.00% at 0.492M (`r56-hrank-paper` s0) | -2.17 | 4 epochs |" in row
+
+
+def test_outside_a_curve_the_comparison_gives_a_bound_and_the_nearest_run() -> None:
+    above = [{**_run("f", 0, 92.0, 0.0, active=280_000), "method": "fpgm"}]
+    row = next(line for line in cifar_section([_run("s", 0, 91.0, 95.0)] + above) if "| fpgm (1 run) |" in line)
+    # SigmaB cuts 70.0%; FPGM is better even at 72.0%: SigmaB's advantage is below -2.0 pp
+    assert row.endswith("| n/a; nearest run 92.00% at 72.0% | > 72.0% (above at every cut) | < -2.0 |")
