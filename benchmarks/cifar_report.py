@@ -263,8 +263,10 @@ def _comparison(results: list[Result]) -> list[str]:
             else:  # above SigmaB even at its largest measured cut
                 most = cut(curve[0][0])
                 at_top1, more = f"> {most:.1f}% (above at every cut)", f"< {sigmab_cut - most:+.1f}"
-            lines.append(f"| {model} | {run_id} ({len(runs)} seed{'s' if len(runs) > 1 else ''}) | {top1:.2f}% | "
-                         f"{sigmab_cut:.1f}% | {method} ({len(curve)} run{'s' if len(curve) > 1 else ''}) | {at_params} | {at_top1} | {more} |")
+            seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+            points = f"{len(curve)} run{'s' if len(curve) > 1 else ''}"
+            lines.append(f"| {model} | {run_id} ({seeds}) | {top1:.2f}% | {sigmab_cut:.1f}% | {method} ({points}) | "
+                         f"{at_params} | {at_top1} | {more} |")
     published = _published_points(results)
     if published:
         lines += ["", "Published baseline points, reproduced on this harness (the papers fine-tune for hundreds of "
