@@ -75,10 +75,8 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net, spec = load_pruned(folder, weights=PRUNED_WEIGHTS)
-    inputs = finetune_inputs(cfg, dict(spec.prune_config.get("source") or {}), dense_arch=spec.dense_meta.arch,
-                             what="pruned-model")
-    ds_info, train_set, eval_set, eval_split, teacher = (inputs.info, inputs.train_set, inputs.eval_set,
-                                                         inputs.eval_split, inputs.teacher)
+    ds_info, train_set, eval_set, eval_split, teacher = finetune_inputs(
+        cfg, dict(spec.prune_config.get("source") or {}), dense_arch=spec.dense_meta.arch, what="pruned-model")
 
     meta = spec.dense_meta
     torch.manual_seed(cfg.seed)

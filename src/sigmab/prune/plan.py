@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sigmab.errors import ConfigError
+from sigmab.eval import count_params
 from sigmab.graph import BlockChannels, Decomposition, decompose
 from sigmab.graph.groups import SCOPES, ChannelGroup, channel_groups, input_stage
 from sigmab.importance import get_importance, top_channels
@@ -125,10 +126,6 @@ def plan_pruning(model: nn.Module, cfg: PruneConfig, images: torch.Tensor | None
         stats = group_statistics(dec, groups, calib)
     scores = {g.name: criterion.scores(g, stats.get(g.name)) for g in groups}
     return PrunePlan(dec, groups, scores, dict(cfg.group_keep), model.meta, dict(vars(cfg)))
-
-
-def count_params(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
 
 
 def solve_keep_ratio(param_count: Callable[[float], int], budget: int, *, steps: int = 30) -> float:

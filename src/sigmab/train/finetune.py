@@ -159,9 +159,8 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tree, spec = load_tree(tree_dir, weights="tree.safetensors")
-    inputs = finetune_inputs(cfg, _source(spec), dense_arch=spec.dense_meta.arch, what="tree")
-    ds_info, train_set, eval_set, eval_split, teacher = (inputs.info, inputs.train_set, inputs.eval_set,
-                                                         inputs.eval_split, inputs.teacher)
+    ds_info, train_set, eval_set, eval_split, teacher = finetune_inputs(
+        cfg, _source(spec), dense_arch=spec.dense_meta.arch, what="tree")
 
     meta = spec.dense_meta
     # The converted tree fixes the routing the anchor holds on to (also on resume: taken before loading).

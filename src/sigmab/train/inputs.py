@@ -3,8 +3,7 @@ the model was built from (as its folder records them)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import nn
 
@@ -13,8 +12,7 @@ from sigmab.errors import ConfigError
 from sigmab.models import load_model
 
 
-@dataclass
-class FinetuneInputs:
+class FinetuneInputs(NamedTuple):
     info: DatasetInfo
     train_set: ImageArrays
     eval_set: ImageArrays

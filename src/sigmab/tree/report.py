@@ -38,9 +38,11 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
     checkpoint = source.get("checkpoint")
     if (with_dense or diagnose) and checkpoint and Path(checkpoint).is_file():
         dense = load_model(checkpoint, arch=source.get("arch"))
-        dense_top1 = evaluate(dense, loader, progress=progress).top1
-        if diagnose:
+        if diagnose:  # the diagnosis runs the dense model over the same data: its top-1 comes with it
             diagnosis = diagnose_routing(tree, dense, loader, progress=progress).to_dict()
+            dense_top1 = diagnosis["dense_top1"]
+        else:
+            dense_top1 = evaluate(dense, loader, progress=progress).top1
     elif diagnose:
         raise ConfigError(f"diagnosing {run} needs its dense checkpoint, {checkpoint!r}, which is not readable")
     weights = "finetuned.safetensors" if (run / "finetuned.safetensors").is_file() else "tree.safetensors"
