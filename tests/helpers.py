@@ -37,6 +37,19 @@ def tiny_resnet(depth: int = 20, widths: tuple[int, int, int] = (8, 16, 32), see
     return randomise_bn(build_model(f"resnet{depth}", widths=list(widths)), seed)
 
 
+def calibration_batch(n: int = 160, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def tiny_tree(model: nn.Module | None = None, calib: torch.Tensor | None = None):
+    """A depth-2 tree sliced from a tiny ResNet-20 (inner widths 0.5/0.25, residual 0.75/0.5): a Conversion."""
+    from sigmab.tree import ConvertConfig, convert
+
+    cfg = ConvertConfig(depth=2, widths=[0.5, 0.25], residual_widths=[0.75, 0.5], calib_size=160, min_leaf_samples=8)
+    return convert(model if model is not None else tiny_resnet(), calib if calib is not None else calibration_batch(),
+                   cfg)
+
+
 def digits_resnet_checkpoint(folder, epochs: int = 3):
     """A ResNet-8 (widths 8/16/32) trained briefly on the bundled digits; returns its model.safetensors path."""
     from sigmab.train import TrainConfig, train

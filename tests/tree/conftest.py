@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from sigmab.tree import ConvertConfig, convert
-from tests.helpers import tiny_resnet
+from tests.helpers import calibration_batch, tiny_resnet, tiny_tree
 
 
 @pytest.fixture(scope="module")
@@ -12,10 +11,9 @@ def model():
 
 @pytest.fixture(scope="module")
 def calib() -> torch.Tensor:
-    return torch.randn(160, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    return calibration_batch()
 
 
 @pytest.fixture(scope="module")
 def sliced(model, calib):
-    cfg = ConvertConfig(depth=2, widths=[0.5, 0.25], residual_widths=[0.75, 0.5], calib_size=160, min_leaf_samples=8)
-    return convert(model, calib, cfg)
+    return tiny_tree(model, calib)

@@ -88,17 +88,23 @@ class IndexShortcut(nn.Module):
     def __init__(self, gather: torch.Tensor, stride: int = 1) -> None:
         super().__init__()
         self.stride = stride
-        self.register_buffer("gather", gather.long().clone(), persistent=True)
+        gather = gather.long().clone()
+        self.register_buffer("gather", gather, persistent=True)
+        # The map is fixed by the spec, so the branch is decided here: a data-dependent branch in
+        # forward would stop torch.export. The derived index buffers are not saved.
+        mapped = gather >= 0
+        self.all_mapped = bool(mapped.all())
+        self.register_buffer("_dst", mapped.nonzero().flatten(), persistent=False)
+        self.register_buffer("_src", gather[mapped], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride != 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        mapped = self.gather >= 0
-        if bool(mapped.all()):
+        if self.all_mapped:
             return x.index_select(1, self.gather)
         # One zero-filled output and one copy of the mapped channels (no concatenated zero channel).
         out = x.new_zeros(x.shape[0], self.gather.numel(), *x.shape[2:])
-        return out.index_copy_(1, mapped.nonzero().flatten(), x.index_select(1, self.gather[mapped]))
+        return out.index_copy(1, self._dst, x.index_select(1, self._src))
 
     def extra_repr(self) -> str:
         return f"{int((self.gather >= 0).sum())}/{self.gather.numel()} mapped, stride={self.stride}"

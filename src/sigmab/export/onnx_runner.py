@@ -1,0 +1,90 @@
+"""Run an exported tree folder in onnxruntime: backbone, then router argmax and node, level by level.
+
+This is the reference for what a non-PyTorch runtime does with ``export.json``; the tests check it
+against the in-memory tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sigmab.errors import CheckpointError, ConfigError
+from sigmab.export.graphs import EXPORT_FORMAT, MANIFEST
+
+
+def _session(path: Path) -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError("running ONNX graphs needs the [export] extra: pip install 'sigmab[export]'") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def read_export_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot read the export manifest ({exc})") from None
+    if manifest.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{path}: not a sigmab export (format {manifest.get('format')!r})")
+    return manifest
+
+
+class OnnxGraphs:
+    """Lazily opened onnxruntime sessions of an export folder's graphs, by graph name."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.manifest = read_export_manifest(self.folder)
+        self._sessions: dict[str, Any] = {}
+
+    def run(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Graph ``name`` on ``x`` (N, ...) float32 -> its output (N, ...)."""
+        if name not in self._sessions:
+            graph = self.manifest["graphs"].get(name)
+            if graph is None or "onnx" not in graph["files"]:
+                raise CheckpointError(f"{self.folder}: no ONNX graph {name!r} in the export")
+            self._sessions[name] = _session(self.folder / graph["files"]["onnx"])
+        return self._sessions[name].run(None, {self.manifest["input"]: np.ascontiguousarray(x, np.float32)})[0]
+
+
+class OnnxTreeRunner(OnnxGraphs):
+    """Hard single-path inference of an exported tree: ``predict`` gives logits (N, K) and leaf ids (N,)."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        super().__init__(folder)
+        if self.manifest.get("kind") != "tree":
+            raise CheckpointError(f"{self.folder}: the export holds a plain model, not a tree")
+        self.depth = int(self.manifest["depth"])
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = x.shape[0]
+        logits: np.ndarray | None = None
+        leaf_ids = np.zeros(n, dtype=np.int64)
+        stack = [("", self.run("backbone", x), np.arange(n))]
+        while stack:
+            bits, h, rows = stack.pop()
+            choice = self.run(f"r{bits}", h).argmax(1)
+            for branch in (0, 1):
+                take = choice == branch
+                if not take.any():
+                    continue
+                child = f"{bits}{branch}"
+                out = self.run(f"n{child}", h[take])
+                if len(child) < self.depth:
+                    stack.append((child, out, rows[take]))
+                    continue
+                if logits is None:
+                    logits = np.empty((n, out.shape[1]), dtype=out.dtype)
+                logits[rows[take]] = out
+                leaf_ids[rows[take]] = int(child, 2)
+        assert logits is not None
+        return logits, leaf_ids

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+
+from sigmab.errors import CheckpointError, ConfigError
+from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_model, export_tree, path_module, read_export_manifest
+from sigmab.prune import PruneConfig, prune
+from tests.helpers import calibration_batch, tiny_resnet, tiny_tree
+
+pytest.importorskip("onnxruntime", reason="the [export] extra (installed by `make test`) is needed")
+TOL = {"atol": 1e-5, "rtol": 1e-5}
+
+
+@pytest.fixture(scope="module")
+def tree():
+    return tiny_tree().tree
+
+
+@pytest.fixture(scope="module")
+def exported(tree, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    export_tree(tree, calibration_batch(4), folder)
+    return folder
+
+
+def test_manifest_lists_every_unit_and_path(tree, exported) -> None:
+    manifest = read_export_manifest(exported)
+    expected = {"backbone", *tree.routers.keys(), *tree.nodes.keys(), *(f"path-{leaf}" for leaf in tree.leaves)}
+    assert set(manifest["graphs"]) == expected
+    for graph in manifest["graphs"].values():
+        assert all((exported / f).is_file() for f in graph["files"].values())
+    assert manifest["graphs"]["path-n10"]["output_shape"] == [4, 10]
+
+
+def test_every_exported_path_matches_pytorch_in_onnxruntime(tree, exported) -> None:
+    graphs = OnnxGraphs(exported)
+    x = calibration_batch(5, seed=3)
+    for leaf in tree.leaves:
+        with torch.no_grad():
+            expected = tree.forward_path(x, leaf)
+        got = torch.from_numpy(graphs.run(f"path-{leaf}", x.numpy()))
+        torch.testing.assert_close(got, expected, **TOL)
+    # batch 1 runs through the same graphs (the batch dim is dynamic)
+    torch.testing.assert_close(torch.from_numpy(graphs.run("path-n00", x[:1].numpy())),
+                               tree.forward_path(x[:1], "n00").detach(), **TOL)
+
+
+def test_pt2_program_matches_pytorch(tree, exported) -> None:
+    program = torch.export.load(exported / "path-n11.pt2")
+    x = calibration_batch(3, seed=4)
+    torch.testing.assert_close(program.module()(x), path_module(tree, "n11")(x), **TOL)
+
+
+def test_onnx_router_then_path_reproduces_hard_routing(tree, exported) -> None:
+    x = calibration_batch(160)  # the k-means calibration inputs reach every leaf
+    with torch.no_grad():
+        expected_logits, expected_leaves = tree.forward_hard(x)
+    logits, leaves = OnnxTreeRunner(exported).predict(x.numpy())
+    assert len(np.unique(leaves)) == 4
+    np.testing.assert_array_equal(leaves, expected_leaves.numpy())
+    torch.testing.assert_close(torch.from_numpy(logits), expected_logits, **TOL)
+
+
+def test_dense_and_pruned_models_export_the_same_way(tmp_path) -> None:
+    dense = tiny_resnet()
+    pruned = prune(dense, PruneConfig(criterion="l1", keep_ratio=0.5, scope="all"))[0]
+    x = calibration_batch(3, seed=5)
+    for name, model in (("dense", dense), ("pruned", pruned)):
+        export_model(model, x, tmp_path / name)
+        got = torch.from_numpy(OnnxGraphs(tmp_path / name).run("model", x.numpy()))
+        with torch.no_grad():
+            torch.testing.assert_close(got, model(x), **TOL)
+    with pytest.raises(CheckpointError, match="plain model"):
+        OnnxTreeRunner(tmp_path / "dense")
+
+
+def test_bad_leaf_and_missing_export_are_clear_errors(tree, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="no leaf 'n2'"):
+        path_module(tree, "n2")
+    with pytest.raises(CheckpointError, match="export manifest"):
+        OnnxGraphs(tmp_path)
