@@ -36,10 +36,14 @@ class ByteLRU(Generic[V]):
 
     def lookup(self, key: Hashable) -> V | None:
         """The value (now most recently used), or None on a miss."""
+        return self._entries[key][0] if self.touch(key) else None
+
+    def touch(self, key: Hashable) -> bool:
+        """True on a hit (the entry becomes most recently used), False on a miss."""
         if key not in self._entries:
-            return None
+            return False
         self._entries.move_to_end(key)
-        return self._entries[key][0]
+        return True
 
     def insert(self, key: Hashable, value: V, nbytes: int) -> bool:
         """Store ``value``; False (and nothing evicted) when it is larger than the capacity."""

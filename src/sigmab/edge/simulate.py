@@ -1,0 +1,96 @@
+"""The weight-traffic model: off-chip weight bytes and a roofline latency per inference on an edge part.
+
+Placement, decided once before the stream:
+1. *Static*: layers of the units every input uses (a plain model's layers; a tree's backbone and root
+   router) are placed on chip in forward order while they fit, as edge compilers do with parameter
+   caching; a layer that does not fit is streamed on every inference.
+2. *Node cache*: the rest of the weight memory is an LRU cache of whole units (routers and nodes
+   below the root), filled on misses. A unit larger than the cache is streamed each time.
+
+Per inference and per layer, latency = max(MACs / MAC rate, streamed bytes / bandwidth); the
+inference's latency is the sum over its layers (no overlap between layers: a lower bound per layer,
+an upper bound on the overlap). One-time loading of the static part is not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from sigmab.edge.device import DeviceProfile
+from sigmab.edge.workload import Layer, Workload
+from sigmab.errors import ConfigError
+from sigmab.runtime.cache import ByteLRU
+
+
+@dataclass(frozen=True)
+class EdgeResult:
+    """Means over the stream, per inference; ``cache_hit_rate`` over node-cache lookups (None if none)."""
+
+    workload: str
+    device: str
+    precision: str
+    order: str
+    n_inferences: int
+    stored_bytes: int
+    static_onchip_bytes: int
+    node_cache_bytes: int
+    fits_on_chip: bool
+    offchip_bytes: float
+    latency_s: float
+    compute_s: float
+    cache_hit_rate: float | None
+    mean_active_params: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _layer_time(layer: Layer, streamed_bytes: int, device: DeviceProfile) -> float:
+    return max(layer.macs / device.macs_per_s, streamed_bytes / device.offchip_bytes_per_s)
+
+
+def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *, order: str = "") -> EdgeResult:
+    """Run ``stream`` (the leaf of each input, in order; ``model`` for a plain model) through ``device``."""
+    bpw = device.bytes_per_weight
+    unknown = sorted(set(stream) - set(workload.paths))
+    if unknown:
+        raise ConfigError(f"stream names leaves that {workload.name} lacks: {', '.join(unknown[:5])}")
+    if not stream:
+        raise ConfigError("the input stream is empty")
+    placed: set[tuple[str, str]] = set()
+    free = device.weight_sram_bytes
+    for unit in workload.units.values():
+        if not unit.every_input:
+            continue
+        for layer in unit.layers:
+            if layer.params * bpw <= free:
+                placed.add((unit.name, layer.name))
+                free -= layer.params * bpw
+    static_bytes = device.weight_sram_bytes - free
+    cache: ByteLRU[None] = ByteLRU(free)
+    stored = workload.stored_params * bpw
+    hits = lookups = 0
+    total_bytes = total_time = total_compute = active = 0.0
+    for leaf in stream:
+        for name in workload.paths[leaf]:
+            unit = workload.units[name]
+            active += unit.params
+            if unit.every_input:
+                streamed = {layer.name: 0 if (name, layer.name) in placed else layer.params * bpw
+                            for layer in unit.layers}
+            else:
+                lookups += 1
+                hit = cache.touch(name)
+                hits += hit
+                if not hit:
+                    cache.insert(name, None, unit.params * bpw)
+                streamed = {layer.name: 0 if hit else layer.params * bpw for layer in unit.layers}
+            for layer in unit.layers:
+                total_bytes += streamed[layer.name]
+                total_time += _layer_time(layer, streamed[layer.name], device)
+                total_compute += layer.macs / device.macs_per_s
+    n = len(stream)
+    return EdgeResult(workload.name, device.name, device.precision, order, n, stored, static_bytes, free,
+                      stored <= device.weight_sram_bytes, total_bytes / n, total_time / n, total_compute / n,
+                      hits / lookups if lookups else None, active / n)
