@@ -328,7 +328,7 @@ def cifar_section(results: list[Result]) -> list[str]:
 
 def write_cifar_plots(runs: list[Result], folder: Path) -> None:
     """The Pareto plot of every run and the routing plot of each model's best run, as PNGs in ``folder``."""
-    from sigmab.plots.tree_plot import pyplot
+    from sigmab.plots.figure import pyplot
 
     plt = pyplot()
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sigmab import __version__
+from sigmab.cli_deploy import add_edge_sim, add_export, add_package
 from sigmab.config import add_config_flags, list_presets, preset_layer, read_preset, read_yaml_config, resolve_config
 from sigmab.data import ArrayLoader, load_split
 from sigmab.demo import run_demo
@@ -82,6 +83,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"), help="which split (default: test)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--per-module", action="store_true", help="also print the per-module parameter/MAC table")
+    p.add_argument("--save-routes", type=Path, metavar="FILE",
+                   help="tree folders: save each input's leaf and label (.npz), the stream `sigmab edge-sim` reads")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
@@ -92,6 +95,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be >= 1")
     if (args.run is None) == (args.checkpoint is None):
         raise ConfigError("give either a tree folder (RUN) or --checkpoint")
+    if args.save_routes is not None and (args.run is None or is_pruned_folder(args.run)):
+        raise ConfigError("--save-routes is for tree folders (a dense or pruned model has one path)")
     if args.run is not None:
         return _eval_tree(args)
     if args.dataset is None:
@@ -124,7 +129,8 @@ def _eval_tree(args: argparse.Namespace) -> int:
         print(json.dumps(report) if args.json else format_pruned_report(report))
         return 0
     report = evaluate_tree_folder(args.run, dataset=args.dataset, data_root=args.data_root, split=args.split,
-                                  batch_size=args.batch_size, progress=not (args.no_progress or args.json))
+                                  batch_size=args.batch_size, routes=args.save_routes,
+                                  progress=not (args.no_progress or args.json))
     if args.json:
         print(json.dumps(report))
         return 0
@@ -289,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sigmab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_prune, _add_eval, _add_models, _add_presets):
+    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_prune, _add_eval, add_export, add_package,
+                add_edge_sim, _add_models, _add_presets):
         add(sub)
     return parser
 

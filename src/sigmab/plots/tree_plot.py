@@ -6,19 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sigmab.errors import ConfigError
-from sigmab.utils.io import atomic_path
-
-
-def pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError("plots need matplotlib: pip install 'sigmab[plots]'") from None
-    return plt
+from sigmab.plots.figure import pyplot, save_figure
 
 
 def plot_tree(report: dict[str, Any], path: str | os.PathLike[str], *, title: str = "") -> Path:
@@ -59,8 +47,4 @@ def plot_tree(report: dict[str, Any], path: str | os.PathLike[str], *, title: st
                            f"{report['active_params_mean']:,.0f} of {report['dense_params']:,} "
                            f"(-{100 * report['active_params_reduction']:.1f}%)"), fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

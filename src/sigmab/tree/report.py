@@ -12,17 +12,19 @@ from sigmab.models import build_from_meta, load_model
 from sigmab.tree.diagnostics import diagnose_routing
 from sigmab.tree.evaluate import evaluate_tree
 from sigmab.tree.metrics import cost_summary
+from sigmab.tree.routes import Routes, save_routes
 from sigmab.tree.spec import load_tree
 
 
 def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_root: str | None = None,
                          split: str = "test", batch_size: int = 256, with_dense: bool = True,
                          val_fraction: float = 0.0, seed: int = 0, diagnose: bool = False,
-                         progress: bool = False) -> dict[str, Any]:
+                         routes: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Evaluate the tree in ``run`` (fine-tuned weights when present) and, when its source checkpoint
     is readable, the dense model on the same data. ``split="val"`` needs the ``val_fraction`` and
     ``seed`` the held-out part was drawn with. ``diagnose`` adds ``diagnosis``, the leaf-gap and
-    routing-headroom breakdown of the drop (see :mod:`sigmab.tree.diagnostics`); it needs the dense model."""
+    routing-headroom breakdown of the drop (see :mod:`sigmab.tree.diagnostics`); it needs the dense model.
+    ``routes`` names a file to save every input's leaf and label in (:mod:`sigmab.tree.routes`)."""
     run = Path(run)
     tree, spec = load_tree(run)
     source = dict(spec.convert_config.get("source") or {})
@@ -31,6 +33,8 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
                                              split=split, val_fraction=val_fraction, seed=seed,
                                              batch_size=batch_size)
     result = evaluate_tree(tree, loader, data.num_classes, progress=progress)
+    if routes is not None:
+        save_routes(Routes(tree.leaves, result.leaf_ids.numpy(), data.labels.numpy()), routes)
     input_shape = (meta.in_channels, *data.images.shape[2:])
     costs = cost_summary(tree, input_shape, result.leaf_share)
     dense_profile = profile_model(build_from_meta(meta), input_shape)

@@ -1,0 +1,133 @@
+"""Deployment subcommands of the CLI: export, package and edge-sim."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sigmab.errors import ConfigError
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", nargs="?", type=Path, help="tree folder (`sigmab convert`) or pruned folder (`sigmab prune`)")
+    p.add_argument("--checkpoint", type=Path, help="a dense checkpoint instead of RUN")
+    p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata (e.g. resnet56)")
+
+
+def add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a tree's units and paths (or a dense/pruned model) as graphs",
+                       description="torch.export programs (.pt2) and, with the [export] extra, ONNX files of "
+                                   "every unit (backbone, routers, nodes) and root-to-leaf path, with export.json. "
+                                   "Inputs are normalised images (mean/std in the manifest); the batch is dynamic.")
+    _source_args(p)
+    p.add_argument("--out", type=Path, required=True, help="folder to write the graphs into")
+    p.add_argument("--no-onnx", action="store_true", help="torch.export programs only")
+    p.add_argument("--no-paths", action="store_true", help="trees: units only, no whole-path graphs")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from sigmab.export import export_any, onnx_available
+    from sigmab.inputs import load_model_or_folder
+
+    onnx = not args.no_onnx
+    if onnx and not onnx_available():
+        raise ConfigError("ONNX export needs the [export] extra (pip install 'sigmab[export]'); or pass --no-onnx")
+    kind, model, meta = load_model_or_folder(args.run, args.checkpoint, arch=args.arch)
+    manifest = export_any(kind, model, meta, args.out, onnx=onnx, paths=not args.no_paths)
+    print(f"exported {len(manifest['graphs'])} graph(s) of the {kind} model to {args.out} "
+          f"({'pt2 + onnx' if onnx else 'pt2'}); manifest {args.out / 'export.json'}")
+    return 0
+
+
+def add_package(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("package", help="write a tree as per-unit safetensors files for the leaf-on-demand runtime",
+                       description="One safetensors file per unit (backbone, each router, each node) and "
+                                   "package.json; `sigmab.runtime.LeafOnDemandRunner` loads only routed units.")
+    p.add_argument("run", type=Path, help="tree folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_package)
+
+
+def _cmd_package(args: argparse.Namespace) -> int:
+    from sigmab.runtime import write_package
+    from sigmab.tree.spec import load_tree
+
+    tree, spec = load_tree(args.run)
+    manifest = write_package(tree, spec, args.out)
+    for name, unit in manifest["units"].items():
+        print(f"  {name:<10} {unit['kind']:<9} {unit['bytes']:>12,} bytes")
+    print(f"package: {args.out} ({len(manifest['units'])} units)")
+    return 0
+
+
+def add_edge_sim(sub: argparse._SubParsersAction) -> None:
+    from sigmab.edge import ORDER_HELP
+
+    p = sub.add_parser("edge-sim", help="off-chip weight traffic and roofline latency on edge accelerators",
+                       description="Simulate dense, pruned and SigmaB models on device profiles: weights used by "
+                                   "every input are placed on chip while they fit, the rest of the weight memory "
+                                   "caches nodes (LRU); anything else streams from off-chip memory per inference.")
+    p.add_argument("--tree", type=Path, help="tree folder")
+    p.add_argument("--routes", type=Path, help="the tree's routes (`sigmab eval TREE --save-routes FILE`)")
+    p.add_argument("--pruned", type=Path, action="append", default=[], help="pruned-model folder (repeatable)")
+    p.add_argument("--checkpoint", type=Path, help="dense checkpoint")
+    p.add_argument("--arch", help="architecture of --checkpoint, if it has no sigmab metadata")
+    p.add_argument("--device", action="append", help="packaged profile name or YAML file (repeatable; "
+                                                      "default: every packaged profile)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="override the devices' weight precision")
+    p.add_argument("--orders", nargs="+", default=["shuffled", "runs:8", "runs:64"], help=ORDER_HELP)
+    p.add_argument("--sram-sweep", nargs="+", type=int, metavar="BYTES",
+                   help="also sweep the first device's on-chip weight memory over these sizes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the input orders")
+    p.add_argument("--out", type=Path, help="write every result as JSON here")
+    p.add_argument("--plot", type=Path, help="PNG: latency per device (and the sweep beside it, as *-sweep.png)")
+    p.set_defaults(func=_cmd_edge_sim)
+
+
+def _cmd_edge_sim(args: argparse.Namespace) -> int:
+    from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload
+    from sigmab.edge.study import format_table, results_json, run_study, sram_sweep
+    from sigmab.inputs import load_model_or_folder
+    from sigmab.tree.routes import load_routes
+    from sigmab.utils.io import atomic_write_json
+
+    if (args.tree is None) != (args.routes is None):
+        raise ConfigError("--tree and --routes go together (make the routes with `sigmab eval TREE --save-routes`)")
+    devices = [load_device(d) for d in args.device] if args.device else list(packaged_devices().values())
+    if args.precision:
+        devices = [d.with_changes(precision=args.precision) for d in devices]
+    workloads, routes = [], None
+    sources = [("tree", args.tree, None)] if args.tree else []
+    sources += [("pruned", folder, None) for folder in args.pruned]
+    sources += [("dense", None, args.checkpoint)] if args.checkpoint else []
+    if not sources:
+        raise ConfigError("nothing to simulate: give --tree/--routes, --pruned or --checkpoint")
+    for label, run, checkpoint in sources:
+        kind, model, meta = load_model_or_folder(run, checkpoint, arch=args.arch)
+        shape = (meta.in_channels, *meta.input_size)
+        name = f"{label}:{Path(run).name if run else Path(checkpoint).stem}"
+        workloads.append(tree_workload(model, shape, name=name) if kind == "tree" else
+                         model_workload(model, shape, name=name))
+        if kind == "tree":
+            routes = load_routes(args.routes)
+            if routes.leaves != model.leaves:
+                raise ConfigError(f"{args.routes} was saved for leaves {routes.leaves}, not {model.leaves}")
+    results = run_study(workloads, routes, devices, args.orders, seed=args.seed)
+    print(format_table(results))
+    sweep = sram_sweep(workloads, routes, devices[0], args.sram_sweep, args.orders, seed=args.seed) \
+        if args.sram_sweep else []
+    if args.out:
+        atomic_write_json(args.out, {**results_json(results), "sweep": [r.to_json() for r in sweep],
+                                     "devices": {d.name: {**d.__dict__, "sources": list(d.sources)} for d in devices}})
+        print(f"results: {args.out}")
+    if args.plot:
+        from sigmab.plots.edge_plot import plot_devices, plot_sram_sweep
+
+        plot_devices(results, args.plot, title="edge weight-traffic model")
+        if sweep:
+            plot_sram_sweep(sweep, args.plot.with_name(args.plot.stem + "-sweep.png"),
+                            title=f"{devices[0].name}, weight memory swept")
+        print(f"plot: {args.plot}")
+    return 0
+

@@ -1,0 +1,71 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sigmab.cli import main
+from sigmab.export import OnnxTreeRunner
+from sigmab.tree.routes import load_routes
+from tests.helpers import digits_resnet_checkpoint
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("deploy")
+    checkpoint = digits_resnet_checkpoint(root / "dense", epochs=1)
+    tree = root / "tree"
+    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(tree), "--widths",
+                 "[0.5, 0.5]", "--calib-size", "400", "--min-leaf-samples", "16", "--no-progress"]) == 0
+    return {"checkpoint": checkpoint, "tree": tree, "root": root}
+
+
+def test_eval_routes_feed_edge_sim_with_json_and_plots(folders, capsys) -> None:
+    routes = folders["root"] / "routes.npz"
+    assert main(["eval", str(folders["tree"]), "--save-routes", str(routes), "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    saved = load_routes(routes)
+    assert len(saved.labels) == report["n_samples"] == 359
+    shares = np.bincount(saved.leaf_ids, minlength=4) / len(saved.leaf_ids)
+    assert shares.tolist() == pytest.approx([leaf["share"] for leaf in report["leaves"]])
+
+    out, plot = folders["root"] / "edge.json", folders["root"] / "edge.png"
+    assert main(["edge-sim", "--tree", str(folders["tree"]), "--routes", str(routes), "--checkpoint",
+                 str(folders["checkpoint"]), "--device", "ethos-u55-mcu", "--precision", "fp32",
+                 "--orders", "shuffled", "runs:16", "--sram-sweep", "0", "4096", "1048576",
+                 "--out", str(out), "--plot", str(plot)]) == 0
+    data = json.loads(out.read_text())
+    rows = {(r["workload"].split(":")[0], r["order"]): r for r in data["results"]}
+    assert set(rows) == {("tree", "shuffled"), ("tree", "runs:16"), ("dense", "any")}
+    # the digits models fit in 512 KiB: in the steady state nothing streams; with no on-chip memory
+    # every weight an input uses streams
+    assert all(r["offchip_bytes"] == 0 for r in data["results"])
+    none = [r for r in data["sweep"] if r["device"].endswith("@0")]
+    for r in none:
+        assert r["offchip_bytes"] == pytest.approx(4 * r["mean_active_params"])
+    assert plot.read_bytes()[:4] == b"\x89PNG" and (folders["root"] / "edge-sweep.png").is_file()
+
+
+def test_export_and_package_commands(folders, capsys) -> None:
+    pytest.importorskip("onnxruntime", reason="the [export] extra (installed by `make test`) is needed")
+    exported, package = folders["root"] / "export", folders["root"] / "pkg"
+    assert main(["export", str(folders["tree"]), "--out", str(exported)]) == 0
+    assert main(["export", "--checkpoint", str(folders["checkpoint"]), "--out", str(folders["root"] / "dx"),
+                 "--no-onnx"]) == 0
+    assert main(["package", str(folders["tree"]), "--out", str(package)]) == 0
+    manifest = json.loads((exported / "export.json").read_text())
+    assert manifest["preprocess"]["input_size"] == [8, 8] and len(manifest["graphs"]) == 1 + 3 + 6 + 4
+    logits, leaves = OnnxTreeRunner(exported).predict(np.zeros((2, 1, 8, 8), np.float32))
+    assert logits.shape == (2, 10) and leaves.shape == (2,)
+    assert json.loads((package / "package.json").read_text())["paths"]["n10"] == ["backbone", "r", "n1", "r1", "n10"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["edge-sim", "--tree", "t"], "--tree and --routes go together"),
+    (["edge-sim"], "nothing to simulate"),
+    (["edge-sim", "--checkpoint", "x.pt", "--device", "no-such-part"], "unknown device"),
+    (["eval", "--checkpoint", "x.pt", "--dataset", "digits", "--save-routes", "r.npz"], "--save-routes is for tree"),
+])
+def test_deploy_user_errors(argv, message, capsys) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
