@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
+from benchmarks.edge_report import edge_section, write_edge_plots
 from sigmab.utils.io import atomic_write_text
 
 Result = dict[str, Any]
@@ -35,6 +36,8 @@ REQUIRED["cifar_run"] = ("model", "dataset", "method", "config", "top1", "dense_
                           "active_params_max", "stored_params", "dense_params", "active_macs_mean",
                           "weight_bytes_per_inference", "finetune_epochs", "wall_seconds", "seed", "git_commit",
                           "leaves", "run_id")
+REQUIRED["edge"] = ("model", "tree", "pruned", "tree_top1", "leaf_share", "n_inputs", "orders", "devices", "workloads",
+                    "results", "sweep_device", "sweep", "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
@@ -167,12 +170,14 @@ def _sigmab_smoke(results: list[Result]) -> list[str]:
 
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
-    "sigmab_smoke": _sigmab_smoke, "cifar_run": cifar_section}
+    "sigmab_smoke": _sigmab_smoke, "cifar_run": cifar_section, "edge": edge_section}
 
 
 def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:
     if by_kind.get("cifar_run"):
         write_cifar_plots(by_kind["cifar_run"], folder)
+    if by_kind.get("edge"):
+        write_edge_plots(by_kind["edge"], folder)
 
 
 def render(by_kind: dict[str, list[Result]]) -> str:

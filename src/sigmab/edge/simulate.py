@@ -69,32 +69,46 @@ def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *
                 placed.add((unit.name, layer.name))
                 free -= layer.params * bpw
     static_bytes = device.weight_sram_bytes - free
+    # Per unit, the (bytes, seconds) one use costs: fixed for placed/streamed every-input units;
+    # for cacheable units, one cost on a hit (nothing streams) and one on a miss (every layer streams).
+    fixed: dict[str, tuple[int, float]] = {}
+    hit_cost: dict[str, tuple[int, float]] = {}
+    miss_cost: dict[str, tuple[int, float]] = {}
+    for unit in workload.units.values():
+        if unit.every_input:
+            streamed = [0 if (unit.name, layer.name) in placed else layer.params * bpw for layer in unit.layers]
+            fixed[unit.name] = (sum(streamed), sum(_layer_time(la, b, device) for la, b in zip(unit.layers, streamed)))
+        else:
+            hit_cost[unit.name] = (0, sum(_layer_time(la, 0, device) for la in unit.layers))
+            miss_cost[unit.name] = (unit.params * bpw,
+                                    sum(_layer_time(la, la.params * bpw, device) for la in unit.layers))
     cache: ByteLRU[None] = ByteLRU(free)
     stored = workload.stored_params * bpw
     for leaf in stream:  # warm-up pass
         for name in workload.paths[leaf]:
-            if not workload.units[name].every_input and not cache.touch(name):
-                cache.insert(name, None, workload.units[name].params * bpw)
+            if name in miss_cost and not cache.touch(name):
+                cache.insert(name, None, miss_cost[name][0])
     hits = lookups = 0
-    total_bytes = total_time = total_compute = active = 0.0
+    total_bytes = total_time = 0.0
     for leaf in stream:
         for name in workload.paths[leaf]:
-            unit = workload.units[name]
-            active += unit.params
-            if unit.every_input:
-                streamed = {layer.name: 0 if (name, layer.name) in placed else layer.params * bpw
-                            for layer in unit.layers}
+            if name in fixed:
+                cost = fixed[name]
             else:
                 lookups += 1
-                hit = cache.touch(name)
-                hits += hit
-                if not hit:
-                    cache.insert(name, None, unit.params * bpw)
-                streamed = {layer.name: 0 if hit else layer.params * bpw for layer in unit.layers}
-            for layer in unit.layers:
-                total_bytes += streamed[layer.name]
-                total_time += _layer_time(layer, streamed[layer.name], device)
-                total_compute += layer.macs / device.macs_per_s
+                if cache.touch(name):
+                    hits += 1
+                    cost = hit_cost[name]
+                else:
+                    cache.insert(name, None, miss_cost[name][0])
+                    cost = miss_cost[name]
+            total_bytes += cost[0]
+            total_time += cost[1]
+    counts: dict[str, int] = {}
+    for leaf in stream:
+        counts[leaf] = counts.get(leaf, 0) + 1
+    active = sum(c * workload.path_params(leaf) for leaf, c in counts.items())
+    total_compute = sum(c * workload.path_macs(leaf) for leaf, c in counts.items()) / device.macs_per_s
     n = len(stream)
     return EdgeResult(workload.name, device.name, device.precision, order, n, stored, static_bytes, free,
                       stored <= device.weight_sram_bytes, total_bytes / n, total_time / n, total_compute / n,

@@ -1,0 +1,118 @@
+"""CPU inference speed of what a user ships: dense, static-pruned and SigmaB ResNet-56, each in PyTorch
+eager and as exported ONNX graphs in onnxruntime; batch-1 latency and batch-256 throughput as ratios
+against eager dense, measured alternately in one run (median of repeats).
+
+SigmaB rows: the hard single-path engine (``SigmaBTree.forward``), the exported units run router ->
+node by :class:`sigmab.export.OnnxTreeRunner`, and the busiest leaf's exported path on every input
+with no routing (the bound a perfect router-free engine would reach). Needs the run folders of
+``benchmarks.cifar`` (``r56-d2-w50-25-kd-6ep``, ``r56-fpgm-66``, seed 0) and ../shared.
+
+    python -m benchmarks.inference_speed   # writes benchmarks/results/inference_speed_resnet56.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.cifar import RUNS
+from benchmarks.common import SHARED, summarise, write_result
+from sigmab.data import Normalize, load_split
+from sigmab.eval import profile_model
+from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_any, path_module
+from sigmab.inputs import load_model_or_folder
+from sigmab.tree import cost_summary
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", type=Path, default=RUNS / "r56-d2-w50-25-kd-6ep-s0" / "tree")
+    parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
+    parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--latency-inputs", type=int, default=64)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    _, dense, meta = load_model_or_folder(None, args.checkpoint, arch="resnet56")
+    _, pruned, _ = load_model_or_folder(args.pruned)
+    _, tree, _ = load_model_or_folder(args.tree)
+    test = load_split("cifar10", "test", root=args.data)
+    norm = Normalize(meta.mean, meta.std)
+    with torch.inference_mode():
+        _, leaves = tree.forward_hard(norm(test.images))
+    share = torch.bincount(leaves, minlength=len(tree.leaves)).double() / len(leaves)
+    busiest = tree.leaves[int(share.argmax())]
+    path = path_module(tree, busiest)
+    shape = (meta.in_channels, *meta.input_size)
+    costs = cost_summary(tree, shape, share)
+
+    work = Path(tempfile.mkdtemp(prefix="sigmab-speed-"))
+    for name, kind, model in (("dense", "dense", dense), ("pruned", "pruned", pruned), ("tree", "tree", tree)):
+        export_any(kind, model, meta, work / name)
+        print(f"exported {name}", flush=True)
+    ort_dense, ort_pruned = OnnxGraphs(work / "dense"), OnnxGraphs(work / "pruned")
+    ort_tree = OnnxTreeRunner(work / "tree")
+
+    x = norm(test.images[: args.batch_size])
+    xn = x.numpy()
+    engines: dict[str, Callable[[torch.Tensor, np.ndarray], object]] = {
+        "dense (eager)": lambda t, a: dense(t),
+        "fpgm-66% (eager)": lambda t, a: pruned(t),
+        "sigmab engine (eager)": lambda t, a: tree(t),
+        "sigmab busiest path, no routing (eager)": lambda t, a: path(t),
+        "dense (onnxruntime)": lambda t, a: ort_dense.run("model", a),
+        "fpgm-66% (onnxruntime)": lambda t, a: ort_pruned.run("model", a),
+        "sigmab router->node graphs (onnxruntime)": lambda t, a: ort_tree.predict(a),
+        "sigmab busiest path graph, no routing (onnxruntime)": lambda t, a: ort_tree.run(f"path-{busiest}", a),
+    }
+    singles = [(x[i : i + 1], xn[i : i + 1]) for i in range(args.latency_inputs)]
+    batch: dict[str, list[float]] = {k: [] for k in engines}
+    latency: dict[str, list[float]] = {k: [] for k in engines}
+    with torch.inference_mode():
+        for fn in engines.values():
+            fn(x, xn)  # warm-up (and the ONNX sessions open here)
+        for rep in range(args.repeats):
+            for name, fn in engines.items():
+                batch[name].append(_seconds(lambda fn=fn: fn(x, xn)))
+                per_input = [_seconds(lambda fn=fn, s=s: fn(*s)) for s in singles]
+                latency[name].append(statistics.median(per_input))
+            print(f"repeat {rep + 1}/{args.repeats}", flush=True)
+    base = "dense (eager)"
+    rows = {}
+    for name in engines:
+        rows[name] = {
+            "batch_seconds": summarise(batch[name]),
+            "throughput_img_per_s": args.batch_size / statistics.median(batch[name]),
+            "throughput_speedup": statistics.median(b / t for b, t in zip(batch[base], batch[name])),
+            "latency_ms": summarise([1e3 * v for v in latency[name]]),
+            "latency_speedup": statistics.median(b / t for b, t in zip(latency[base], latency[name])),
+        }
+    dense_macs = profile_model(dense, shape).macs
+    write_result("inference_speed_resnet56", {
+        "benchmark": "inference_speed", "model": "resnet56", "batch_size": args.batch_size,
+        "latency_inputs": args.latency_inputs, "repeats": args.repeats, "baseline": base, "rows": rows,
+        "busiest_leaf": busiest, "leaf_share": share.tolist(), "tree": str(args.tree), "pruned": str(args.pruned),
+        "macs": {"dense": dense_macs, "fpgm-66%": profile_model(pruned, shape).macs,
+                 "sigmab_mean": costs["active_macs_mean"]},
+        "onnxruntime": __import__("onnxruntime").__version__,
+    })
+
+
+if __name__ == "__main__":
+    main()
