@@ -29,7 +29,8 @@ def _device_table(r: Result) -> list[str]:
 
 
 def _profiles(r: Result) -> list[str]:
-    lines = ["| profile | weight memory | off-chip bandwidth | MAC rate | precision | sources |", "|---|---|---|---|---|---|"]
+    lines = ["| profile | weight memory | off-chip bandwidth | MAC rate | precision | sources |",
+             "|---|---|---|---|---|---|"]
     for name, d in r["devices"].items():
         lines.append(f"| {name} ({d['description']}) | {d['weight_sram_bytes'] / 1024:,.0f} KiB | "
                      f"{d['offchip_bytes_per_s'] / 1e6:,.0f} MB/s | {d['macs_per_s'] / 1e9:,.1f} GMAC/s | "
