@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.cifar import RUNS
-from benchmarks.common import SHARED, write_result
+from benchmarks.common import ROOT, SHARED, write_result
 from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload
 from sigmab.edge.study import format_table, run_study, sram_sweep
 from sigmab.inputs import load_model_or_folder
@@ -22,8 +22,15 @@ from sigmab.tree.report import evaluate_tree_folder
 from sigmab.tree.routes import load_routes
 
 ORDERS = ("shuffled", "runs:8", "runs:64")
+POLICIES = ("hybrid", "lru")
 SWEEP_DEVICE = "ethos-u55-mcu"
 SWEEP_KIB = (32, 64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 4096)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
 def main() -> None:
@@ -45,14 +52,15 @@ def main() -> None:
         workloads.append(tree_workload(model, shape, name=name) if kind == "tree"
                          else model_workload(model, shape, name=name))
     devices = list(packaged_devices().values())
-    results = run_study(workloads, routes, devices, ORDERS)
+    results = run_study(workloads, routes, devices, ORDERS, policies=POLICIES)
     print(format_table(results))
     base = load_device(SWEEP_DEVICE)
     sweep = {precision: sram_sweep(workloads, routes, base.with_changes(precision=precision),
-                                   [kib * 1024 for kib in SWEEP_KIB], ORDERS)
+                                   [kib * 1024 for kib in SWEEP_KIB], ORDERS, policies=POLICIES)
              for precision in ("int8", "fp32")}
     write_result("edge_resnet56", {
-        "benchmark": "edge", "model": "resnet56", "tree": str(args.tree), "pruned": str(args.pruned),
+        "benchmark": "edge", "model": "resnet56", "tree": _shown(args.tree), "pruned": _shown(args.pruned),
+        "policies": list(POLICIES),
         "tree_top1": report["top1"], "leaf_share": [leaf["share"] for leaf in report["leaves"]],
         "n_inputs": len(routes.labels), "orders": list(ORDERS),
         "devices": {d.name: {"description": d.description, "weight_sram_bytes": d.weight_sram_bytes,

@@ -6,16 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from sigmab.edge import EdgeResult
+from sigmab.edge.study import result_label as _label
 
 Result = dict[str, Any]
 
 
 def _rows(rows: list[dict[str, Any]]) -> list[EdgeResult]:
     return [EdgeResult(**row) for row in rows]
-
-
-def _label(r: EdgeResult) -> str:
-    return r.workload if r.order == "any" else f"{r.workload} ({r.order})"
 
 
 def _device_table(r: Result) -> list[str]:

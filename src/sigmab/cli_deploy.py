@@ -77,6 +77,9 @@ def add_edge_sim(sub: argparse._SubParsersAction) -> None:
                                                       "default: every packaged profile)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="override the devices' weight precision")
     p.add_argument("--orders", nargs="+", default=["shuffled", "runs:8", "runs:64"], help=ORDER_HELP)
+    p.add_argument("--policy", nargs="+", default=["hybrid"], choices=("hybrid", "lru"),
+                   help="node placement: 'hybrid' places the most used nodes, then caches the rest (LRU); "
+                        "'lru' caches every node (default: hybrid; give both to compare)")
     p.add_argument("--sram-sweep", nargs="+", type=int, metavar="BYTES",
                    help="also sweep the first device's on-chip weight memory over these sizes")
     p.add_argument("--seed", type=int, default=0, help="seed of the input orders")
@@ -113,9 +116,10 @@ def _cmd_edge_sim(args: argparse.Namespace) -> int:
             routes = load_routes(args.routes)
             if routes.leaves != model.leaves:
                 raise ConfigError(f"{args.routes} was saved for leaves {routes.leaves}, not {model.leaves}")
-    results = run_study(workloads, routes, devices, args.orders, seed=args.seed)
+    results = run_study(workloads, routes, devices, args.orders, seed=args.seed, policies=args.policy)
     print(format_table(results))
-    sweep = sram_sweep(workloads, routes, devices[0], args.sram_sweep, args.orders, seed=args.seed) \
+    sweep = sram_sweep(workloads, routes, devices[0], args.sram_sweep, args.orders, seed=args.seed,
+                       policies=args.policy) \
         if args.sram_sweep else []
     if args.out:
         atomic_write_json(args.out, {**results_json(results), "sweep": [r.to_json() for r in sweep],

@@ -32,12 +32,22 @@ def test_static_part_on_chip_and_nodes_streamed_when_the_cache_is_too_small() ->
 def test_lru_node_cache_is_measured_after_a_warm_up_pass() -> None:
     # 690 B of cache: n0 (300) and n1 (400) evict each other. The warm-up pass leaves n0 cached, so the
     # measured pass hits n0, then misses n1 (evicting n0) and misses n0.
-    r = simulate(toy_tree(), ["n0", "n1", "n0"], device(1000))
+    r = simulate(toy_tree(), ["n0", "n1", "n0"], device(1000), policy="lru")
     assert r.cache_hit_rate == pytest.approx(1 / 3)
     assert r.offchip_bytes == pytest.approx((0 + 400 + 300) / 3)
-    r = simulate(toy_tree(), ["n0", "n1", "n0"], device(1100))  # 790 B: both stay after warm-up
+    r = simulate(toy_tree(), ["n0", "n1", "n0"], device(1100), policy="lru")  # 790 B: both stay after warm-up
     assert r.cache_hit_rate == 1.0 and r.offchip_bytes == 0
     assert r.fits_on_chip  # stored 1010 B <= 1100
+
+
+def test_hybrid_places_the_most_used_node_and_caches_the_rest() -> None:
+    # 690 B after the static part: n0 (used twice) is placed (300 B); n1 (400 B) fits neither the
+    # remaining 390 B nor the cache, so it streams each time it is used.
+    r = simulate(toy_tree(), ["n0", "n1", "n0"], device(1000))
+    assert r.policy == "hybrid" and r.static_onchip_bytes == 610 and r.node_cache_bytes == 390
+    assert r.offchip_bytes == pytest.approx(400 / 3) and r.cache_hit_rate == 0.0
+    with pytest.raises(ConfigError, match="placement policy"):
+        simulate(toy_tree(), ["n0"], device(1000), policy="belady")
 
 
 def test_a_layer_that_does_not_fit_is_streamed_while_later_ones_are_placed() -> None:

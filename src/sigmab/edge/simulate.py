@@ -4,8 +4,11 @@ Placement, decided once before the stream:
 1. *Static*: layers of the units every input uses (a plain model's layers; a tree's backbone and root
    router) are placed on chip in forward order while they fit, as edge compilers do with parameter
    caching; a layer that does not fit is streamed on every inference.
-2. *Node cache*: the rest of the weight memory is an LRU cache of whole units (routers and nodes
-   below the root), filled on misses. A unit larger than the cache is streamed each time.
+2. With the ``hybrid`` policy (default), whole routers/nodes are then placed by how many inputs of
+   the stream use them, most used first, while they fit (the shares a deployment would estimate
+   from a calibration stream; here the stream's own).
+3. *Node cache*: the rest of the weight memory is an LRU cache of the units not placed, filled on
+   misses. A unit larger than the cache is streamed each time. The ``lru`` policy skips step 2.
 
 Per inference and per layer, latency = max(MACs / MAC rate, streamed bytes / bandwidth); the
 inference's latency is the sum over its layers (no overlap between layers: a lower bound per layer,
@@ -32,6 +35,7 @@ class EdgeResult:
     device: str
     precision: str
     order: str
+    policy: str
     n_inferences: int
     stored_bytes: int
     static_onchip_bytes: int
@@ -51,8 +55,14 @@ def _layer_time(layer: Layer, streamed_bytes: int, device: DeviceProfile) -> flo
     return max(layer.macs / device.macs_per_s, streamed_bytes / device.offchip_bytes_per_s)
 
 
-def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *, order: str = "") -> EdgeResult:
+POLICIES = ("hybrid", "lru")
+
+
+def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *, order: str = "",
+             policy: str = "hybrid") -> EdgeResult:
     """Run ``stream`` (the leaf of each input, in order; ``model`` for a plain model) through ``device``."""
+    if policy not in POLICIES:
+        raise ConfigError(f"unknown placement policy {policy!r}; choose from {', '.join(POLICIES)}")
     bpw = device.bytes_per_weight
     unknown = sorted(set(stream) - set(workload.paths))
     if unknown:
@@ -68,6 +78,18 @@ def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *
             if layer.params * bpw <= free:
                 placed.add((unit.name, layer.name))
                 free -= layer.params * bpw
+    counts: dict[str, int] = {}
+    for leaf in stream:
+        counts[leaf] = counts.get(leaf, 0) + 1
+    placed_units: set[str] = set()
+    if policy == "hybrid":
+        uses = {name: sum(c for leaf, c in counts.items() if name in workload.paths[leaf])
+                for name, unit in workload.units.items() if not unit.every_input}
+        for name in sorted(uses, key=lambda u: (-uses[u], u)):
+            size = workload.units[name].params * bpw
+            if uses[name] and size <= free:
+                placed_units.add(name)
+                free -= size
     static_bytes = device.weight_sram_bytes - free
     # Per unit, the (bytes, seconds) one use costs: fixed for placed/streamed every-input units;
     # for cacheable units, one cost on a hit (nothing streams) and one on a miss (every layer streams).
@@ -75,7 +97,9 @@ def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *
     hit_cost: dict[str, tuple[int, float]] = {}
     miss_cost: dict[str, tuple[int, float]] = {}
     for unit in workload.units.values():
-        if unit.every_input:
+        if unit.name in placed_units:
+            fixed[unit.name] = (0, sum(_layer_time(la, 0, device) for la in unit.layers))
+        elif unit.every_input:
             streamed = [0 if (unit.name, layer.name) in placed else layer.params * bpw for layer in unit.layers]
             fixed[unit.name] = (sum(streamed), sum(_layer_time(la, b, device) for la, b in zip(unit.layers, streamed)))
         else:
@@ -104,12 +128,9 @@ def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *
                     cost = miss_cost[name]
             total_bytes += cost[0]
             total_time += cost[1]
-    counts: dict[str, int] = {}
-    for leaf in stream:
-        counts[leaf] = counts.get(leaf, 0) + 1
     active = sum(c * workload.path_params(leaf) for leaf, c in counts.items())
     total_compute = sum(c * workload.path_macs(leaf) for leaf, c in counts.items()) / device.macs_per_s
     n = len(stream)
-    return EdgeResult(workload.name, device.name, device.precision, order, n, stored, static_bytes, free,
+    return EdgeResult(workload.name, device.name, device.precision, order, policy, n, stored, static_bytes, free,
                       stored <= device.weight_sram_bytes, total_bytes / n, total_time / n, total_compute / n,
                       hits / lookups if lookups else None, active / n)

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sigmab.edge.simulate import EdgeResult
+from sigmab.edge.study import result_label
 from sigmab.plots.figure import pyplot, save_figure
 
 
 def _series(results: Sequence[EdgeResult]) -> dict[str, list[EdgeResult]]:
     series: dict[str, list[EdgeResult]] = defaultdict(list)
     for r in results:
-        series[r.workload if r.order == "any" else f"{r.workload} ({r.order})"].append(r)
+        series[result_label(r)].append(r)
     return series
 
 
