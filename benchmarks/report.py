@@ -36,8 +36,8 @@ REQUIRED["cifar_run"] = ("model", "dataset", "method", "config", "top1", "dense_
                           "active_params_max", "stored_params", "dense_params", "active_macs_mean",
                           "weight_bytes_per_inference", "finetune_epochs", "wall_seconds", "seed", "git_commit",
                           "leaves", "run_id")
-REQUIRED["edge"] = ("model", "tree", "pruned", "policies", "tree_top1", "leaf_share", "n_inputs", "orders", "devices", "workloads",
-                    "results", "sweep_device", "sweep", "machine", "git_commit")
+REQUIRED["edge"] = ("model", "tree", "pruned", "policies", "tree_top1", "leaf_share", "n_inputs", "orders", "devices",
+                    "workloads", "results", "sweep_device", "sweep", "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
