@@ -38,6 +38,8 @@ REQUIRED["cifar_run"] = ("model", "dataset", "method", "config", "top1", "dense_
                           "leaves", "run_id")
 REQUIRED["edge"] = ("model", "tree", "pruned", "policies", "tree_top1", "leaf_share", "n_inputs", "orders", "devices",
                     "workloads", "results", "sweep_device", "sweep", "machine", "git_commit")
+REQUIRED["inference_speed"] = ("model", "batch_size", "latency_inputs", "repeats", "baseline", "rows", "busiest_leaf",
+                               "leaf_share", "macs", "onnxruntime", "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
@@ -168,9 +170,32 @@ def _sigmab_smoke(results: list[Result]) -> list[str]:
     return lines
 
 
+def _inference_speed(results: list[Result]) -> list[str]:
+    lines = ["## CPU inference: eager PyTorch and exported graphs in onnxruntime", ""]
+    for r in results:
+        macs = r["macs"]
+        lines += [
+            f"{r['model']} on CIFAR-10 test images: batch-{r['batch_size']} throughput and batch-1 latency (median "
+            f"over {r['latency_inputs']} single images), {r['repeats']} alternating repeats in one run; ratios are "
+            f"medians of per-repeat ratios against {r['baseline']}. MACs per input: dense {macs['dense']:,}, "
+            f"fpgm-66% {macs['fpgm-66%']:,}, SigmaB mean {macs['sigmab_mean']:,.0f} (busiest leaf "
+            f"{r['busiest_leaf']}).", "",
+            "| engine | batch time (median) | images/s | throughput vs dense eager | batch-1 latency | "
+            "latency vs dense eager |", "|---|---|---|---|---|---|"]
+        for name, row in r["rows"].items():
+            lines.append(f"| {name} | {1e3 * row['batch_seconds']['median']:.0f} ms | "
+                         f"{row['throughput_img_per_s']:,.0f} | {row['throughput_speedup']:.2f}x | "
+                         f"{row['latency_ms']['median']:.2f} ms | {row['latency_speedup']:.2f}x |")
+        lines += ["", f"Machine: {_machine(r)}; onnxruntime {r['onnxruntime']}. Source: `{r['_file']}`.", "",
+                  "Regenerate: `python -m benchmarks.inference_speed` (needs the ResNet-56 run folders and "
+                  "`../shared`).", ""]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
-    "sigmab_smoke": _sigmab_smoke, "cifar_run": cifar_section, "edge": edge_section}
+    "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "cifar_run": cifar_section,
+    "edge": edge_section}
 
 
 def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:

@@ -26,7 +26,7 @@ def plot_sram_sweep(results: Sequence[EdgeResult], path: str | os.PathLike[str],
     for label, rows in _series(results).items():
         rows = sorted(rows, key=lambda r: r.static_onchip_bytes + r.node_cache_bytes)
         sram = [(r.static_onchip_bytes + r.node_cache_bytes) / 1024 for r in rows]
-        style = "--" if "(" not in label else "-"
+        style = "--" if "(" not in label else ":" if "lru" in label else "-"  # plain, LRU-only, hybrid
         left.plot(sram, [r.offchip_bytes / 1024 for r in rows], style, marker="o", ms=3, label=label)
         right.plot(sram, [1e3 * r.latency_s for r in rows], style, marker="o", ms=3, label=label)
     for ax, ylabel in ((left, "off-chip weight KiB per inference"), (right, "latency per inference (ms)")):
