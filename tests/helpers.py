@@ -37,6 +37,12 @@ def tiny_resnet(depth: int = 20, widths: tuple[int, int, int] = (8, 16, 32), see
     return randomise_bn(build_model(f"resnet{depth}", widths=list(widths)), seed)
 
 
+def tiny_imagenet_resnet(depth: int = 18, width: float = 0.125, seed: int = 0, **kwargs) -> nn.Module:
+    """A torchvision-layout ResNet at reduced width (ResNet-18: 8/16/32/64 channels), 10 classes."""
+    torch.manual_seed(seed)
+    return randomise_bn(build_model(f"resnet{depth}", num_classes=10, width=width, **kwargs), seed)
+
+
 def calibration_batch(n: int = 160, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
 

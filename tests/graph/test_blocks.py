@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from sigmab.graph import BlockChannels, block_handler, decompose
-from tests.helpers import mask_hook, tiny_resnet
+from tests.helpers import mask_hook, tiny_imagenet_resnet, tiny_resnet
+
+MODELS = {"cifar-resnet20": tiny_resnet, "resnet18": lambda: tiny_imagenet_resnet(18),
+          "resnet50": lambda: tiny_imagenet_resnet(50)}
 
 
 def _random_channels(dec, start: int, end: int, in_idx: torch.Tensor, g: torch.Generator) -> list[BlockChannels]:
@@ -21,14 +24,20 @@ def _random_channels(dec, start: int, end: int, in_idx: torch.Tensor, g: torch.G
     return chans
 
 
-@pytest.mark.parametrize(("start", "end"), [(0, 9), (2, 5), (3, 7), (4, 9)])
-def test_sliced_segment_equals_zeroed_dense_segment(start: int, end: int) -> None:
-    dec = decompose(tiny_resnet())
+@pytest.mark.parametrize("arch", list(MODELS))
+@pytest.mark.parametrize(("start", "end"), [(0, 8), (2, 5), (3, 7), (4, 8)])
+def test_sliced_segment_equals_zeroed_dense_segment(arch: str, start: int, end: int) -> None:
+    """Covers option-A, identity and 1x1-projection shortcuts, basic blocks and bottlenecks."""
+    dec = decompose(MODELS[arch]())
     g = torch.Generator().manual_seed(start * 10 + end)
     in_width = dec.width_before(start)
     in_idx = torch.randperm(in_width, generator=g)[: in_width // 2 + 1].sort().values
     chans = _random_channels(dec, start, end, in_idx, g)
-    x = torch.randn(3, in_width, 32 // (2 ** dec.stages[start]), 32 // (2 ** dec.stages[start]))
+    with torch.no_grad():  # the shape of the stream entering block ``start``
+        h = dec.stem(torch.zeros(1, 3, 64, 64))
+        for b in range(start):
+            h = dec.blocks[b](h)
+    x = torch.randn(3, *h.shape[1:])
     x_zeroed = torch.zeros_like(x)
     x_zeroed[:, in_idx] = x[:, in_idx]
 

@@ -4,7 +4,7 @@ import torch
 from sigmab.errors import ConfigError
 from sigmab.models import build_model
 from sigmab.tree import ConvertConfig, convert
-from tests.helpers import randomise_bn
+from tests.helpers import randomise_bn, tiny_imagenet_resnet
 
 
 @pytest.mark.parametrize(("depth", "splits"), [(1, None), (2, None), (3, ["layer1.2", "layer2.1", "layer3.0"])])
@@ -18,6 +18,20 @@ def test_full_width_tree_gives_the_dense_output_on_every_path(model, calib, dept
         for leaf in tree.leaves:
             torch.testing.assert_close(tree.forward_path(x, leaf), dense, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(tree(x), dense, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_full_width_torchvision_resnet_tree_is_dense_on_every_path(depth) -> None:
+    """Bottlenecks, projection shortcuts and the max-pool stem, at 64x64 inputs, default split points."""
+    model = tiny_imagenet_resnet(depth)
+    calib = torch.randn(96, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    tree = convert(model, calib, ConvertConfig(depth=2, widths=[1.0, 1.0], residual_widths=[1.0, 1.0], calib_size=96,
+                                               min_leaf_samples=4)).tree
+    x = torch.randn(6, 3, 64, 64)
+    with torch.no_grad():
+        dense = model(x)
+        for leaf in tree.leaves:
+            torch.testing.assert_close(tree.forward_path(x, leaf), dense, atol=1e-5, rtol=1e-5)
 
 
 def test_hard_routing_at_initialisation_equals_the_kmeans_assignment(sliced, calib) -> None:

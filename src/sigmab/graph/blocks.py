@@ -17,6 +17,7 @@ from torch import nn
 
 from sigmab.graph.slicing import IndexShortcut, channel_map, slice_layer
 from sigmab.models.cifar_resnet import BasicBlock, ZeroPadShortcut
+from sigmab.models.imagenet_resnet import Bottleneck, ResNetBasicBlock
 from sigmab.utils.registry import TypeRegistry
 
 
@@ -126,4 +127,78 @@ class BasicBlockHandler(BlockHandler):
         new.conv2 = slice_layer(block.conv2, in_idx=inner, out_idx=channels.out)
         new.bn2 = slice_layer(block.bn2, out_idx=channels.out)
         new.shortcut = slice_shortcut(block.shortcut, channels.inp, channels.out)
+        return new
+
+
+def slice_projection(downsample: nn.Module | None, inp: torch.Tensor, out: torch.Tensor) -> nn.Module | None:
+    """A torchvision-style shortcut: a 1x1 conv + BN projection is sliced on both sides; an identity
+    (``None``) stays one when the kept channel sets agree, else becomes a channel map."""
+    if downsample is None:
+        return None if torch.equal(inp, out) else IndexShortcut(channel_map(inp, out))
+    if isinstance(downsample, nn.Sequential) and len(downsample) == 2:
+        conv, bn = downsample
+        return nn.Sequential(slice_layer(conv, in_idx=inp, out_idx=out), slice_layer(bn, out_idx=out))
+    raise NotImplementedError(f"no shortcut slicer for a {type(downsample).__name__} downsample")
+
+
+def _projection_conv(block: nn.Module) -> list[nn.Module]:
+    return [] if block.downsample is None else [block.downsample[0]]
+
+
+@register_block_handler(ResNetBasicBlock)
+class ResNetBasicBlockHandler(BlockHandler):
+    """torchvision BasicBlock: conv1 (in -> inner 'conv1') - conv2 (inner -> out), shortcut identity or projection."""
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        return {"conv1": block.conv1.out_channels}
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        return {"conv1": block.bn1}
+
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        return {"conv1": ([block.conv1], [block.conv2])}
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        return [block.conv2, *_projection_conv(block)], [block.conv1, *_projection_conv(block)]
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        inner = channels.inner["conv1"]
+        new = module_shell(block)
+        new.conv1 = slice_layer(block.conv1, in_idx=channels.inp, out_idx=inner)
+        new.bn1 = slice_layer(block.bn1, out_idx=inner)
+        new.relu = copy.deepcopy(block.relu)
+        new.conv2 = slice_layer(block.conv2, in_idx=inner, out_idx=channels.out)
+        new.bn2 = slice_layer(block.bn2, out_idx=channels.out)
+        new.downsample = slice_projection(block.downsample, channels.inp, channels.out)
+        return new
+
+
+@register_block_handler(Bottleneck)
+class BottleneckHandler(BlockHandler):
+    """conv1 1x1 (in -> inner 'conv1') - conv2 3x3 ('conv1' -> inner 'conv2') - conv3 1x1 ('conv2' -> out),
+    shortcut identity or projection."""
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        return {"conv1": block.conv1.out_channels, "conv2": block.conv2.out_channels}
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        return {"conv1": block.bn1, "conv2": block.bn2}
+
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        return {"conv1": ([block.conv1], [block.conv2]), "conv2": ([block.conv2], [block.conv3])}
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        return [block.conv3, *_projection_conv(block)], [block.conv1, *_projection_conv(block)]
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        c1, c2 = channels.inner["conv1"], channels.inner["conv2"]
+        new = module_shell(block)
+        new.conv1 = slice_layer(block.conv1, in_idx=channels.inp, out_idx=c1)
+        new.bn1 = slice_layer(block.bn1, out_idx=c1)
+        new.conv2 = slice_layer(block.conv2, in_idx=c1, out_idx=c2)
+        new.bn2 = slice_layer(block.bn2, out_idx=c2)
+        new.conv3 = slice_layer(block.conv3, in_idx=c2, out_idx=channels.out)
+        new.bn3 = slice_layer(block.bn3, out_idx=channels.out)
+        new.relu = copy.deepcopy(block.relu)
+        new.downsample = slice_projection(block.downsample, channels.inp, channels.out)
         return new

@@ -16,6 +16,7 @@ from torch import nn
 from sigmab.errors import ConfigError
 from sigmab.graph.slicing import Index, slice_layer
 from sigmab.models.cifar_resnet import CifarResNet
+from sigmab.models.imagenet_resnet import ResNet
 from sigmab.utils.registry import TypeRegistry
 
 
@@ -110,4 +111,30 @@ class CifarResNetAdapter(ArchAdapter):
         if depth not in points or (depth == 3 and n < 2):
             raise ConfigError(f"a CIFAR ResNet with {n} blocks per stage has no default split points for "
                               f"depth {depth}; pass --split-points")
+        return points[depth]
+
+
+@register_adapter(ResNet)
+class ImageNetResNetAdapter(ArchAdapter):
+    def decompose(self, model: nn.Module) -> Decomposition:
+        assert isinstance(model, ResNet)
+        blocks, names, stages, widths = [], [], [], []
+        for stage, layer in enumerate((model.layer1, model.layer2, model.layer3, model.layer4)):
+            for i, block in enumerate(layer):
+                blocks.append(block)
+                names.append(f"layer{stage + 1}.{i}")
+                stages.append(stage)
+                widths.append(block.bn3.num_features if hasattr(block, "bn3") else block.bn2.num_features)
+        stem = nn.Sequential(model.conv1, model.bn1, nn.ReLU(), model.maxpool)
+        return Decomposition(stem, blocks, names, stages, widths, model.conv1.out_channels, ClassifierHead(model.fc))
+
+    def default_split_points(self, decomposition: Decomposition, depth: int) -> list[str]:
+        """Before stage 4 for depth 1; before stages 3 and 4 for depth 2; plus mid-stage 3 for depth 3.
+
+        Stages 3 and 4 hold about 90% of a ResNet-50's parameters (measured: docs and BENCHMARKS.md).
+        """
+        n3 = decomposition.stages.count(2)
+        points = {1: ["layer4.0"], 2: ["layer3.0", "layer4.0"], 3: ["layer3.0", f"layer3.{n3 // 2}", "layer4.0"]}
+        if depth not in points or (depth == 3 and n3 < 2):
+            raise ConfigError(f"no default split points for depth {depth} here; pass --split-points")
         return points[depth]
