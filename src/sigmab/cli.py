@@ -66,8 +66,9 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     result = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
-    print(f"{cfg.arch} on {cfg.dataset}: {result.eval_split} top-1 {result.final.top1:.2f}% | "
-          f"params {result.params:,} | MACs {result.macs:,} | run folder {result.run_dir}")
+    if result.final is not None:  # rank 0 (or a single process) reports
+        print(f"{cfg.arch} on {cfg.dataset}: {result.eval_split} top-1 {result.final.top1:.2f}% | "
+              f"params {result.params:,} | MACs {result.macs:,} | run folder {result.run_dir}")
     return 0
 
 

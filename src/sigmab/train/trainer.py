@@ -7,6 +7,9 @@ Run folder layout::
     last.pt           resume checkpoint (weights, meta, optimizer, history; weights_only-loadable)
     model.safetensors final weights with model metadata
     summary.json      final evaluation, parameters and MACs
+
+Under ``torchrun`` every rank trains on its shard of each epoch (DDP; BatchNorm buffers broadcast
+from rank 0 after each epoch); rank 0 alone evaluates, logs and writes the run folder.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sigmab.config import config_to_dict, save_config
@@ -27,6 +31,7 @@ from sigmab.data import ArrayLoader, get_dataset_info
 from sigmab.eval import EvalResult, evaluate, profile_model
 from sigmab.models import ModelMeta, build_model, save_model
 from sigmab.train.config import TrainConfig
+from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
 from sigmab.train.loop import train_epoch
 from sigmab.train.run_folder import (
     check_run_folder,
@@ -44,7 +49,7 @@ METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "eval_split", "eval_
 @dataclass(frozen=True)
 class TrainResult:
     model: nn.Module
-    final: EvalResult
+    final: EvalResult | None  # None on ranks other than 0, which do not evaluate
     eval_split: str
     history: list[dict[str, Any]]
     params: int
@@ -52,9 +57,11 @@ class TrainResult:
     run_dir: Path
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+          dist_info: DistInfo | None = None) -> TrainResult:
     """Train ``cfg.arch`` from scratch on ``cfg.dataset``; every input is checked before the first step."""
     run_dir = Path(run_dir)
+    dist = dist_info or init_distributed()
     last = check_run_folder(run_dir, resume=resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -71,11 +78,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
     start_epoch = 0
     if resume:
         history, start_epoch = restore_run(last, fmt=CHECKPOINT_FORMAT, model=model, optimizer=optimizer)
-    save_config(cfg, run_dir / "config.yaml")
-
+    if dist.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+    step_model: nn.Module = DistributedDataParallel(model) if dist.enabled else model
     train_loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
-                               augment_spec=cfg.augment_spec(info), drop_last=len(train_set) > cfg.batch_size,
-                               seed=cfg.seed)
+                               augment_spec=cfg.augment_spec(info),
+                               drop_last=len(train_set) > cfg.batch_size * dist.world_size, seed=cfg.seed,
+                               rank=dist.rank, world_size=dist.world_size)
     eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
     total_steps = cfg.epochs * len(train_loader)
     warmup_steps = int(round(cfg.warmup_epochs * len(train_loader)))
@@ -89,8 +98,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
         t0 = time.perf_counter()
         train_loader.set_epoch(epoch)
         train_loss, train_top1, lr = train_epoch(
-            model, train_loader, optimizer, first_step=epoch * len(train_loader), lr_at=lr_at, loss_fn=loss_fn,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress)
+            step_model, train_loader, optimizer, first_step=epoch * len(train_loader), lr_at=lr_at, loss_fn=loss_fn,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and dist.is_main)
+        broadcast_buffers(model, dist)
+        if not dist.is_main:
+            barrier(dist)
+            continue
         result = evaluate(model, eval_loader)
         row = {"epoch": epoch + 1, "lr": round(lr, 8), "train_loss": round(train_loss, 6),
                "train_top1": round(train_top1, 4), "eval_split": eval_split, "eval_loss": round(result.loss, 6),
@@ -103,10 +116,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} top-1 {train_top1:.2f}% | "
                        f"{eval_split} loss {result.loss:.4f} top-1 {result.top1:.2f}%")
+        barrier(dist)
+    profile = profile_model(model, (meta.in_channels, *meta.input_size))
+    if not dist.is_main:
+        return TrainResult(model.eval(), None, eval_split, history, profile.params, profile.macs, run_dir)
     if result is None:  # resumed a finished run
         result = evaluate(model, eval_loader)
     save_model(model, run_dir / "model.safetensors")
-    profile = profile_model(model, (meta.in_channels, *meta.input_size))
     atomic_write_json(run_dir / "summary.json", {
         "arch": meta.arch, "dataset": cfg.dataset, "eval_split": eval_split, "top1": result.top1,
         "loss": result.loss, "n_samples": result.n_samples, "params": profile.params, "macs": profile.macs,
