@@ -14,8 +14,9 @@ import torch.multiprocessing as mp
 from sigmab.train import TrainConfig, train
 from sigmab.train.distributed import DistInfo
 from sigmab.train.finetune import FinetuneConfig, finetune
-from sigmab.tree import ConvertConfig
+from sigmab.tree import ConvertConfig, load_tree
 from sigmab.tree.pipeline import convert_checkpoint
+from tests.helpers import digits_resnet_checkpoint
 
 
 def _free_port() -> int:
@@ -91,10 +92,7 @@ def test_ddp_training_ranks_agree_and_resume_matches_an_uninterrupted_run(tmp_pa
 @pytest.fixture(scope="module")
 def tree_folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ddp-tree")
-    dense = root / "dense"
-    train(TrainConfig(arch="resnet8", arch_kwargs={"widths": [8, 16, 32]}, dataset="digits", epochs=2,
-                      batch_size=64, lr=0.05), dense, progress=False)
-    convert_checkpoint(dense / "model.safetensors", dataset="digits", out=root / "tree",
+    convert_checkpoint(digits_resnet_checkpoint(root / "dense", epochs=2), dataset="digits", out=root / "tree",
                        cfg=ConvertConfig(depth=2, widths=[0.5, 0.5], calib_size=400, min_leaf_samples=16))
     return root / "tree"
 
@@ -103,6 +101,8 @@ def test_ddp_tree_finetuning_ranks_agree_and_resume(tree_folder, tmp_path) -> No
     _run("finetune", tree_folder, 2, False, tmp_path / "o1", killed=True)  # killed after the soft epoch
     both = _run("finetune", tree_folder, 2, True, tmp_path / "o2")
     _assert_same(*both)
+    start, _ = load_tree(tree_folder, weights="tree.safetensors")
+    assert any(not torch.equal(v, both[0][k]) for k, v in start.state_dict().items())  # it trained
     rows = (tree_folder / "finetune" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[1] for r in rows[1:]] == ["soft", "hard"]
     assert (tree_folder / "finetuned.safetensors").is_file()

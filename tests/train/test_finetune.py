@@ -1,10 +1,7 @@
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from sigmab.train import finetune as finetune_module
 from sigmab.train.finetune import FinetuneConfig, finetune
@@ -65,28 +62,3 @@ def test_frozen_parts_stay_at_their_converted_values(tree_dir: Path, tmp_path: P
     assert any(not torch.equal(a, b) for a, b in zip(start.nodes.state_dict().values(),
                                                       tuned.nodes.state_dict().values()))
     assert result.n_samples == 359
-
-
-def _ddp_worker(rank: int, world_size: int, port: int, folder: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
-    tree, _ = finetune(folder, CFG, progress=False)
-    torch.save(tree.state_dict(), Path(folder) / f"rank{rank}.pt")
-    torch.distributed.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_process_ddp_ranks_end_with_identical_weights(tree_dir: Path, tmp_path: Path) -> None:
-    folder = _copy(tree_dir, tmp_path / "ddp")
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(folder)), nprocs=2, join=True)
-    a = torch.load(folder / "rank0.pt", weights_only=True)
-    b = torch.load(folder / "rank1.pt", weights_only=True)
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
-    start, _ = load_tree(tree_dir)
-    assert any(not torch.equal(v, a[k]) for k, v in start.state_dict().items())  # it trained
-    assert (folder / "finetuned.safetensors").is_file() and (folder / "finetune" / "metrics.csv").is_file()
