@@ -40,6 +40,8 @@ REQUIRED["edge"] = ("model", "tree", "pruned", "policies", "tree_top1", "leaf_sh
                     "workloads", "results", "sweep_device", "sweep", "machine", "git_commit")
 REQUIRED["inference_speed"] = ("model", "batch_size", "latency_inputs", "repeats", "baseline", "rows", "busiest_leaf",
                                "leaf_share", "macs", "onnxruntime", "machine", "git_commit")
+REQUIRED["resnet50_analytic"] = ("model", "input_size", "dense_params", "dense_macs", "published_cut", "rows", "chosen",
+                                 "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
@@ -192,9 +194,34 @@ def _inference_speed(results: list[Result]) -> list[str]:
     return lines
 
 
+def _resnet50_analytic(results: list[Result]) -> list[str]:
+    lines = ["## ResNet-50 (torchvision layout): analytic cost of SigmaB trees", ""]
+    for r in results:
+        lo, hi = r["published_cut"]
+        lines += [
+            f"Per-path active parameters and MACs at {r['input_size'][0]}x{r['input_size'][1]} against dense "
+            f"({r['dense_params']:,} parameters, {r['dense_macs'] / 1e9:.2f} GMACs), uniform leaf shares; the "
+            f"published SigmaB cut is {100 * lo:.0f}-{100 * hi:.0f}% of active parameters. Costs depend only on the "
+            "kept channel counts (no training, no data).", "",
+            "| depth | split points | inner widths | residual widths | stored params | active params (mean) | "
+            "params cut | active GMACs | MACs cut |", "|---|---|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            c = row["config"]
+            mark = " **(default)**" if c == r["chosen"] else ""
+            lines.append(f"| {c['depth']} | {', '.join(c['split_points'])} | {c['widths']} | "
+                         f"{c.get('residual_widths', '1.0')} | {row['stored_params']:,} | "
+                         f"{row['active_params_mean']:,.0f} | {100 * row['active_params_cut']:.1f}%{mark} | "
+                         f"{row['active_macs_mean'] / 1e9:.2f} | {100 * row['active_macs_cut']:.1f}% |")
+        lines += ["", "Default (what `sigmab convert --depth 2` uses for bottleneck ResNets when no widths or split "
+                  "points are given): of the trees reaching the published cut, the one keeping the most active "
+                  f"parameters. Source: `{r['_file']}`. Regenerate: `python -m benchmarks.resnet50_analytic`.", ""]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
-    "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "cifar_run": cifar_section,
+    "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
+    "cifar_run": cifar_section,
     "edge": edge_section}
 
 

@@ -80,3 +80,19 @@ def test_depth_the_architecture_cannot_hold_and_too_few_images(model) -> None:
         convert(resnet8, torch.randn(200, 3, 32, 32), ConvertConfig(depth=3, calib_size=200, min_leaf_samples=8))
     with pytest.raises(ConfigError, match="32 calibration samples are too few for 4 leaves"):
         convert(model, torch.randn(32, 3, 32, 32), ConvertConfig(depth=2, calib_size=64, min_leaf_samples=16))
+
+
+def test_resnet50_default_tree_is_the_measured_one() -> None:
+    """Depth 2 with no widths: split before stages 3 and 4, widths 1/2 then 1/4, as the analytic benchmark chose."""
+    import json
+    from pathlib import Path
+
+    chosen = json.loads((Path(__file__).parents[2] / "benchmarks/results/resnet50_analytic.json").read_text())["chosen"]
+    model = tiny_imagenet_resnet(50)
+    calib = torch.randn(64, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    spec = convert(model, calib, ConvertConfig(depth=2, calib_size=64, min_leaf_samples=4)).spec
+    assert spec.split_points == chosen["split_points"]
+    for node, width in (("n0", chosen["widths"][0]), ("n01", chosen["widths"][1])):
+        block = spec.nodes[node].blocks[0]
+        dense_width = (model.layer3 if node == "n0" else model.layer4)[0].conv1.out_channels
+        assert len(block.inner["conv1"]) == round(width * dense_width)

@@ -64,8 +64,12 @@ class ConvertConfig:
                               f"calibration samples ({2**self.depth} leaves x {self.min_leaf_samples}); "
                               f"calib_size is {self.calib_size}")
 
-    def inner_width(self, depth: int) -> float:
-        return 0.5 if self.widths is None else float(self.widths[depth - 1])
+    def inner_width(self, depth: int, default: list[float] | None = None) -> float:
+        """Keep ratio of inner channels at ``depth``: the configured one, else the architecture's
+        measured ``default`` (see ``ArchAdapter.default_widths``), else 0.5."""
+        if self.widths is not None:
+            return float(self.widths[depth - 1])
+        return 0.5 if default is None else float(default[depth - 1])
 
     def residual_width(self, depth: int) -> float:
         return 1.0 if self.residual_widths is None else float(self.residual_widths[depth - 1])
@@ -74,7 +78,7 @@ class ConvertConfig:
 CONVERT_HELP = {
     "depth": "tree depth (1-3): 2^depth leaves",
     "split_points": "block names the tree splits before, as YAML, e.g. '[layer2.0, layer3.0]' (default per arch)",
-    "widths": "inner-channel keep ratio per depth, as YAML, e.g. '[0.5, 0.25]' (default 0.5 each)",
+    "widths": "inner-channel keep ratio per depth, as YAML, e.g. '[0.5, 0.25]' (default: per arch, else 0.5 each)",
     "residual_widths": "residual-stream keep ratio per depth, as YAML (default 1.0 each)",
     "calib_size": "calibration images drawn from the training split",
     "importance": "channel statistic: mean_abs or rms",
@@ -146,6 +150,7 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
     batches = [images[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
     stats = calibrate(dec, batches, importance, progress=progress)
 
+    default_widths = get_adapter(model).default_widths(dec, cfg.depth) if cfg.split_points is None else None
     bounds = splits + [len(dec.blocks)]
     backbone = build_backbone(dec, splits[0])
     nodes: dict[str, nn.Module] = {}
@@ -175,7 +180,8 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
 
     def build(bits: str, samples: torch.Tensor, path: list[nn.Module], in_idx: torch.Tensor, depth: int) -> None:
         start, end = bounds[depth - 1], bounds[depth]
-        channels = _node_channels(dec, stats, samples, start, end, in_idx, inner_width=cfg.inner_width(depth),
+        channels = _node_channels(dec, stats, samples, start, end, in_idx,
+                                  inner_width=cfg.inner_width(depth, default_widths),
                                   residual_width=cfg.residual_width(depth))
         is_leaf = depth == cfg.depth
         spec = NodeSpec(start, end, channels, channels[-1].out.tolist() if is_leaf else None)
