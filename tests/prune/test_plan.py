@@ -4,16 +4,19 @@ import torch
 from sigmab.errors import ConfigError
 from sigmab.graph import block_handler, decompose
 from sigmab.prune import PruneConfig, plan_pruning, prune, solve_keep_ratio
-from tests.helpers import mask_hook, tiny_resnet
+from tests.helpers import mask_hook, tiny_imagenet_resnet, tiny_resnet
 
 
 def _params(net) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-@pytest.mark.parametrize("criterion", ["l1", "fpgm", "hrank"])
-def test_pruned_network_equals_dense_with_the_dropped_channels_zeroed(criterion: str) -> None:
-    model = tiny_resnet()
+@pytest.mark.parametrize(("criterion", "arch"), [("l1", "cifar"), ("fpgm", "cifar"), ("hrank", "cifar"),
+                                                 ("l1", "resnet18"), ("fpgm", "resnet50"), ("hrank", "resnet50")])
+def test_pruned_network_equals_dense_with_the_dropped_channels_zeroed(criterion: str, arch: str) -> None:
+    """CIFAR option-A shortcuts; torchvision basic blocks; bottlenecks with projections and a separate stem stream."""
+    model = {"cifar": tiny_resnet, "resnet18": lambda: tiny_imagenet_resnet(18),
+             "resnet50": lambda: tiny_imagenet_resnet(50)}[arch]()
     calib = torch.randn(32, 3, 32, 32)
     net, spec = prune(model, PruneConfig(criterion=criterion, scope="all", keep_ratio=0.6), calib)
     dec = decompose(model)  # the reference: dense blocks, masks on every dropped channel
@@ -34,8 +37,11 @@ def test_pruned_network_equals_dense_with_the_dropped_channels_zeroed(criterion:
         torch.testing.assert_close(net(x), reference, atol=1e-5, rtol=1e-5)
     for handle in handles:
         handle.remove()
-    assert len(spec.stem_out) == 5 and all(len(ch.inner["conv1"]) == 5 for ch in spec.blocks[:3])  # ceil(.6 * 8)
     assert _params(net) < 0.5 * _params(model)
+    if arch == "cifar":
+        assert len(spec.stem_out) == 5 and all(len(ch.inner["conv1"]) == 5 for ch in spec.blocks[:3])  # ceil(.6 * 8)
+    if arch == "resnet50":  # the stem stream feeds a projection, not stage 1's stream: kept whole
+        assert len(spec.stem_out) == dec.stem_width and len(spec.blocks[0].out) < dec.widths[0]
 
 
 def test_keep_ratio_one_is_the_dense_model() -> None:

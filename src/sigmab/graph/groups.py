@@ -5,6 +5,8 @@
   block of the stage write it, so its channels go together across the whole stage. Stages are
   separate groups: an option-A shortcut only pads, so a dropped channel of one stage reaches the
   next as a zero, exactly as in the dense model with that channel zeroed.
+- Where the stem's width differs from the first stage's (bottleneck ResNets, whose first block
+  projects 64 -> 256 channels), the stem's output is a stream of its own; it is kept whole.
 """
 
 from __future__ import annotations
@@ -46,9 +48,16 @@ def stem_conv(dec: Decomposition) -> nn.Module:
     raise NotImplementedError(f"no convolution found in the stem {type(dec.stem).__name__}")
 
 
-def input_stage(dec: Decomposition, b: int) -> int:
-    """The stage whose stream enters block ``b`` (the stem feeds stage 0)."""
-    return dec.stages[b - 1] if b > 0 else dec.stages[0]
+def stem_joins_first_stage(dec: Decomposition) -> bool:
+    """True when the stem writes the first stage's stream (same width, identity shortcut into block 0)."""
+    return dec.stem_width == dec.widths[0]
+
+
+def input_stage(dec: Decomposition, b: int) -> int | None:
+    """The stage whose stream enters block ``b``; None for block 0 fed by a separate stem stream."""
+    if b > 0:
+        return dec.stages[b - 1]
+    return dec.stages[0] if stem_joins_first_stage(dec) else None
 
 
 def channel_groups(dec: Decomposition, scope: Scope = "inner") -> list[ChannelGroup]:
@@ -67,7 +76,7 @@ def channel_groups(dec: Decomposition, scope: Scope = "inner") -> list[ChannelGr
         n_stages = max(dec.stages) + 1
         for s in range(n_stages):
             blocks = tuple(b for b in range(len(dec.blocks)) if dec.stages[b] == s)
-            producers = [stem_conv(dec)] if s == 0 else []
+            producers = [stem_conv(dec)] if s == 0 and stem_joins_first_stage(dec) else []
             consumers: list[nn.Module] = []
             for b, block in enumerate(dec.blocks):
                 made, used = block_handler(block).stream_layers(block)

@@ -17,7 +17,7 @@ from torch import nn
 from sigmab.errors import ConfigError
 from sigmab.eval import count_params
 from sigmab.graph import BlockChannels, Decomposition, decompose
-from sigmab.graph.groups import SCOPES, ChannelGroup, channel_groups, input_stage
+from sigmab.graph.groups import SCOPES, ChannelGroup, channel_groups, input_stage, stem_joins_first_stage
 from sigmab.importance import get_importance, top_channels
 from sigmab.importance.filters import CRITERIA, get_criterion
 from sigmab.models import ModelMeta
@@ -96,11 +96,13 @@ class PrunePlan:
         dec = self.dec
         stream = [keep.get(f"stage{s + 1}", torch.arange(dec.widths[dec.stages.index(s)]))
                   for s in range(max(dec.stages) + 1)]
+        stem = stream[0] if stem_joins_first_stage(dec) else torch.arange(dec.stem_width)
         blocks = []
         for b in range(len(dec.blocks)):
             inner = {g.inner_key: keep[g.name] for g in self.groups if g.kind == "inner" and g.blocks == (b,)}
-            blocks.append(BlockChannels(stream[input_stage(dec, b)], stream[dec.stages[b]], inner))
-        return PrunedSpec(self.dense_meta, stream[0].tolist(), blocks, stream[-1].tolist(),
+            source = input_stage(dec, b)
+            blocks.append(BlockChannels(stem if source is None else stream[source], stream[dec.stages[b]], inner))
+        return PrunedSpec(self.dense_meta, stem.tolist(), blocks, stream[-1].tolist(),
                           {**self.config, "uniform_keep": uniform})
 
     def build(self, uniform: float) -> tuple[PrunedNet, PrunedSpec]:
