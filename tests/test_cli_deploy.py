@@ -54,7 +54,7 @@ def test_export_and_package_commands(folders, capsys) -> None:
                  "--no-onnx"]) == 0
     assert main(["package", str(folders["tree"]), "--out", str(package)]) == 0
     manifest = json.loads((exported / "export.json").read_text())
-    assert manifest["preprocess"]["input_size"] == [8, 8] and len(manifest["graphs"]) == 1 + 3 + 6 + 4
+    assert manifest["preprocess"]["input_size"] == [8, 8] and len(manifest["graphs"]) == 1 + 3 + 6 + 4 + 1
     logits, leaves = OnnxTreeRunner(exported).predict(np.zeros((2, 1, 8, 8), np.float32))
     assert logits.shape == (2, 10) and leaves.shape == (2,)
     assert json.loads((package / "package.json").read_text())["paths"]["n10"] == ["backbone", "r", "n1", "r1", "n10"]

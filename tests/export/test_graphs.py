@@ -25,7 +25,8 @@ def exported(tree, tmp_path_factory):
 
 def test_manifest_lists_every_unit_and_path(tree, exported) -> None:
     manifest = read_export_manifest(exported)
-    expected = {"backbone", *tree.routers.keys(), *tree.nodes.keys(), *(f"path-{leaf}" for leaf in tree.leaves)}
+    expected = {"backbone", "tree", *tree.routers.keys(), *tree.nodes.keys(),
+                *(f"path-{leaf}" for leaf in tree.leaves)}
     assert set(manifest["graphs"]) == expected
     for graph in manifest["graphs"].values():
         assert all((exported / f).is_file() for f in graph["files"].values())
@@ -59,6 +60,18 @@ def test_onnx_router_then_path_reproduces_hard_routing(tree, exported) -> None:
     assert len(np.unique(leaves)) == 4
     np.testing.assert_array_equal(leaves, expected_leaves.numpy())
     torch.testing.assert_close(torch.from_numpy(logits), expected_logits, **TOL)
+
+
+def test_conditional_whole_tree_graph_runs_only_the_routed_path(tree, exported) -> None:
+    graphs = OnnxGraphs(exported)
+    x = calibration_batch(160)[::8]  # 20 inputs spread over the k-means clusters
+    with torch.no_grad():
+        leaves = {int(tree.forward_hard(x[i : i + 1])[1]) for i in range(len(x))}
+        for i in range(len(x)):
+            got = torch.from_numpy(graphs.run("tree", x[i : i + 1].numpy()))
+            torch.testing.assert_close(got, tree(x[i : i + 1]), **TOL)
+    assert len(leaves) >= 2
+    assert read_export_manifest(exported)["graphs"]["tree"]["input_shape"][0] == 1
 
 
 def test_dense_and_pruned_models_export_the_same_way(tmp_path) -> None:

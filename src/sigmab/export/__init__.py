@@ -1,6 +1,7 @@
 """Deployment: standalone graphs of a tree's units and paths (torch.export, ONNX) and their runner."""
 
 from sigmab.export.graphs import (
+    ConditionalTree,
     ExportedGraph,
     export_any,
     export_model,
@@ -13,6 +14,7 @@ from sigmab.export.graphs import (
 from sigmab.export.onnx_runner import OnnxGraphs, OnnxTreeRunner, read_export_manifest
 
 __all__ = [
+    "ConditionalTree",
     "ExportedGraph",
     "OnnxGraphs",
     "OnnxTreeRunner",

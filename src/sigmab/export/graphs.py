@@ -3,8 +3,9 @@ path, and, through the same route, a dense or statically pruned model.
 
 Each graph is a ``torch.export`` program with a dynamic batch dim, saved as ``.pt2``; with the
 ``[export]`` extra installed, also as ONNX (the dynamo-based ``torch.onnx`` exporter). A runtime that
-is not PyTorch runs ``backbone -> r -> n<b> -> r<b> -> ...``, taking each router's argmax; the
-folder's ``export.json`` names every graph's file, input and output.
+is not PyTorch runs ``backbone -> r -> n<b> -> r<b> -> ...``, taking each router's argmax, or, one
+input at a time, the single graph ``tree`` in which every router is a conditional (``torch.cond``,
+ONNX ``If``); the folder's ``export.json`` names every graph's file, input and output.
 """
 
 from __future__ import annotations
@@ -39,6 +40,39 @@ def path_module(tree: SigmaBTree, leaf: str) -> nn.Sequential:
     return nn.Sequential(tree.backbone, *(tree.nodes[k] for k in tree.path_keys(leaf)[0])).eval()
 
 
+class _RoutedSubtree(nn.Module):
+    """Node ``n<bits>``, then (below a leaf) its router choosing one child subtree with ``torch.cond``."""
+
+    def __init__(self, tree: SigmaBTree, bits: str) -> None:
+        super().__init__()
+        self.node = tree.nodes[f"n{bits}"]
+        self.router = tree.routers[f"r{bits}"] if len(bits) < tree.depth else None
+        self.branches = nn.ModuleList([_RoutedSubtree(tree, bits + b) for b in "01"]) if self.router else None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.node(h)
+        return h if self.router is None else _route(self.router, self.branches, h)
+
+
+def _route(router: nn.Module, branches: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
+    z = router(h)
+    return torch.cond(z[0, 1] > z[0, 0], branches[1], branches[0], (h,))
+
+
+class ConditionalTree(nn.Module):
+    """The whole tree as one graph for batch-1 inference: (1, C, H, W) -> (1, K), each router a
+    conditional (ONNX ``If``), so a runtime executes only the routed path. Ties go to branch 0, as argmax."""
+
+    def __init__(self, tree: SigmaBTree) -> None:
+        super().__init__()
+        self.backbone = tree.backbone
+        self.router = tree.routers["r"]
+        self.branches = nn.ModuleList([_RoutedSubtree(tree, b) for b in "01"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _route(self.router, self.branches, self.backbone(x))
+
+
 def tree_units(tree: SigmaBTree, example: torch.Tensor) -> dict[str, tuple[nn.Module, torch.Tensor]]:
     """Every unit of the tree with an example of its input: ``backbone`` takes images, router ``r<b>``
     and node ``n<b>x`` take the stream after node ``n<b>`` (after the backbone for the root)."""
@@ -56,8 +90,11 @@ def tree_units(tree: SigmaBTree, example: torch.Tensor) -> dict[str, tuple[nn.Mo
     return units
 
 
-def export_program(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
-    """``torch.export`` of ``module`` (eval mode) on (N, ...) inputs, with N dynamic."""
+def export_program(module: nn.Module, example: torch.Tensor, *, dynamic_batch: bool = True
+                   ) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``module`` (eval mode) on (N, ...) inputs, with N dynamic unless told otherwise."""
+    if not dynamic_batch:
+        return torch.export.export(module.eval(), (example,))
     batch = torch.export.Dim("batch", min=1, max=65536)
     return torch.export.export(module.eval(), (example,), dynamic_shapes=({0: batch},))
 
@@ -86,8 +123,8 @@ class ExportedGraph:
 
 
 def _export_one(name: str, kind: str, module: nn.Module, example: torch.Tensor, folder: Path,
-                onnx: bool) -> ExportedGraph:
-    program = export_program(module, example)
+                onnx: bool, *, dynamic_batch: bool = True) -> ExportedGraph:
+    program = export_program(module, example, dynamic_batch=dynamic_batch)
     files = {"pt2": f"{name}.pt2"}
     with atomic_path(folder / files["pt2"]) as tmp:
         torch.export.save(program, tmp)
@@ -107,8 +144,10 @@ def _write_manifest(folder: Path, graphs: list[ExportedGraph], extra: dict[str, 
 
 
 def export_tree(tree: SigmaBTree, example: torch.Tensor, folder: str | os.PathLike[str], *,
-                onnx: bool = True, paths: bool = True, preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Export every unit of ``tree`` (and, with ``paths``, every root-to-leaf path) into ``folder``.
+                onnx: bool = True, paths: bool = True, conditional: bool = True,
+                preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export every unit of ``tree`` (and, with ``paths``, every root-to-leaf path; with ``conditional``, the
+    whole tree as one batch-1 graph ``tree`` whose routers are conditionals) into ``folder``.
 
     ``example`` (N, C, H, W) fixes every dim but the batch; ``preprocess`` (e.g. the mean and std the
     graphs expect their inputs normalised with) is recorded in the manifest. Returns the manifest
@@ -124,6 +163,9 @@ def export_tree(tree: SigmaBTree, example: torch.Tensor, folder: str | os.PathLi
     if paths:
         graphs += [_export_one(f"path-{leaf}", "path", path_module(tree, leaf), example, folder, onnx)
                    for leaf in tree.leaves]
+    if conditional:
+        graphs.append(_export_one("tree", "conditional-tree", ConditionalTree(tree).eval(), example[:1], folder, onnx,
+                                  dynamic_batch=False))
     return _write_manifest(folder, graphs, {"kind": "tree", "depth": tree.depth, "leaves": tree.leaves,
                                             "preprocess": preprocess or {}})
 
