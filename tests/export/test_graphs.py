@@ -90,5 +90,5 @@ def test_dense_and_pruned_models_export_the_same_way(tmp_path) -> None:
 def test_bad_leaf_and_missing_export_are_clear_errors(tree, tmp_path) -> None:
     with pytest.raises(ConfigError, match="no leaf 'n2'"):
         path_module(tree, "n2")
-    with pytest.raises(CheckpointError, match="export manifest"):
+    with pytest.raises(CheckpointError, match="not a sigmab export folder"):
         OnnxGraphs(tmp_path)

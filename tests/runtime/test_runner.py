@@ -68,7 +68,7 @@ def test_warm_cache_reads_nothing_and_a_small_cache_rereads(conversion, package)
 
 
 def test_bad_package_and_inputs_are_clear_errors(package, tmp_path) -> None:
-    with pytest.raises(CheckpointError, match="package manifest"):
+    with pytest.raises(CheckpointError, match="not a sigmab package folder"):
         LeafOnDemandRunner(tmp_path, cache_bytes=0)
     with pytest.raises(ConfigError, match="cannot pin"):
         LeafOnDemandRunner(package, cache_bytes=0, pin=("nodes",))

@@ -6,7 +6,6 @@ against the in-memory tree.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.export.graphs import EXPORT_FORMAT, MANIFEST
+from sigmab.models.checkpoint import read_folder_spec
 
 
 def _session(path: Path) -> Any:
@@ -28,14 +28,7 @@ def _session(path: Path) -> Any:
 
 
 def read_export_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(folder) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: cannot read the export manifest ({exc})") from None
-    if manifest.get("format") != EXPORT_FORMAT:
-        raise CheckpointError(f"{path}: not a sigmab export (format {manifest.get('format')!r})")
-    return manifest
+    return read_folder_spec(Path(folder) / MANIFEST, what="export", fmt=EXPORT_FORMAT)
 
 
 class OnnxGraphs:

@@ -146,17 +146,8 @@ def _projection_conv(block: nn.Module) -> list[nn.Module]:
 
 
 @register_block_handler(ResNetBasicBlock)
-class ResNetBasicBlockHandler(BlockHandler):
-    """torchvision BasicBlock: conv1 (in -> inner 'conv1') - conv2 (inner -> out), shortcut identity or projection."""
-
-    def inner_groups(self, block: nn.Module) -> dict[str, int]:
-        return {"conv1": block.conv1.out_channels}
-
-    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
-        return {"conv1": block.bn1}
-
-    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
-        return {"conv1": ([block.conv1], [block.conv2])}
+class ResNetBasicBlockHandler(BasicBlockHandler):
+    """torchvision BasicBlock: the CIFAR block's inner group, with an identity or 1x1-projection shortcut."""
 
     def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
         return [block.conv2, *_projection_conv(block)], [block.conv1, *_projection_conv(block)]

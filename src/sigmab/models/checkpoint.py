@@ -171,11 +171,16 @@ def load_folder_weights(module: nn.Module, folder: Path, weights: str | None, *,
     return name
 
 
-def read_folder_spec(path: Path, *, what: str) -> dict[str, Any]:
-    """The JSON spec at ``path`` of a ``what`` folder (a tree, a pruned model), with one clear error if not."""
+def read_folder_spec(path: Path, *, what: str, fmt: str | None = None) -> dict[str, Any]:
+    """The JSON spec or manifest at ``path`` of a ``what`` folder (a tree, a pruned model, an export...),
+    with one clear error if it is missing, not JSON, or (given ``fmt``) not of that format."""
     if not path.is_file():
         raise CheckpointError(f"not a sigmab {what} folder: {path} not found")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: invalid JSON ({exc})") from None
+    if fmt is not None and (not isinstance(data, dict) or data.get("format") != fmt):
+        found = data.get("format") if isinstance(data, dict) else None
+        raise CheckpointError(f"{path}: not a sigmab {what} (format {found!r}, expected {fmt!r})")
+    return data

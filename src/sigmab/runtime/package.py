@@ -7,7 +7,6 @@ file only when an input's path needs it.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from sigmab.errors import CheckpointError
+from sigmab.models.checkpoint import read_folder_spec
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import TreeSpec
 from sigmab.utils.io import atomic_path, atomic_write_json
@@ -62,13 +62,7 @@ def write_package(tree: SigmaBTree, spec: TreeSpec, folder: str | os.PathLike[st
 
 
 def read_package_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(folder) / PACKAGE_MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: cannot read the package manifest ({exc})") from None
-    if manifest.get("format") != PACKAGE_FORMAT:
-        raise CheckpointError(f"{path}: not a sigmab package (format {manifest.get('format')!r})")
+    manifest = read_folder_spec(Path(folder) / PACKAGE_MANIFEST, what="package", fmt=PACKAGE_FORMAT)
     for name, unit in manifest["units"].items():
         if not (Path(folder) / unit["file"]).is_file():
             raise CheckpointError(f"{folder}: unit {name!r} has no weights file {unit['file']}")
