@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import RESULTS, ROOT, git_commit, machine
+from benchmarks.common import RESULTS, ROOT, SHARED, git_commit, machine
 from sigmab.config import preset_layer, read_preset, resolve_config
 from sigmab.errors import ConfigError
 from sigmab.importance.filters import CRITERIA
@@ -37,6 +37,15 @@ from sigmab.tree.report import evaluate_tree_folder
 from sigmab.utils.io import atomic_write_json
 
 RUNS = ROOT / "benchmarks" / "runs"
+
+
+def add_resnet56_run_args(parser: argparse.ArgumentParser) -> None:
+    """--tree/--pruned/--checkpoint/--data, defaulting to the ResNet-56 runs the deployment benchmarks read:
+    the SigmaB preset tree and the FPGM prune at -66% (seed 0), the shared weights and CIFAR-10."""
+    parser.add_argument("--tree", type=Path, default=RUNS / "r56-d2-w50-25-kd-6ep-s0" / "tree")
+    parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
+    parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
 METHODS = ("sigmab", *sorted(CRITERIA))
 CIFAR_RESULTS = RESULTS / "cifar"
 

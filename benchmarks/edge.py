@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.cifar import RUNS
-from benchmarks.common import ROOT, SHARED, write_result
+from benchmarks.cifar import add_resnet56_run_args
+from benchmarks.common import ROOT, write_result
 from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload
 from sigmab.edge.study import format_table, run_study, sram_sweep
 from sigmab.inputs import load_model_or_folder
@@ -35,10 +35,7 @@ def _shown(path: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tree", type=Path, default=RUNS / "r56-d2-w50-25-kd-6ep-s0" / "tree")
-    parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
-    parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    add_resnet56_run_args(parser)
     args = parser.parse_args()
 
     routes_file = args.tree.parent / "test-routes.npz"

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.cifar import RUNS
-from benchmarks.common import SHARED, summarise, write_result
+from benchmarks.cifar import add_resnet56_run_args
+from benchmarks.common import summarise, write_result
 from sigmab.data import Normalize, load_split
 from sigmab.eval import profile_model
 from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_any, path_module
@@ -39,10 +39,7 @@ def _seconds(fn: Callable[[], object]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tree", type=Path, default=RUNS / "r56-d2-w50-25-kd-6ep-s0" / "tree")
-    parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
-    parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    add_resnet56_run_args(parser)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--latency-inputs", type=int, default=64)
