@@ -12,6 +12,7 @@ from sigmab.edge.device import DeviceProfile
 from sigmab.edge.simulate import EdgeResult, simulate
 from sigmab.edge.streams import order_indices
 from sigmab.edge.workload import Workload
+from sigmab.errors import ConfigError
 from sigmab.tree.routes import Routes
 
 PLAIN_ORDER = "any"  # a plain model runs the same weights for every input: the order cannot matter
@@ -23,7 +24,8 @@ def streams_for(workload: Workload, routes: Routes | None, orders: Sequence[str]
     if set(workload.paths) == {"model"}:
         n = len(routes.labels) if routes is not None else 1
         return {PLAIN_ORDER: ["model"] * n}
-    assert routes is not None, "a tree workload needs the routes of its inputs"
+    if routes is None:
+        raise ConfigError(f"{workload.name} is a tree: its input stream needs routes (`sigmab eval --save-routes`)")
     names = np.array(routes.leaf_names())
     return {order: names[order_indices(routes.labels, order, seed=seed)].tolist() for order in orders}
 
