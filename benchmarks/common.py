@@ -6,6 +6,8 @@ import os
 import platform
 import statistics
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,13 @@ def git_commit() -> str:
 def machine() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    """Wall time of one call of ``fn``."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def summarise(samples: list[float]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,18 +22,12 @@ import numpy as np
 import torch
 
 from benchmarks.cifar import add_resnet56_run_args
-from benchmarks.common import summarise, write_result
+from benchmarks.common import seconds, summarise, write_result
 from sigmab.data import Normalize, load_split
 from sigmab.eval import profile_model
 from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_any, path_module
 from sigmab.inputs import load_model_or_folder
 from sigmab.tree import cost_summary
-
-
-def _seconds(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -86,8 +79,8 @@ def main() -> None:
             fn(x, xn)  # warm-up (and the ONNX sessions open here)
         for rep in range(args.repeats):
             for name, fn in engines.items():
-                batch[name].append(_seconds(lambda fn=fn: fn(x, xn)))
-                per_input = [_seconds(lambda fn=fn, s=s: fn(*s)) for s in singles]
+                batch[name].append(seconds(lambda fn=fn: fn(x, xn)))
+                per_input = [seconds(lambda fn=fn, s=s: fn(*s)) for s in singles]
                 latency[name].append(statistics.median(per_input))
             print(f"repeat {rep + 1}/{args.repeats}", flush=True)
     base = "dense (eager)"

@@ -13,22 +13,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import SHARED, summarise, write_result
+from benchmarks.common import SHARED, seconds, summarise, write_result
 from sigmab.data import Normalize, load_split
 from sigmab.eval import profile_model
 from sigmab.models import load_model
 from sigmab.tree import ConvertConfig, PathModel, convert, cost_summary
-
-
-def _time(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -72,14 +65,14 @@ def main() -> None:
         for fn in (model, tree, one_path):
             fn(x)  # warm-up
         for _ in range(args.repeats):
-            batch["dense"].append(_time(lambda: model(x)))
-            batch["tree"].append(_time(lambda: tree(x)))
-            batch["single_path_bound"].append(_time(lambda: one_path(x)))
+            batch["dense"].append(seconds(lambda: model(x)))
+            batch["tree"].append(seconds(lambda: tree(x)))
+            batch["single_path_bound"].append(seconds(lambda: one_path(x)))
         singles = norm(test.images[: args.latency_inputs])
         latency = {"dense": [], "tree": []}
         for _ in range(max(5, args.repeats // 2)):
             for name, fn in (("dense", model), ("tree", tree)):
-                per_input = [_time(lambda one=singles[i : i + 1], fn=fn: fn(one)) for i in range(len(singles))]
+                per_input = [seconds(lambda one=singles[i : i + 1], fn=fn: fn(one)) for i in range(len(singles))]
                 latency[name].append(statistics.median(per_input))
     ratios = [d / t for d, t in zip(batch["dense"], batch["tree"])]
     engine = [b / t for b, t in zip(batch["single_path_bound"], batch["tree"])]
