@@ -77,3 +77,34 @@ def test_eval_of_shared_resnet20_prints_its_top1(capsys: pytest.CaptureFixture[s
                  "--data-root", str(data), "--json"]) == 0
     report = _json_out(capsys)
     assert report["top1"] == 91.73 and report["params"] == 269_722 and report["n_samples"] == 10_000
+
+
+def test_image_folder_runs_through_train_convert_finetune_prune_and_eval(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.data.fixtures import write_image_folder
+
+    sizes = ((300, 200), (180, 260), (256, 256), (64, 80), (120, 90), (200, 200))
+    data = write_image_folder(tmp_path / "data", "train", sizes=sizes)
+    write_image_folder(data, "val", sizes=sizes[:2])
+    common = ["--dataset", "imagefolder-32", "--data-root", str(data)]
+    assert main(["train", "--out", str(tmp_path / "dense"), "--arch", "resnet18", "--arch-kwargs",
+                 "{width: 0.125, stem: cifar}", "--epochs", "1", "--batch-size", "4", "--no-progress",
+                 *common]) == 0
+    checkpoint = str(tmp_path / "dense" / "model.safetensors")
+    assert main(["convert", "--checkpoint", checkpoint, "--out", str(tmp_path / "tree"), "--depth", "1",
+                 "--calib-size", "12", "--min-leaf-samples", "2", *common]) == 0
+    assert main(["finetune", str(tmp_path / "tree"), "--soft-epochs", "1", "--hard-epochs", "0", "--batch-size", "4",
+                 "--workers", "1", "--no-progress"]) == 0
+    assert main(["prune", "--checkpoint", checkpoint, "--out", str(tmp_path / "pruned"), "--criterion", "hrank",
+                 "--calib-size", "6", "--target-reduction", "0.3", *common]) == 0
+    capsys.readouterr()
+    for folder in ("tree", "pruned"):
+        assert main(["eval", str(tmp_path / folder), "--json"]) == 0
+        report = _json_out(capsys)
+        assert report["n_samples"] == 4 and report["dataset"] == "imagefolder-32"  # the val/ folder: 2 per class
+    assert main(["eval", "--checkpoint", checkpoint, "--json", *common]) == 0
+    dense = _json_out(capsys)
+    assert dense["n_samples"] == 4 and dense["arch"] == "resnet18"
+    (data / "val" / "dog").rename(data / "val" / "wolf")
+    assert main(["eval", "--checkpoint", checkpoint, *common]) == 2
+    assert "class folders differ from the training split's" in capsys.readouterr().err

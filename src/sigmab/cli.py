@@ -16,11 +16,11 @@ from pathlib import Path
 from sigmab import __version__
 from sigmab.cli_deploy import add_edge_sim, add_export, add_package
 from sigmab.config import add_config_flags, list_presets, preset_layer, read_preset, read_yaml_config, resolve_config
-from sigmab.data import ArrayLoader, load_split
+from sigmab.data import load_split
 from sigmab.demo import run_demo
 from sigmab.errors import ConfigError, SigmabError
 from sigmab.eval import evaluate, profile_model
-from sigmab.inputs import load_dense_for
+from sigmab.inputs import check_classes, load_dense_for
 from sigmab.models import list_models
 from sigmab.models.checkpoint import load_checkpoint
 from sigmab.prune import PRUNE_HELP, PruneConfig, is_pruned_folder
@@ -105,8 +105,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model, _ = load_dense_for(args.checkpoint, dataset=args.dataset, arch=args.arch)
     meta = model.meta
     data = load_split(args.dataset, args.split, root=args.data_root)
-    profile = profile_model(model, (meta.in_channels, *data.images.shape[2:]))
-    loader = ArrayLoader(data, batch_size=args.batch_size, mean=meta.mean, std=meta.std)
+    check_classes(meta, data, args.dataset)
+    profile = profile_model(model, data.image_shape)
+    loader = data.loader(batch_size=args.batch_size, mean=meta.mean, std=meta.std)
     t0 = time.perf_counter()
     result = evaluate(model, loader, progress=not (args.no_progress or args.json), channels_last=True)
     seconds = time.perf_counter() - t0

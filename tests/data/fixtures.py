@@ -68,3 +68,22 @@ def write_fashion_mnist(root: Path, *, n_train: int = 12, n_test: int = 5) -> di
         (root / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(arrays[f"{split}_x"])))
         (root / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(arrays[f"{split}_y"])))
     return arrays
+
+
+def write_image_folder(root: Path, split: str = "train", *,
+                       sizes: tuple[tuple[int, int], ...] = ((300, 200), (180, 260), (256, 256))) -> Path:
+    """``root/split/{cat,dog}/<k>.jpg``: 'cat' is red left, blue right; 'dog' is green; one JPEG per size."""
+    from PIL import Image
+
+    for name in ("dog", "cat"):
+        folder = root / split / name
+        folder.mkdir(parents=True)
+        for k, (w, h) in enumerate(sizes):
+            pixels = np.zeros((h, w, 3), np.uint8)
+            if name == "cat":
+                pixels[:, : w // 2, 0] = 255
+                pixels[:, w // 2 :, 2] = 255
+            else:
+                pixels[..., 1] = 255
+            Image.fromarray(pixels).save(folder / f"{k}.jpg", quality=95)
+    return root

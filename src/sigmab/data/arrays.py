@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from sigmab.data.loader import ArrayLoader
+from sigmab.data.transforms import AugmentSpec
 from sigmab.errors import DataError
+
+if TYPE_CHECKING:
+    from sigmab.data.source import DataSplit
 
 
 @dataclass(frozen=True)
@@ -28,9 +34,21 @@ class ImageArrays:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
     def subset(self, index: torch.Tensor, *, tag: str) -> ImageArrays:
         return ImageArrays(self.images[index], self.labels[index], self.num_classes, self.class_names,
                            f"{self.source} [{tag}]")
+
+    def loader(self, *, batch_size: int, mean: Sequence[float], std: Sequence[float], shuffle: bool = False,
+               augment_spec: AugmentSpec | None = None, drop_last: bool = False, seed: int = 0, rank: int = 0,
+               world_size: int = 1, workers: int = 0) -> ArrayLoader:
+        """Batches of this set; ``workers`` is ignored (batches are sliced from memory)."""
+        return ArrayLoader(self, batch_size=batch_size, mean=mean, std=std, shuffle=shuffle,
+                           augment_spec=augment_spec, drop_last=drop_last, seed=seed, rank=rank,
+                           world_size=world_size)
 
 
 def make_image_arrays(
@@ -80,7 +98,7 @@ def make_image_arrays(
     )
 
 
-def split_holdout(data: ImageArrays, *, fraction: float, seed: int) -> tuple[ImageArrays, ImageArrays]:
+def split_holdout(data: DataSplit, *, fraction: float, seed: int) -> tuple[DataSplit, DataSplit]:
     """Split off a seeded random ``fraction`` as a held-out set: returns (rest, held_out)."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"hold-out fraction must be in (0, 1), got {fraction}")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from sigmab.data.transforms import AugmentSpec
 from sigmab.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -33,14 +34,27 @@ class FolderIndex:
     labels: list[int]
 
 
-def index_image_folder(root: str | os.PathLike[str], split: str) -> FolderIndex:
-    """Scan ``root/split/<class>/``; a missing split, no class folders or an empty class is a DataError."""
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def index_image_folder(root: str | os.PathLike[str], split: str, *, classes: Sequence[str] | None = None
+                       ) -> FolderIndex:
+    """Scan ``root/split/<class>/``; a missing split, no class folders or an empty class is a DataError.
+
+    ``classes`` (e.g. the training split's) fixes the class ids: the split must hold exactly those folders.
+    """
     folder = Path(root) / split
     if not folder.is_dir():
         raise DataError(f"{folder}: no such split folder (expected <root>/{split}/<class>/<image>)")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
+    found = _class_folders(folder)
+    if not found:
         raise DataError(f"{folder}: no class folders")
+    if classes is not None and found != sorted(classes):
+        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+        raise DataError(f"{folder}: class folders differ from the training split's "
+                        f"(missing: {', '.join(missing) or '-'}; unknown: {', '.join(extra) or '-'})")
+    classes = found
     files, labels = [], []
     for label, name in enumerate(classes):
         images = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -49,6 +63,20 @@ def index_image_folder(root: str | os.PathLike[str], split: str) -> FolderIndex:
         files += images
         labels += [label] * len(images)
     return FolderIndex(folder, classes, files, labels)
+
+
+def read_image_folder(root: str | os.PathLike[str], split: str, *, size: int = 224) -> FolderSplit:
+    """``split`` "train" reads ``root/train``; "test" reads ``root/test``, or ``root/val`` where there is no
+    ``test`` folder (ImageNet's layout: its validation set is the usual test set). Class ids follow the
+    training folder's sorted class names whenever it exists."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such image folder (expected <root>/train/<class>/<image> and <root>/val/...)")
+    if split == "test":
+        split = "test" if (root / "test").is_dir() else "val"
+    classes = _class_folders(root / "train") if split != "train" and (root / "train").is_dir() else None
+    return FolderSplit(index_image_folder(root, split, classes=classes), size=size,
+                       resize=round(size * 256 / 224))
 
 
 def _open_rgb(path: Path):  # noqa: ANN202 (PIL is imported lazily)
@@ -121,6 +149,56 @@ class ImageFolderDataset(Dataset):
             img = img.crop((left, top, left + self.size, top + self.size))
         x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
         return (x - self.mean) / self.std, self.index.labels[i]
+
+
+@dataclass(frozen=True)
+class FolderSplit:
+    """A split of an image folder (:class:`~sigmab.data.source.DataSplit`): images are decoded per batch,
+    preprocessed to (3, ``size``, ``size``); evaluation resizes the shorter side to ``resize`` first."""
+
+    index: FolderIndex
+    size: int = 224
+    resize: int = 256
+    tag: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"{self.index.root}{self.tag}"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.index.classes)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.index.classes)
+
+    def __len__(self) -> int:
+        return len(self.index.files)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.tensor(self.index.labels, dtype=torch.int64)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3, self.size, self.size)
+
+    def subset(self, index: torch.Tensor, *, tag: str) -> FolderSplit:
+        keep = index.tolist()
+        sub = FolderIndex(self.index.root, self.index.classes, [self.index.files[i] for i in keep],
+                          [self.index.labels[i] for i in keep])
+        return FolderSplit(sub, size=self.size, resize=self.resize, tag=f"{self.tag} [{tag}]")
+
+    def loader(self, *, batch_size: int, mean: Sequence[float], std: Sequence[float], shuffle: bool = False,
+               augment_spec: AugmentSpec | None = None, drop_last: bool = False, seed: int = 0, rank: int = 0,
+               world_size: int = 1, workers: int = 0) -> FolderLoader:
+        """Training preprocessing (random-resized crop and flip) wherever ``augment_spec`` is active."""
+        train = augment_spec is not None and augment_spec.active
+        dataset = ImageFolderDataset(self.index, train=train, mean=mean, std=std, size=self.size,
+                                     resize=self.resize, seed=seed)
+        return FolderLoader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank,
+                            world_size=world_size, num_workers=workers, drop_last=drop_last)
 
 
 class FolderLoader:

@@ -8,11 +8,14 @@ run resumed at epoch ``e`` sees exactly the batches an uninterrupted run would. 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
-from sigmab.data.arrays import ImageArrays
 from sigmab.data.transforms import AugmentSpec, Normalize, augment
+
+if TYPE_CHECKING:
+    from sigmab.data.arrays import ImageArrays
 
 
 class ArrayLoader:

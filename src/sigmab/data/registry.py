@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sigmab.data.arrays import ImageArrays, split_holdout
+from sigmab.data.arrays import split_holdout
 from sigmab.data.cifar import load_cifar
 from sigmab.data.digits import load_digits_arrays
 from sigmab.data.fashion_mnist import DEBIAN_FASHION_MNIST, load_fashion_mnist
+from sigmab.data.image_folder import read_image_folder
+from sigmab.data.source import DataSplit
 from sigmab.data.transforms import AugmentSpec
 from sigmab.errors import ConfigError, DataError
 
@@ -21,17 +24,17 @@ class DatasetInfo:
     """What a dataset is: its classes, image shape, usual normalisation and augmentation, and its reader.
 
     ``read(root, split)`` returns the official ``train`` or ``test`` split; ``root`` is ``None``
-    for datasets that need no files.
+    for datasets that need no files. ``num_classes`` is ``None`` where the data says (image folders).
     """
 
     name: str
-    num_classes: int
+    num_classes: int | None
     in_channels: int
     input_size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: AugmentSpec
-    read: Callable[[Path | None, str], ImageArrays]
+    read: Callable[[Path | None, str], DataSplit]
     default_root: Path | None = None
     needs_root: bool = True
 
@@ -57,20 +60,33 @@ DATASETS: dict[str, DatasetInfo] = {
         # Digits are not mirror-symmetric, so no flip; a 1-pixel shift is the whole augmentation.
         DatasetInfo("digits", 10, 1, (8, 8), (0.3053,), (0.3760,), AugmentSpec(crop_padding=1),
                     lambda root, split: load_digits_arrays(split=split), needs_root=False),
+        # <root>/train/<class>/*.jpg and <root>/val/... (or test/); ImageNet's statistics and preprocessing.
+        DatasetInfo("imagefolder", None, 3, (224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                    AugmentSpec(hflip=True),
+                    lambda root, split: read_image_folder(_needs(root, "imagefolder"), split)),
     )
 }
 
+_SIZED_FOLDER = re.compile(r"imagefolder-(\d+)")
+
 
 def get_dataset_info(name: str) -> DatasetInfo:
+    """A registered dataset, or ``imagefolder-<size>``: an image folder preprocessed to ``size`` pixels."""
+    sized = _SIZED_FOLDER.fullmatch(name)
+    if sized and int(sized.group(1)) >= 8:
+        size = int(sized.group(1))
+        return replace(DATASETS["imagefolder"], name=name, input_size=(size, size),
+                       read=lambda root, split: read_image_folder(_needs(root, name), split, size=size))
     try:
         return DATASETS[name]
     except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
+        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}, "
+                          "imagefolder-<size> (size >= 8)") from None
 
 
 def load_split(
     name: str, split: str, *, root: str | Path | None = None, val_fraction: float = 0.0, seed: int = 0
-) -> ImageArrays:
+) -> DataSplit:
     """Load ``split`` of dataset ``name``.
 
     ``val_fraction`` > 0 holds out a seeded part of the training set: ``train`` then returns the

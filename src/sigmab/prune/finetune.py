@@ -19,7 +19,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sigmab.config import config_to_dict, save_config
-from sigmab.data import ArrayLoader
 from sigmab.errors import ConfigError
 from sigmab.eval import EvalResult, evaluate
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_WEIGHTS, PrunedNet, load_pruned, save_pruned_weights
@@ -76,7 +75,7 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
         torch.set_num_threads(cfg.threads)
     net, spec = load_pruned(folder, weights=PRUNED_WEIGHTS)
     ds_info, train_set, eval_set, eval_split, teacher = finetune_inputs(
-        cfg, dict(spec.prune_config.get("source") or {}), dense_arch=spec.dense_meta.arch, what="pruned-model")
+        cfg, dict(spec.prune_config.get("source") or {}), meta=spec.dense_meta, what="pruned-model")
 
     meta = spec.dense_meta
     torch.manual_seed(cfg.seed)
@@ -88,10 +87,8 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
     if info.is_main:
         save_config(cfg, run_dir / "config.yaml")
     model: nn.Module = DistributedDataParallel(net) if info.enabled else net
-    loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
-                         augment_spec=cfg.augment_spec(ds_info), seed=cfg.seed, rank=info.rank,
-                         world_size=info.world_size, drop_last=len(train_set) > cfg.batch_size * info.world_size)
-    eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
+    loader, eval_loader = cfg.loaders(ds_info, train_set, eval_set, mean=meta.mean, std=meta.std, rank=info.rank,
+                                      world_size=info.world_size)
     lr_at = partial(cosine_lr, total_steps=cfg.epochs * len(loader), warmup_steps=0, peak_lr=cfg.lr)
 
     def loss_fn(logits: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

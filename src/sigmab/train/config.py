@@ -36,7 +36,7 @@ TRAIN_HELP = {
     **LOOP_HELP,
     "arch": "architecture name (see `sigmab models`)",
     "arch_kwargs": "extra builder arguments as YAML, e.g. '{widths: [8, 16, 32]}'",
-    "dataset": "dataset name: cifar10, cifar100, fashion_mnist, digits",
+    "dataset": "dataset name: cifar10, cifar100, fashion_mnist, digits, imagefolder, imagefolder-<size>",
     "epochs": "number of epochs",
     "nesterov": "Nesterov momentum",
     "warmup_epochs": "linear warm-up length in epochs",

@@ -20,7 +20,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sigmab.config import config_to_dict, save_config
-from sigmab.data import ArrayLoader
 from sigmab.errors import ConfigError
 from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
 from sigmab.train.inputs import finetune_inputs
@@ -160,7 +159,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
         torch.set_num_threads(cfg.threads)
     tree, spec = load_tree(tree_dir, weights="tree.safetensors")
     ds_info, train_set, eval_set, eval_split, teacher = finetune_inputs(
-        cfg, _source(spec), dense_arch=spec.dense_meta.arch, what="tree")
+        cfg, _source(spec), meta=spec.dense_meta, what="tree")
 
     meta = spec.dense_meta
     # The converted tree fixes the routing the anchor holds on to (also on resume: taken before loading).
@@ -180,15 +179,13 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     step_module: nn.Module = _TrainStep(tree)
     if info.enabled:
         step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
-    loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
-                         augment_spec=cfg.augment_spec(ds_info), seed=cfg.seed, rank=info.rank,
-                         world_size=info.world_size, drop_last=len(train_set) > cfg.batch_size * info.world_size)
-    eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
+    loader, eval_loader = cfg.loaders(ds_info, train_set, eval_set, mean=meta.mean, std=meta.std, rank=info.rank,
+                                      world_size=info.world_size)
     steps_per_epoch = len(loader)
     total_steps, soft_steps = cfg.epochs * steps_per_epoch, cfg.soft_epochs * steps_per_epoch
     targets = {name: torch.tensor(spec.router_target(name) or [0.5, 0.5]) for name in tree.routers}
     # Leaves of the evaluation inputs under the converted routing: the reference for routing drift.
-    initial_leaves = evaluate_tree(converted, eval_loader, ds_info.num_classes).leaf_ids if info.is_main else None
+    initial_leaves = evaluate_tree(converted, eval_loader, eval_set.num_classes).leaf_ids if info.is_main else None
 
     result: TreeEval | None = None
     for epoch in range(start_epoch, cfg.epochs):
@@ -241,7 +238,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
             bar.set_postfix(meter.postfix(), refresh=False)
         broadcast_buffers(tree, info)
         if info.is_main:
-            result = evaluate_tree(tree, eval_loader, ds_info.num_classes)
+            result = evaluate_tree(tree, eval_loader, eval_set.num_classes)
             shares = result.leaf_share
             history.append({
                 "epoch": epoch + 1, "phase": "soft" if soft_phase else "hard",
@@ -266,7 +263,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     tree.eval()
     if info.is_main:
         if result is None:
-            result = evaluate_tree(tree, eval_loader, ds_info.num_classes)
+            result = evaluate_tree(tree, eval_loader, eval_set.num_classes)
         save_tree_weights(tree, tree_dir / FINETUNED_WEIGHTS)
     barrier(info)
     return tree, result

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sigmab.data import AugmentSpec, DatasetInfo, ImageArrays, load_split
+from sigmab.data import AugmentSpec, BatchLoader, DatasetInfo, DataSplit, load_split
 from sigmab.errors import ConfigError
 
 
@@ -21,6 +22,7 @@ class LoopOptions:
     hflip: bool | None = None
     seed: int = 0
     threads: int | None = None
+    workers: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -29,6 +31,7 @@ class LoopOptions:
             (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
             (self.crop_padding is None or self.crop_padding >= 0, "crop_padding must be >= 0"),
             (self.threads is None or self.threads >= 1, "threads must be >= 1"),
+            (self.workers >= 0, "workers must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -39,15 +42,24 @@ class LoopOptions:
         return AugmentSpec(crop_padding=info.augment.crop_padding if self.crop_padding is None else self.crop_padding,
                            hflip=info.augment.hflip if self.hflip is None else self.hflip)
 
-    def load_data(self, dataset: str, data_root: str | None) -> tuple[ImageArrays, ImageArrays, str]:
+    def load_data(self, dataset: str, data_root: str | None) -> tuple[DataSplit, DataSplit, str]:
         """(train set, evaluation set, evaluation split): the held-out part when ``val_fraction`` > 0, else test."""
         eval_split = "val" if self.val_fraction > 0 else "test"
         common = dict(root=data_root, val_fraction=self.val_fraction, seed=self.seed)
         return load_split(dataset, "train", **common), load_split(dataset, eval_split, **common), eval_split
 
+    def loaders(self, info: DatasetInfo, train_set: DataSplit, eval_set: DataSplit, *, mean: Sequence[float],
+                std: Sequence[float], rank: int = 0, world_size: int = 1) -> tuple[BatchLoader, BatchLoader]:
+        """(training loader: shuffled, augmented, this rank's shard; evaluation loader: in order)."""
+        train = train_set.loader(batch_size=self.batch_size, mean=mean, std=std, shuffle=True,
+                                 augment_spec=self.augment_spec(info), seed=self.seed, rank=rank,
+                                 world_size=world_size, workers=self.workers,
+                                 drop_last=len(train_set) > self.batch_size * world_size)
+        return train, eval_set.loader(batch_size=self.eval_batch_size, mean=mean, std=std, workers=self.workers)
+
 
 LOOP_HELP = {
-    "data_root": "dataset location: an .npz file or a folder",
+    "data_root": "dataset location: an .npz file or a folder (image folders: <root>/train/<class>/*.jpg)",
     "val_fraction": "hold out this fraction of the training set and report on it instead of test",
     "batch_size": "training batch size (per process)",
     "eval_batch_size": "evaluation batch size",
@@ -58,4 +70,5 @@ LOOP_HELP = {
     "hflip": "random horizontal flips (default: the dataset's usual value)",
     "seed": "seed of initialisation, shuffling and augmentation",
     "threads": "torch CPU threads per process (default: torch's choice)",
+    "workers": "data-loading worker processes for image folders (0 = in the main process)",
 }

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sigmab.config import config_to_dict, save_config
-from sigmab.data import ArrayLoader, get_dataset_info
+from sigmab.data import get_dataset_info
 from sigmab.eval import EvalResult, evaluate, profile_model
 from sigmab.models import ModelMeta, build_model, save_model
 from sigmab.train.config import TrainConfig
@@ -69,7 +69,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
     info = get_dataset_info(cfg.dataset)
     train_set, eval_set, eval_split = cfg.load_data(cfg.dataset, cfg.data_root)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, num_classes=info.num_classes, in_channels=info.in_channels,
+    model = build_model(cfg.arch, num_classes=train_set.num_classes, in_channels=info.in_channels,
                         input_size=info.input_size, mean=info.mean, std=info.std, **cfg.arch_kwargs)
     meta: ModelMeta = model.meta
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
@@ -81,11 +81,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
     if dist.is_main:
         save_config(cfg, run_dir / "config.yaml")
     step_model: nn.Module = DistributedDataParallel(model) if dist.enabled else model
-    train_loader = ArrayLoader(train_set, batch_size=cfg.batch_size, mean=meta.mean, std=meta.std, shuffle=True,
-                               augment_spec=cfg.augment_spec(info),
-                               drop_last=len(train_set) > cfg.batch_size * dist.world_size, seed=cfg.seed,
-                               rank=dist.rank, world_size=dist.world_size)
-    eval_loader = ArrayLoader(eval_set, batch_size=cfg.eval_batch_size, mean=meta.mean, std=meta.std)
+    train_loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std,
+                                            rank=dist.rank, world_size=dist.world_size)
     total_steps = cfg.epochs * len(train_loader)
     warmup_steps = int(round(cfg.warmup_epochs * len(train_loader)))
     lr_at = partial(cosine_lr, total_steps=total_steps, warmup_steps=warmup_steps, peak_lr=cfg.lr)
