@@ -21,13 +21,13 @@ def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def mask_hook(keep: torch.Tensor, width: int):
-    """A forward hook that zeroes every channel of a (N, C, H, W) output except ``keep``: the
+    """A forward hook that zeroes every channel of a (N, C, ...) output except ``keep``: the
     zeroed-dense reference that sliced models must equal."""
     mask = torch.zeros(width)
     mask[keep] = 1.0
 
     def hook(_m: nn.Module, _inp, out: torch.Tensor) -> torch.Tensor:
-        return out * mask.view(1, -1, 1, 1)
+        return out * mask.view(1, -1, *([1] * (out.dim() - 2)))
 
     return hook
 
@@ -41,6 +41,25 @@ def tiny_imagenet_resnet(depth: int = 18, width: float = 0.125, seed: int = 0, *
     """A torchvision-layout ResNet at reduced width (ResNet-18: 8/16/32/64 channels), 10 classes."""
     torch.manual_seed(seed)
     return randomise_bn(build_model(f"resnet{depth}", num_classes=10, width=width, **kwargs), seed)
+
+
+TINY_POINTNET = dict(centers=[32, 8], radii=[0.5, 1.0], neighbors=[8, 6], mlps=[[8, 8, 16], [16, 12, 24], [24, 32, 40]],
+                     hidden=[24, 16])
+
+
+def tiny_pointnet(in_channels: int = 4, seed: int = 0) -> nn.Module:
+    """A PointNet++ SSG with two sampling levels (32 and 8 centers), 5 classes, xyz + 1 feature by default."""
+    torch.manual_seed(seed)
+    return randomise_bn(build_model("pointnet2_ssg", num_classes=5, in_channels=in_channels,
+                                    mean=(0.0,) * in_channels, std=(1.0,) * in_channels, input_size=(64,),
+                                    **TINY_POINTNET), seed)
+
+
+def point_batch(n: int, points: int = 64, in_channels: int = 4, seed: int = 0) -> torch.Tensor:
+    """(n, in_channels, points): coordinates in the unit cube around 0, then features."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.cat([torch.rand(n, 3, points, generator=g) * 2 - 1,
+                      torch.rand(n, in_channels - 3, points, generator=g)], dim=1)
 
 
 def calibration_batch(n: int = 160, seed: int = 0) -> torch.Tensor:

@@ -106,7 +106,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     meta = model.meta
     data = load_split(args.dataset, args.split, root=args.data_root)
     check_classes(meta, data, args.dataset)
-    profile = profile_model(model, data.image_shape)
+    profile = profile_model(model, data.input_shape)
     loader = data.loader(batch_size=args.batch_size, mean=meta.mean, std=meta.std)
     t0 = time.perf_counter()
     result = evaluate(model, loader, progress=not (args.no_progress or args.json), channels_last=True)

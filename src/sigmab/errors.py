@@ -15,3 +15,7 @@ class CheckpointError(SigmabError):
 
 class ConfigError(SigmabError):
     """A configuration value or command-line flag is invalid."""
+
+
+class InputError(SigmabError, ValueError):
+    """A model input has the wrong shape or holds invalid values (e.g. NaN point coordinates)."""

@@ -78,7 +78,7 @@ def test_test_split_is_the_val_folder_with_the_training_class_ids(tmp_path) -> N
     write_image_folder(tmp_path, "val", sizes=((64, 64),))
     test = read_image_folder(tmp_path, "test", size=32)
     assert test.class_names == ("cat", "dog") and test.labels.tolist() == [0, 1] and len(test) == 2
-    assert test.image_shape == (3, 32, 32) and test.resize == 37
+    assert test.input_shape == (3, 32, 32) and test.resize == 37
     (tmp_path / "val" / "dog").rename(tmp_path / "val" / "wolf")
     with pytest.raises(DataError, match="missing: dog; unknown: wolf"):
         read_image_folder(tmp_path, "test")
@@ -107,7 +107,7 @@ def test_sized_image_folders_in_the_registry(tmp_path) -> None:
     assert info.input_size == (48, 48) and info.num_classes is None and info.in_channels == 3
     rest = load_split("imagefolder-48", "train", root=tmp_path, val_fraction=0.5, seed=0)
     held = load_split("imagefolder-48", "val", root=tmp_path, val_fraction=0.5, seed=0)
-    assert len(rest) == len(held) == 3 and rest.image_shape == (3, 48, 48)
+    assert len(rest) == len(held) == 3 and rest.input_shape == (3, 48, 48)
     assert not set(rest.index.files) & set(held.index.files)
     with pytest.raises(ConfigError, match="imagefolder-<size>"):
         get_dataset_info("imagefolder-4")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sigmab.graph import BlockChannels, block_handler, decompose
-from tests.helpers import mask_hook, tiny_imagenet_resnet, tiny_resnet
+from tests.helpers import mask_hook, point_batch, tiny_imagenet_resnet, tiny_pointnet, tiny_resnet
 
 MODELS = {"cifar-resnet20": tiny_resnet, "resnet18": lambda: tiny_imagenet_resnet(18),
           "resnet50": lambda: tiny_imagenet_resnet(50)}
@@ -77,3 +77,61 @@ def test_decomposition_runs_like_the_model() -> None:
             h = block(h)
         torch.testing.assert_close(dec.head(h), model(x), rtol=0, atol=0)
     assert dec.block_names[3] == "layer2.0" and dec.stages[3] == 1 and dec.widths[3] == 16
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 4), (1, 3), (2, 4)])
+def test_sliced_pointnet_levels_equal_zeroed_dense_levels(start: int, end: int) -> None:
+    """Dropped features of an incoming point stream sit 3 channels later in the first MLP layer's input
+    (after the relative xyz); coordinates are pinned and never dropped."""
+    model = tiny_pointnet()
+    dec = decompose(model)
+    g = torch.Generator().manual_seed(start * 10 + end)
+    with torch.no_grad():
+        x = dec.stem(point_batch(3))
+        for b in range(start):
+            x = dec.blocks[b](x)
+    width = x.shape[1]
+    pick = lambda n, k: torch.randperm(n, generator=g)[:k].sort().values  # noqa: E731
+    xyz = torch.arange(width - 3, width)
+    in_idx = torch.cat([pick(width - 3, (width - 3) // 2 + 1), xyz]) if start > 0 else torch.arange(width)
+    chans, inp = [], in_idx
+    for b in range(start, end):
+        block, handler = dec.blocks[b], block_handler(dec.blocks[b])
+        pinned = torch.tensor(handler.pinned_out(block), dtype=torch.long)
+        free = dec.widths[b] - pinned.numel()
+        out = torch.cat([pick(free, free // 2 + 1), pinned])
+        inner = {grp: pick(n, max(1, n // 3)) for grp, n in handler.inner_groups(block).items()}
+        chans.append(BlockChannels(inp, out, inner))
+        inp = out
+    x_zeroed = torch.zeros_like(x)
+    x_zeroed[:, in_idx] = x[:, in_idx]
+    handles = []
+    for b, ch in zip(range(start, end), chans):
+        block = dec.blocks[b]
+        for grp, module in block_handler(block).inner_activations(block).items():
+            handles.append(module.register_forward_hook(mask_hook(ch.inner[grp], module.num_features)))
+        handles.append(block.register_forward_hook(mask_hook(ch.out, dec.widths[b])))
+    with torch.no_grad():
+        dense = x_zeroed
+        for b in range(start, end):
+            dense = dec.blocks[b](dense)
+    for h in handles:
+        h.remove()
+    sliced = [block_handler(dec.blocks[b]).slice(dec.blocks[b], ch) for b, ch in zip(range(start, end), chans)]
+    with torch.no_grad():
+        out = x[:, in_idx]
+        for blk in sliced:
+            out = blk(out)
+    torch.testing.assert_close(out, dense[:, chans[-1].out], atol=1e-5, rtol=1e-5)
+    assert sum(p.numel() for m in sliced for p in m.parameters()) < sum(
+        p.numel() for b in range(start, end) for p in dec.blocks[b].parameters())
+
+
+def test_a_point_stream_without_its_coordinates_cannot_be_sliced() -> None:
+    dec = decompose(tiny_pointnet())
+    level = dec.blocks[1]
+    width = dec.widths[0]
+    bad = BlockChannels(torch.arange(width - 1), torch.arange(dec.widths[1]), {"mlp0": torch.arange(4),
+                                                                                "mlp1": torch.arange(4)})
+    with pytest.raises(ValueError, match="must keep its coordinate channels"):
+        block_handler(level).slice(level, bad)

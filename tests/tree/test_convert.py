@@ -4,7 +4,8 @@ import torch
 from sigmab.errors import ConfigError
 from sigmab.models import build_model
 from sigmab.tree import ConvertConfig, convert
-from tests.helpers import randomise_bn, tiny_imagenet_resnet
+from sigmab.tree.metrics import path_costs
+from tests.helpers import point_batch, randomise_bn, tiny_imagenet_resnet, tiny_pointnet
 
 
 @pytest.mark.parametrize(("depth", "splits"), [(1, None), (2, None), (3, ["layer1.2", "layer2.1", "layer3.0"])])
@@ -32,6 +33,39 @@ def test_full_width_torchvision_resnet_tree_is_dense_on_every_path(depth) -> Non
         dense = model(x)
         for leaf in tree.leaves:
             torch.testing.assert_close(tree.forward_path(x, leaf), dense, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("depth", "splits"), [(1, None), (2, None), (3, None), (2, ["sa2", "mlp"])])
+def test_full_width_pointnet_tree_is_dense_on_every_path(depth, splits) -> None:
+    model = tiny_pointnet()
+    calib = point_batch(96, seed=1)
+    cfg = ConvertConfig(depth=depth, split_points=splits, widths=[1.0] * depth, residual_widths=[1.0] * depth,
+                        calib_size=96, min_leaf_samples=2)
+    tree = convert(model, calib, cfg).tree
+    x = point_batch(6, seed=2)
+    with torch.no_grad():
+        dense = model(x)
+        for leaf in tree.leaves:
+            torch.testing.assert_close(tree.forward_path(x, leaf), dense, atol=1e-5, rtol=1e-5)
+
+
+def test_sliced_pointnet_tree_keeps_coordinates_and_cuts_parameters() -> None:
+    model = tiny_pointnet()
+    cfg = ConvertConfig(depth=2, split_points=["sa2", "sa3"], widths=[0.5, 0.5], residual_widths=[0.5, 0.5],
+                        calib_size=64, min_leaf_samples=4)
+    conversion = convert(model, point_batch(64, seed=1), cfg)
+    dec_widths = [16 + 3, 24 + 3, 40 + 3, 16]
+    for spec in conversion.spec.nodes.values():
+        for b, ch in zip(range(spec.start, spec.end), spec.blocks):
+            width = dec_widths[b]
+            if b < 3:  # set-abstraction outputs: half the features, all three coordinates
+                assert set(range(width - 3, width)) <= set(ch.out.tolist())
+                assert len(ch.out) == (width - 3) // 2 + 3
+    with torch.no_grad():
+        logits, leaves = conversion.tree.forward_hard(point_batch(64, seed=1))
+    assert torch.equal(leaves, conversion.calib_leaves) and logits.shape == (64, 5)
+    dense = sum(p.numel() for p in model.parameters())
+    assert all(cost.params < 0.6 * dense for cost in path_costs(conversion.tree, (4, 64)))
 
 
 def test_hard_routing_at_initialisation_equals_the_kmeans_assignment(sliced, calib) -> None:

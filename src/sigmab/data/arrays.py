@@ -35,7 +35,7 @@ class ImageArrays:
         return int(self.labels.shape[0])
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     def subset(self, index: torch.Tensor, *, tag: str) -> ImageArrays:

@@ -181,7 +181,7 @@ class FolderSplit:
         return torch.tensor(self.index.labels, dtype=torch.int64)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, int, int]:
         return (3, self.size, self.size)
 
     def subset(self, index: torch.Tensor, *, tag: str) -> FolderSplit:

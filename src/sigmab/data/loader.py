@@ -53,26 +53,37 @@ class ArrayLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _indices(self, generator: torch.Generator) -> torch.Tensor:
-        n = len(self.data)
-        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
-        if self.world_size > 1:
-            # Every rank gets the same number of samples (the last few wrap around), as DistributedSampler does.
-            per_rank = -(-n // self.world_size)
-            order = torch.cat([order, order[: per_rank * self.world_size - n]])
-            order = order[self.rank :: self.world_size]
-        return order
-
     def __len__(self) -> int:
-        n = -(-len(self.data) // self.world_size)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return batch_count(len(self.data), self.batch_size, self.world_size, self.drop_last)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = self._indices(generator)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start : start + self.batch_size]
+        generator = epoch_generator(self.seed, self.epoch)
+        for index in epoch_batches(len(self.data), self.batch_size, generator, shuffle=self.shuffle, rank=self.rank,
+                                   world_size=self.world_size, drop_last=self.drop_last):
             images = self.data.images[index]
             if self.augment_spec.active:
                 images = augment(images, self.augment_spec, generator)
             yield self.normalize(images), self.data.labels[index]
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of epoch ``epoch``'s shuffle and augmentation: a function of (seed, epoch) only."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def batch_count(n: int, batch_size: int, world_size: int, drop_last: bool) -> int:
+    per_rank = -(-n // world_size)
+    return per_rank // batch_size if drop_last else -(-per_rank // batch_size)
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator, *, shuffle: bool, rank: int = 0,
+                  world_size: int = 1, drop_last: bool = False) -> Iterator[torch.Tensor]:
+    """Sample indices of this rank's batches of one epoch over ``n`` samples."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    if world_size > 1:
+        # Every rank gets the same number of samples (the last few wrap around), as DistributedSampler does.
+        per_rank = -(-n // world_size)
+        order = torch.cat([order, order[: per_rank * world_size - n]])
+        order = order[rank::world_size]
+    for start in range(0, batch_count(n, batch_size, world_size, drop_last) * batch_size, batch_size):
+        yield order[start : start + batch_size]

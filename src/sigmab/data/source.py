@@ -1,8 +1,8 @@
 """What every consumer of data (training, fine-tuning, calibration, evaluation) may ask of a split.
 
-Two kinds implement it: :class:`~sigmab.data.arrays.ImageArrays` (a set held in memory) and
-:class:`~sigmab.data.image_folder.FolderSplit` (image files decoded on demand), so no command
-needs to know which one it reads.
+Three kinds implement it: :class:`~sigmab.data.arrays.ImageArrays` (images held in memory),
+:class:`~sigmab.data.image_folder.FolderSplit` (image files decoded on demand) and
+:class:`~sigmab.data.points.PointArrays` (point sets), so no command needs to know which one it reads.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class BatchLoader(Protocol):
 
 
 class DataSplit(Protocol):
-    """A labelled split: ``labels`` int64 (N,); images of ``image_shape`` (C, H, W) once preprocessed."""
+    """A labelled split: ``labels`` int64 (N,); each input, once preprocessed, has ``input_shape``
+    ((C, H, W) for images, (D, P) for point sets)."""
 
     num_classes: int
     class_names: tuple[str, ...]
@@ -38,7 +39,7 @@ class DataSplit(Protocol):
     def labels(self) -> torch.Tensor: ...
 
     @property
-    def image_shape(self) -> tuple[int, int, int]: ...
+    def input_shape(self) -> tuple[int, ...]: ...
 
     def subset(self, index: torch.Tensor, *, tag: str) -> DataSplit: ...
 

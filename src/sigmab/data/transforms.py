@@ -14,14 +14,16 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentSpec:
-    """Training augmentation: random crop after ``crop_padding`` zero pixels per side, optional h-flip."""
+    """Training augmentation. Images: random crop after ``crop_padding`` zero pixels per side, optional
+    h-flip. Point sets: ``points`` turns on :class:`~sigmab.data.points.PointAugment`."""
 
     crop_padding: int = 0
     hflip: bool = False
+    points: bool = False
 
     @property
     def active(self) -> bool:
-        return self.crop_padding > 0 or self.hflip
+        return self.crop_padding > 0 or self.hflip or self.points
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:

@@ -18,6 +18,7 @@ from torch import nn
 from sigmab.graph.slicing import IndexShortcut, channel_map, slice_layer
 from sigmab.models.cifar_resnet import BasicBlock, ZeroPadShortcut
 from sigmab.models.imagenet_resnet import Bottleneck, ResNetBasicBlock
+from sigmab.models.pointnet2 import XYZ, PointClassifierMLP, SetAbstraction
 from sigmab.utils.registry import TypeRegistry
 
 
@@ -62,6 +63,10 @@ class BlockHandler:
     def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
         """(layers producing the outgoing stream's channels, layers consuming the incoming stream's)."""
         raise NotImplementedError
+
+    def pinned_out(self, block: nn.Module) -> list[int]:
+        """Outgoing stream channels that are never dropped (e.g. point coordinates), as dense ids."""
+        return []
 
     def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
         raise NotImplementedError
@@ -192,4 +197,77 @@ class BottleneckHandler(BlockHandler):
         new.bn3 = slice_layer(block.bn3, out_idx=channels.out)
         new.relu = copy.deepcopy(block.relu)
         new.downsample = slice_projection(block.downsample, channels.inp, channels.out)
+        return new
+
+
+def _features_and_xyz(ids: torch.Tensor, features: int, what: str) -> torch.Tensor:
+    """The feature ids (< ``features``) of a point stream's kept channel ids; the coordinates must be kept."""
+    xyz = torch.arange(features, features + XYZ)
+    if not bool(torch.isin(xyz, ids).all()):
+        raise ValueError(f"{what}: a point stream must keep its coordinate channels {xyz.tolist()}")
+    return ids[ids < features]
+
+
+@register_block_handler(SetAbstraction)
+class SetAbstractionHandler(BlockHandler):
+    """PointNet++ level: MLP layers ``mlp0 .. mlp{L-2}`` are inner groups, the last layer writes the stream.
+
+    Stream layout (B, C + 3, S): features, then xyz (pinned). The first MLP layer reads
+    ``concat(relative xyz, features)``, so incoming feature ``c`` is its input channel ``3 + c``.
+    """
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        return {f"mlp{i}": conv.out_channels for i, conv in enumerate(block.convs[:-1])}
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        return {f"mlp{i}": bn for i, bn in enumerate(block.bns[:-1])}
+
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        return {f"mlp{i}": ([block.convs[i]], [block.convs[i + 1]]) for i in range(len(block.convs) - 1)}
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        raise NotImplementedError("PointNet++ streams carry coordinates: prune inner channels only (scope 'inner')")
+
+    def pinned_out(self, block: nn.Module) -> list[int]:
+        width = block.convs[-1].out_channels
+        return list(range(width, width + XYZ))
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        features_in = block.convs[0].in_channels - XYZ
+        kept_in = _features_and_xyz(channels.inp, features_in, "set-abstraction input")
+        kept_out = _features_and_xyz(channels.out, block.convs[-1].out_channels, "set-abstraction output")
+        conv_in = torch.cat([torch.arange(XYZ), XYZ + kept_in])  # the concat's offset: xyz come first
+        sides = [conv_in, *(channels.inner[f"mlp{i}"] for i in range(len(block.convs) - 1)), kept_out]
+        new = module_shell(block)
+        new.convs = nn.ModuleList(slice_layer(conv, in_idx=a, out_idx=b)
+                                  for conv, a, b in zip(block.convs, sides, sides[1:]))
+        new.bns = nn.ModuleList(slice_layer(bn, out_idx=b) for bn, b in zip(block.bns, sides[1:]))
+        return new
+
+
+@register_block_handler(PointClassifierMLP)
+class PointClassifierMLPHandler(BlockHandler):
+    """fc1 (global features -> inner 'fc1') - fc2 (inner -> out); the incoming xyz channels are dropped."""
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        return {"fc1": block.fc1.out_features}
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        return {"fc1": block.bn1}
+
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        return {"fc1": ([block.fc1], [block.fc2])}
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        raise NotImplementedError("PointNet++ streams carry coordinates: prune inner channels only (scope 'inner')")
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        kept_in = _features_and_xyz(channels.inp, block.fc1.in_features, "classifier MLP input")
+        inner = channels.inner["fc1"]
+        new = module_shell(block)
+        new.fc1 = slice_layer(block.fc1, in_idx=kept_in, out_idx=inner)
+        new.bn1 = slice_layer(block.bn1, out_idx=inner)
+        new.fc2 = slice_layer(block.fc2, in_idx=inner, out_idx=channels.out)
+        new.bn2 = slice_layer(block.bn2, out_idx=channels.out)
+        new.dropout = copy.deepcopy(block.dropout)
         return new

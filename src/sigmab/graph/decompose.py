@@ -17,6 +17,7 @@ from sigmab.errors import ConfigError
 from sigmab.graph.slicing import Index, slice_layer
 from sigmab.models.cifar_resnet import CifarResNet
 from sigmab.models.imagenet_resnet import Bottleneck, ResNet
+from sigmab.models.pointnet2 import XYZ, PointNet2
 from sigmab.utils.registry import TypeRegistry
 
 
@@ -31,7 +32,14 @@ class ClassifierHead(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
     def sliced(self, in_idx: Index) -> ClassifierHead:
-        return ClassifierHead(slice_layer(self.linear, in_idx=in_idx))
+        return type(self)(slice_layer(self.linear, in_idx=in_idx))
+
+
+class FlatHead(ClassifierHead):
+    """A linear classifier on a stream of one position: (N, C, 1) -> (N, num_classes)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
 
 
 @dataclass
@@ -148,3 +156,27 @@ class ImageNetResNetAdapter(ArchAdapter):
         published 58-60% active-parameter cut on ResNet-50 (59.2%; `python -m benchmarks.resnet50_analytic`)."""
         bottleneck = any(isinstance(b, Bottleneck) for b in decomposition.blocks)
         return [0.5, 0.25] if bottleneck and depth == 2 else None
+
+
+@register_adapter(PointNet2)
+class PointNet2Adapter(ArchAdapter):
+    """Blocks: the set-abstraction levels ``sa1 .. saL`` (the last groups all points) and the classifier
+    MLP ``mlp``, each its own stage (no residual streams). Split points lie between them."""
+
+    def decompose(self, model: nn.Module) -> Decomposition:
+        assert isinstance(model, PointNet2)
+        blocks: list[nn.Module] = [*model.levels, model.mlp]
+        names = [f"sa{i + 1}" for i in range(len(model.levels))] + ["mlp"]
+        widths = [level.convs[-1].out_channels + XYZ for level in model.levels] + [model.mlp.fc2.out_features]
+        return Decomposition(model.pack, blocks, names, list(range(len(blocks))), widths,
+                             model.pack.in_channels, FlatHead(model.fc))
+
+    def default_split_points(self, decomposition: Decomposition, depth: int) -> list[str]:
+        """The global level and the classifier MLP hold almost all parameters (94% in the paper's SSG):
+        depth 1 splits before the global level, depth 2 also before the MLP, depth 3 also before the
+        last sampling level."""
+        names = decomposition.block_names
+        points = {1: [names[-2]], 2: names[-2:], 3: names[-3:]}
+        if depth not in points or len(names) <= depth:
+            raise ConfigError(f"no default split points for depth {depth} here; pass --split-points")
+        return points[depth]

@@ -73,6 +73,9 @@ def channel_groups(dec: Decomposition, scope: Scope = "inner") -> list[ChannelGr
             groups.append(ChannelGroup(f"{dec.block_names[b]}:{key}", "inner", size, tuple(producers),
                                        tuple(consumers), (b,), key))
     if scope == "all":
+        if any(block_handler(block).pinned_out(block) for block in dec.blocks):
+            raise ConfigError("scope 'all' cannot prune streams that carry fixed channels (PointNet++ coordinates); "
+                              "use scope 'inner'")
         n_stages = max(dec.stages) + 1
         for s in range(n_stages):
             blocks = tuple(b for b in range(len(dec.blocks)) if dec.stages[b] == s)

@@ -12,6 +12,11 @@ import torch
 from sigmab.errors import ConfigError
 
 
+def positions(activation: torch.Tensor) -> torch.Tensor:
+    """(N, C, ...) -> (N, C, P): every position (pixel, point) of a channel; (N, C) -> (N, C, 1)."""
+    return activation.reshape(activation.shape[0], activation.shape[1], -1)
+
+
 class ActivationImportance:
     name: str = ""
 
@@ -26,7 +31,7 @@ class MeanAbsActivation(ActivationImportance):
     name = "mean_abs"
 
     def per_sample(self, activation: torch.Tensor) -> torch.Tensor:
-        return activation.flatten(2).abs().mean(2)
+        return positions(activation).abs().mean(2)
 
 
 class RMSActivation(ActivationImportance):
@@ -35,7 +40,7 @@ class RMSActivation(ActivationImportance):
     name = "rms"
 
     def per_sample(self, activation: torch.Tensor) -> torch.Tensor:
-        return activation.flatten(2).pow(2).mean(2).sqrt()
+        return positions(activation).pow(2).mean(2).sqrt()
 
 
 class FeatureMapRank(ActivationImportance):

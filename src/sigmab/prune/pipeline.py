@@ -62,7 +62,7 @@ def evaluate_pruned_folder(folder: str | Path, *, dataset: str | None = None, da
                                              data_root=data_root, split=split, val_fraction=val_fraction, seed=seed,
                                              batch_size=batch_size)
     result = evaluate(net, loader, progress=progress, channels_last=True)
-    input_shape = data.image_shape
+    input_shape = data.input_shape
     profile, dense_profile = profile_model(net, input_shape), profile_model(build_from_meta(meta), input_shape)
     dense_top1 = None
     checkpoint = source.get("checkpoint")

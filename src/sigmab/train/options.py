@@ -40,7 +40,7 @@ class LoopOptions:
     def augment_spec(self, info: DatasetInfo) -> AugmentSpec:
         """The dataset's usual augmentation, with any option set here taking precedence."""
         return AugmentSpec(crop_padding=info.augment.crop_padding if self.crop_padding is None else self.crop_padding,
-                           hflip=info.augment.hflip if self.hflip is None else self.hflip)
+                           hflip=info.augment.hflip if self.hflip is None else self.hflip, points=info.augment.points)
 
     def load_data(self, dataset: str, data_root: str | None) -> tuple[DataSplit, DataSplit, str]:
         """(train set, evaluation set, evaluation split): the held-out part when ``val_fraction`` > 0, else test."""

@@ -116,7 +116,14 @@ def _node_channels(dec: Decomposition, stats: CalibrationStats, samples: torch.T
     for stage in sorted({dec.stages[b] for b in range(start, end)}):
         members = [b for b in range(start, end) if dec.stages[b] == stage]
         scores = torch.stack([stats.out_importance[b][samples].mean(0) for b in members]).mean(0)
-        stage_sets[stage] = top_channels(scores, residual_width)
+        # Pinned channels (point coordinates) are kept on every branch; the ratio applies to the others.
+        pinned = torch.tensor(sorted({c for b in members for c in block_handler(dec.blocks[b]).pinned_out(
+            dec.blocks[b])}), dtype=torch.long)
+        free = torch.ones(scores.numel(), dtype=torch.bool)
+        free[pinned] = False
+        free_ids = free.nonzero().flatten()
+        kept = free_ids[top_channels(scores[free_ids], residual_width)]
+        stage_sets[stage] = torch.cat([kept, pinned]).sort().values
     channels, inp = [], in_idx
     for b in range(start, end):
         inner = {g: top_channels(stats.inner_importance[b][g][samples].mean(0), inner_width)

@@ -35,7 +35,7 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
     result = evaluate_tree(tree, loader, data.num_classes, progress=progress)
     if routes is not None:
         save_routes(Routes(tree.leaves, result.leaf_ids.numpy(), data.labels.numpy()), routes)
-    input_shape = data.image_shape
+    input_shape = data.input_shape
     costs = cost_summary(tree, input_shape, result.leaf_share)
     dense_profile = profile_model(build_from_meta(meta), input_shape)
     dense_top1, diagnosis = None, None
