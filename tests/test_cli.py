@@ -108,3 +108,31 @@ def test_image_folder_runs_through_train_convert_finetune_prune_and_eval(
     (data / "val" / "dog").rename(data / "val" / "wolf")
     assert main(["eval", "--checkpoint", checkpoint, *common]) == 2
     assert "class folders differ from the training split's" in capsys.readouterr().err
+
+
+def test_point_sets_run_through_train_convert_finetune_prune_and_eval(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.data.fixtures import write_modelnet40_h5
+
+    data = tmp_path / "modelnet40_ply_hdf5_2048"
+    write_modelnet40_h5(data, per_file=16)
+    common = ["--dataset", "modelnet40", "--data-root", str(data)]
+    kwargs = ("{centers: [32, 8], radii: [0.4, 0.8], neighbors: [8, 8], mlps: [[8, 16], [16, 24], [24, 32]], "
+              "hidden: [24, 16]}")
+    assert main(["train", "--out", str(tmp_path / "dense"), "--arch", "pointnet2_ssg", "--arch-kwargs", kwargs,
+                 "--epochs", "1", "--batch-size", "8", "--no-progress", *common]) == 0
+    checkpoint = str(tmp_path / "dense" / "model.safetensors")
+    assert main(["convert", "--checkpoint", checkpoint, "--out", str(tmp_path / "tree"), "--depth", "1",
+                 "--calib-size", "32", "--min-leaf-samples", "4", "--residual-widths", "[0.5]", *common]) == 0
+    assert main(["finetune", str(tmp_path / "tree"), "--soft-epochs", "1", "--hard-epochs", "0", "--batch-size", "8",
+                 "--no-progress"]) == 0
+    assert main(["prune", "--checkpoint", checkpoint, "--out", str(tmp_path / "pruned"), "--criterion", "fpgm",
+                 "--target-reduction", "0.3", *common]) == 0
+    capsys.readouterr()
+    for folder in ("tree", "pruned"):
+        assert main(["eval", str(tmp_path / folder), "--json"]) == 0
+        report = _json_out(capsys)
+        assert report["n_samples"] == 16 and report["params"] < report["dense_params"]
+    assert main(["prune", "--checkpoint", checkpoint, "--out", str(tmp_path / "all"), "--scope", "all",
+                 "--keep-ratio", "0.5", *common]) == 2
+    assert "scope 'inner'" in capsys.readouterr().err

@@ -87,3 +87,27 @@ def write_image_folder(root: Path, split: str = "train", *,
                 pixels[..., 1] = 255
             Image.fromarray(pixels).save(folder / f"{k}.jpg", quality=95)
     return root
+
+
+def write_modelnet40_h5(root: Path, *, per_file: int = 5, points: int = 2048) -> dict[str, np.ndarray]:
+    """The ``modelnet40_ply_hdf5_2048`` layout: two train files and one test file of ``data`` float32
+    (n, points, 3), ``label`` uint8 (n, 1) and ``normal``, lists naming them with the release's
+    ``data/modelnet40_ply_hdf5_2048/`` prefix, and ``shape_names.txt``."""
+    import h5py
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays: dict[str, list[np.ndarray]] = {"train_data": [], "train_label": [], "test_data": [], "test_label": []}
+    for split, files in (("train", ["ply_data_train0.h5", "ply_data_train1.h5"]), ("test", ["ply_data_test0.h5"])):
+        for name in files:
+            data = rng.uniform(-1, 1, (per_file, points, 3)).astype(np.float32)
+            label = rng.integers(0, 40, (per_file, 1)).astype(np.uint8)
+            with h5py.File(root / name, "w") as f:
+                f.create_dataset("data", data=data)
+                f.create_dataset("label", data=label)
+                f.create_dataset("normal", data=np.zeros_like(data))
+            arrays[f"{split}_data"].append(data)
+            arrays[f"{split}_label"].append(label)
+        (root / f"{split}_files.txt").write_text("".join(f"data/modelnet40_ply_hdf5_2048/{n}\n" for n in files))
+    (root / "shape_names.txt").write_text("".join(f"shape{i}\n" for i in range(40)))
+    return {k: np.concatenate(v) for k, v in arrays.items()}

@@ -12,6 +12,7 @@ from sigmab.data.cifar import load_cifar
 from sigmab.data.digits import load_digits_arrays
 from sigmab.data.fashion_mnist import DEBIAN_FASHION_MNIST, load_fashion_mnist
 from sigmab.data.image_folder import read_image_folder
+from sigmab.data.points import image_point_sets, load_modelnet40
 from sigmab.data.source import DataSplit
 from sigmab.data.transforms import AugmentSpec
 from sigmab.errors import ConfigError, DataError
@@ -60,6 +61,14 @@ DATASETS: dict[str, DatasetInfo] = {
         # Digits are not mirror-symmetric, so no flip; a 1-pixel shift is the whole augmentation.
         DatasetInfo("digits", 10, 1, (8, 8), (0.3053,), (0.3760,), AugmentSpec(crop_padding=1),
                     lambda root, split: load_digits_arrays(split=split), needs_root=False),
+        # Point sets (N, D, P): ModelNet40's HDF5 release (1,024 of its 2,048 points), and Fashion-MNIST
+        # as 2-D sets of 256 bright pixels with their intensity (sigmab.data.points.image_point_sets).
+        DatasetInfo("modelnet40", 40, 3, (1024,), (0.0,) * 3, (1.0,) * 3, AugmentSpec(points=True),
+                    lambda root, split: load_modelnet40(_needs(root, "modelnet40"), split)),
+        DatasetInfo("fashion_mnist_points", 10, 4, (256,), (0.0,) * 4, (1.0,) * 4, AugmentSpec(points=True),
+                    lambda root, split: image_point_sets(load_fashion_mnist(_needs(root, "fashion_mnist_points"),
+                                                                            split=split)),
+                    default_root=DEBIAN_FASHION_MNIST),
         # <root>/train/<class>/*.jpg and <root>/val/... (or test/); ImageNet's statistics and preprocessing.
         DatasetInfo("imagefolder", None, 3, (224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
                     AugmentSpec(hflip=True),
