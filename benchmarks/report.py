@@ -40,6 +40,7 @@ REQUIRED["edge"] = ("model", "tree", "pruned", "policies", "tree_top1", "leaf_sh
                     "workloads", "results", "sweep_device", "sweep", "machine", "git_commit")
 REQUIRED["inference_speed"] = ("model", "batch_size", "latency_inputs", "repeats", "baseline", "rows", "busiest_leaf",
                                "leaf_share", "macs", "onnxruntime", "machine", "git_commit")
+REQUIRED["pointnet_speed"] = ("batch_size", "repeats", "threads", "forward", "kernels", "machine", "git_commit")
 REQUIRED["resnet50_analytic"] = ("model", "input_size", "dense_params", "dense_macs", "published_cut", "rows", "chosen",
                                  "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
@@ -218,10 +219,39 @@ def _resnet50_analytic(results: list[Result]) -> list[str]:
     return lines
 
 
+def _pointnet_speed(results: list[Result]) -> list[str]:
+    lines = ["## PointNet++ on 2 cores: forward pass and point kernels", ""]
+    for r in results:
+        b = r["batch_size"]
+        lines += [f"Eval-mode forward of a batch of {b} random point sets, median of {r['repeats']} after a warm-up, "
+                  f"{r['threads']} torch threads.", "",
+                  "| model | points | centers | params | MMACs per input | batch time | point sets/s |",
+                  "|---|---|---|---|---|---|---|"]
+        for f in r["forward"]:
+            lines.append(f"| {f['model']} | {f['points']} | {f['centers']} | {f['params']:,} | "
+                         f"{f['macs_per_input'] / 1e6:.0f} | {f['ms']['median']:.1f} ms | "
+                         f"{f['inputs_per_second']:,.0f} |")
+        lines += ["", "Kernels on the same batch: farthest-point sampling of S centers from N points, and ball query "
+                  "(K neighbours within radius r) at several chunk sizes, the default in bold. A chunk holds at most "
+                  "`chunk_elements` distances; the last column is what one unchunked (B, S, N) distance matrix would "
+                  "take.", "",
+                  "| N | S | K | r | FPS | ball query (centers per chunk: time, distance memory) | full matrix |",
+                  "|---|---|---|---|---|---|---|"]
+        for k in r["kernels"]:
+            chunks = "; ".join(("**{}**" if c["default"] else "{}").format(
+                f"{c['centers_per_chunk']}: {c['ms']['median']:.1f} ms, {c['distance_mib']:.1f} MiB")
+                for c in k["ball_query"])
+            lines.append(f"| {k['points']} | {k['centers']} | {k['neighbors']} | {k['radius']} | "
+                         f"{k['fps_ms']['median']:.1f} ms | {chunks} | {k['full_matrix_mib']:.0f} MiB |")
+        lines += ["", f"Machine: {_machine(r)}. Source: `{r['_file']}`. Regenerate: `python -m "
+                  "benchmarks.pointnet_speed`.", ""]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
-    "cifar_run": cifar_section,
+    "pointnet_speed": _pointnet_speed, "cifar_run": cifar_section,
     "edge": edge_section}
 
 

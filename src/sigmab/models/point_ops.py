@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 
-# Distances held at once by ball_query: 2^22 floats = 16 MiB.
-DEFAULT_CHUNK_ELEMENTS = 1 << 22
+# Distances held at once by ball_query: 2^19 floats = 2 MiB (16 centers of a batch of 32 sets of 1,024
+# points); smaller chunks were also faster than larger ones on 2 cores (benchmarks/pointnet_speed.py).
+DEFAULT_CHUNK_ELEMENTS = 1 << 19
 
 
 def farthest_point_sample(xyz: torch.Tensor, num_samples: int, *, start: torch.Tensor | None = None) -> torch.Tensor:
