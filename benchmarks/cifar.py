@@ -2,6 +2,9 @@
 
     python -m benchmarks.cifar --config benchmarks/configs/resnet56.yaml [--only RUN_ID] [--seeds 0 1]
 
+A grid names its dense model by ``weights`` (a pretrained checkpoint) or trains it first from its
+``train`` settings (``sigmab train``, resumable) in ``benchmarks/runs/<grid>-dense/``.
+
 A run's ``method`` is ``sigmab`` (default: ``convert`` + ``finetune`` settings, or a ``preset``) or
 a static pruning criterion, ``l1``, ``fpgm`` or ``hrank`` (``prune`` + ``finetune`` settings of
 ``sigmab prune``). Each run × seed works in ``benchmarks/runs/<run>-s<seed>/`` (git-ignored) and
@@ -30,6 +33,7 @@ from sigmab.prune import PruneConfig
 from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, prune_checkpoint
 from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
+from sigmab.train import TrainConfig, train
 from sigmab.train.finetune import FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.convert import ConvertConfig
 from sigmab.tree.pipeline import convert_checkpoint
@@ -60,9 +64,14 @@ def load_grid(path: Path) -> dict[str, Any]:
     grid = yaml.safe_load(path.read_text())
     if not isinstance(grid, dict):
         raise ConfigError(f"{path}: expected a mapping")
-    for key in ("model", "weights", "data", "dataset", "runs"):
+    for key in ("model", "dataset", "runs"):
         if key not in grid:
             raise ConfigError(f"{path}: missing '{key}'")
+    if ("weights" in grid) == ("train" in grid):
+        raise ConfigError(f"{path}: give either 'weights' (a pretrained checkpoint) or 'train' (settings to train one)")
+    grid.setdefault("name", path.stem)
+    if "train" in grid:
+        _train_config(grid)
     ids = [r["id"] for r in grid["runs"]]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: run ids must be unique, got {ids}")
@@ -75,6 +84,28 @@ def load_grid(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: run {run['id']} uses preset {preset}, which is not for {grid['model']}")
         _configs(grid, run, seed=0)
     return grid
+
+
+def _data_root(grid: dict[str, Any]) -> str | None:
+    return str(_resolve(grid["data"])) if grid.get("data") else None
+
+
+def _train_config(grid: dict[str, Any]) -> TrainConfig:
+    fixed = {"arch": grid["model"], "dataset": grid["dataset"], "data_root": _data_root(grid),
+             "val_fraction": grid.get("val_fraction", 0.1)}
+    return resolve_config(TrainConfig, grid["train"], fixed)
+
+
+def dense_weights(grid: dict[str, Any], *, progress: bool, runs_dir: Path = RUNS) -> Path:
+    """The grid's dense checkpoint: its ``weights``, or the model trained (resuming) from its ``train`` settings."""
+    if "weights" in grid:
+        return _resolve(grid["weights"])
+    folder = runs_dir / f"{grid['name']}-dense"
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        print(f"{grid['name']}: training the dense {grid['model']} in {folder}", flush=True)
+        train(_train_config(grid), folder, resume=(folder / "last.pt").is_file(), progress=progress)
+    return weights
 
 
 def run_layers(run: dict[str, Any], section: str) -> list[dict[str, Any]]:
@@ -98,8 +129,8 @@ def _sigmab(grid: dict[str, Any], run: dict[str, Any], work: Path, convert_cfg: 
     """Convert and fine-tune (resuming); returns (tree folder, test report, val report)."""
     tree_dir = work / "tree"
     if not (tree_dir / "tree.json").is_file():
-        convert_checkpoint(_resolve(grid["weights"]), arch=grid["model"], dataset=grid["dataset"],
-                           data_root=str(_resolve(grid["data"])), out=tree_dir, cfg=convert_cfg, progress=progress)
+        convert_checkpoint(dense_weights(grid, progress=progress), arch=grid["model"], dataset=grid["dataset"],
+                           data_root=_data_root(grid), out=tree_dir, cfg=convert_cfg, progress=progress)
     if not (tree_dir / FINETUNED_WEIGHTS).is_file():
         resume = (tree_dir / "finetune" / "last.pt").is_file()
         finetune(tree_dir, finetune_cfg, resume=resume, progress=progress)
@@ -115,8 +146,8 @@ def _pruned(grid: dict[str, Any], run: dict[str, Any], work: Path, prune_cfg: Pr
     """Prune and fine-tune (resuming); returns (pruned folder, test report, val report)."""
     folder = work / "pruned"
     if not (folder / "pruned.json").is_file():
-        prune_checkpoint(_resolve(grid["weights"]), arch=grid["model"], dataset=grid["dataset"],
-                         data_root=str(_resolve(grid["data"])), out=folder, cfg=prune_cfg, seed=finetune_cfg.seed,
+        prune_checkpoint(dense_weights(grid, progress=progress), arch=grid["model"], dataset=grid["dataset"],
+                         data_root=_data_root(grid), out=folder, cfg=prune_cfg, seed=finetune_cfg.seed,
                          progress=progress)
     if not (folder / PRUNE_FINETUNED).is_file():
         resume = (folder / "finetune" / "last.pt").is_file()
@@ -125,6 +156,11 @@ def _pruned(grid: dict[str, Any], run: dict[str, Any], work: Path, prune_cfg: Pr
                                  seed=finetune_cfg.seed) if finetune_cfg.val_fraction > 0 else None
     test = evaluate_pruned_folder(folder, split="test")
     return folder, {**test, "leaves": [], "diagnosis": None}, val
+
+
+def grid_results(grid: dict[str, Any]) -> Path:
+    """Where a grid's results go: ``benchmarks/results/<results>/`` (default ``cifar``)."""
+    return RESULTS / grid.get("results", "cifar")
 
 
 def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
@@ -192,17 +228,18 @@ def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
         if args.only and run["id"] not in args.only:
             continue
         for seed in args.seeds if args.seeds is not None else run.get("seeds", [0]):
-            done = CIFAR_RESULTS / f"{run['id']}-s{seed}.json"
+            done = grid_results(grid) / f"{run['id']}-s{seed}.json"
             if args.diagnose:
                 is_tree = run.get("method", "sigmab") == "sigmab"
                 if is_tree and done.is_file() and json.loads(done.read_text()).get("diagnosis") is None:
-                    print(f"{run['id']} seed {seed}: diagnosed, {add_diagnosis(run, seed, progress=progress)}")
+                    path = add_diagnosis(run, seed, progress=progress, results_dir=grid_results(grid))
+                    print(f"{run['id']} seed {seed}: diagnosed, {path}")
                 continue
             if done.is_file():
                 print(f"{run['id']} seed {seed}: result exists, skipped", flush=True)
                 continue
             print(f"{run['id']} seed {seed}: starting", flush=True)
-            path = run_one(grid, run, seed, progress=progress)
+            path = run_one(grid, run, seed, progress=progress, results_dir=grid_results(grid))
             print(f"{run['id']} seed {seed}: wrote {path}", flush=True)
 
 if __name__ == "__main__":

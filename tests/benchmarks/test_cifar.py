@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.cifar import load_grid, run_layers, run_one
+from benchmarks.cifar import dense_weights, load_grid, run_layers, run_one
 from benchmarks.report import REQUIRED, load_results, render, write_plots
 from sigmab.config import preset_layer
 from sigmab.errors import ConfigError
@@ -110,3 +110,25 @@ def test_a_pruning_run_writes_the_same_schema(tmp_path: Path) -> None:
     assert result["stored_params"] <= 0.5 * result["dense_params"] and result["val_top1"] is not None
     with pytest.raises(ConfigError, match="unknown method 'taylor'"):
         load_grid(_grid(tmp_path, [{"id": "t", "method": "taylor", "prune": {"keep_ratio": 0.5}}]))
+
+
+def test_a_grid_without_weights_trains_its_dense_model_once(tmp_path: Path) -> None:
+    path = tmp_path / "points.yaml"
+    grid = {"model": "small_cnn", "dataset": "digits", "val_fraction": 0.2, "results": "points",
+            "train": {"arch_kwargs": {"widths": [8, 16, 32]}, "epochs": 1, "batch_size": 64, "lr": 0.05},
+            "runs": [{"id": "tiny", "convert": {"depth": 1, "split_points": ["features.2"], "widths": [0.5],
+                                                 "calib_size": 300, "min_leaf_samples": 16},
+                      "finetune": {"soft_epochs": 1, "hard_epochs": 0, "batch_size": 64}}]}
+    path.write_text(yaml.safe_dump(grid))
+    loaded = load_grid(path)
+    assert loaded["name"] == "points"
+    weights = dense_weights(loaded, progress=False, runs_dir=tmp_path / "runs")
+    assert weights == tmp_path / "runs" / "points-dense" / "model.safetensors" and weights.is_file()
+    stamp = weights.stat().st_mtime_ns
+    assert dense_weights(loaded, progress=False, runs_dir=tmp_path / "runs").stat().st_mtime_ns == stamp
+    path.write_text(yaml.safe_dump({**grid, "weights": "w.safetensors"}))
+    with pytest.raises(ConfigError, match="either 'weights'"):
+        load_grid(path)
+    path.write_text(yaml.safe_dump({**grid, "train": {"epochs": 0}}))
+    with pytest.raises(ConfigError, match="epochs must be >= 1"):
+        load_grid(path)
