@@ -213,11 +213,15 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run ids to do (default: all)")
     parser.add_argument("--seeds", nargs="*", type=int, help="override the grid's seeds")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--data", help="dataset location, overriding the grid's 'data'")
     parser.add_argument("--diagnose", action="store_true",
                         help="only add the routing diagnosis to finished results that lack one")
     args = parser.parse_args()
     try:
-        run_grid(load_grid(args.config), args)
+        grid = load_grid(args.config)
+        if args.data:
+            grid["data"] = args.data
+        run_grid(grid, args)
     except ConfigError as exc:
         raise SystemExit(f"benchmarks.cifar: error: {exc}") from None
 

@@ -22,6 +22,9 @@ SHARED = ROOT.parent / "shared"
 
 
 def git_commit() -> str:
+    """HEAD of this checkout; ``SIGMAB_GIT_COMMIT`` where the tree was copied without its repository."""
+    if os.environ.get("SIGMAB_GIT_COMMIT"):
+        return os.environ["SIGMAB_GIT_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -31,7 +34,8 @@ def git_commit() -> str:
 
 def machine() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+            "python": platform.python_version(), "processor": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
 def seconds(fn: Callable[[], object]) -> float:

@@ -30,7 +30,7 @@ from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
 from sigmab.prune.spec import PRUNED_SPEC, read_pruned_spec
 from sigmab.train import TrainConfig, train
 from sigmab.train.config import TRAIN_HELP
-from sigmab.train.distributed import barrier, init_distributed
+from sigmab.train.distributed import barrier, init_distributed, resolve_device
 from sigmab.train.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.convert import CONVERT_HELP, ConvertConfig
 from sigmab.tree.pipeline import convert_checkpoint
@@ -250,7 +250,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         cfg = resolve_config(PruneConfig, prune_layer)
         if (args.out / PRUNED_SPEC).exists():
             raise ConfigError(f"{args.out} already holds a pruned model; choose another --out (or --resume)")
-    info = init_distributed()  # under torchrun, rank 0 alone prunes; every rank fine-tunes its shard
+    # Under torchrun, rank 0 alone prunes; every rank fine-tunes its shard.
+    info = init_distributed(resolve_device(ft_cfg.device))
     if not args.resume and info.is_main:
         report = prune_checkpoint(args.checkpoint, dataset=ft_cfg.dataset, out=args.out, cfg=cfg, seed=ft_cfg.seed,
                                   arch=args.arch, data_root=ft_cfg.data_root, progress=not args.no_progress)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sigmab.utils.device import module_device
 from sigmab.utils.progress import progress_bar
 
 
@@ -31,6 +32,7 @@ def evaluate(
     """
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    device = module_device(model)
     was_training = model.training
     model.eval()
     correct = 0
@@ -40,6 +42,7 @@ def evaluate(
         for inputs, labels in progress_bar(batches, enabled=progress, desc=desc):
             if channels_last and inputs.dim() == 4:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
+            inputs, labels = inputs.to(device), labels.to(device)
             logits = model(inputs)
             loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
             correct += int((logits.argmax(1) == labels).sum())

@@ -15,14 +15,19 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from sigmab.config import config_to_dict, save_config
 from sigmab.errors import ConfigError
 from sigmab.eval import EvalResult, evaluate
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_WEIGHTS, PrunedNet, load_pruned, save_pruned_weights
-from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
+from sigmab.train.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_buffers,
+    data_parallel,
+    init_distributed,
+    resolve_device,
+)
 from sigmab.train.inputs import finetune_inputs
 from sigmab.train.loop import train_epoch
 from sigmab.train.losses import distill_loss
@@ -68,7 +73,8 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
     folder = Path(folder)
     if cfg.epochs < 1:
         raise ConfigError("fine-tuning needs epochs >= 1")
-    info = dist_info or init_distributed()
+    device = resolve_device(cfg.device)
+    info = dist_info or init_distributed(device)
     run_dir = folder / "finetune"
     last = check_run_folder(run_dir, resume=resume)
     if cfg.threads:
@@ -78,6 +84,9 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
         cfg, dict(spec.prune_config.get("source") or {}), meta=spec.dense_meta, what="pruned-model")
 
     meta = spec.dense_meta
+    net.to(device)
+    if teacher is not None:
+        teacher.to(device)
     torch.manual_seed(cfg.seed)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     history: list[dict[str, Any]] = []
@@ -86,7 +95,7 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
         history, start_epoch = restore_run(last, fmt=CHECKPOINT_FORMAT, model=net, optimizer=optimizer)
     if info.is_main:
         save_config(cfg, run_dir / "config.yaml")
-    model: nn.Module = DistributedDataParallel(net) if info.enabled else net
+    model = data_parallel(net, device, info)
     loader, eval_loader = cfg.loaders(ds_info, train_set, eval_set, mean=meta.mean, std=meta.std, rank=info.rank,
                                       world_size=info.world_size)
     lr_at = partial(cosine_lr, total_steps=cfg.epochs * len(loader), warmup_steps=0, peak_lr=cfg.lr)
@@ -105,7 +114,7 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
         loader.set_epoch(epoch)
         train_loss, train_top1, lr = train_epoch(
             model, loader, optimizer, first_step=epoch * len(loader), lr_at=lr_at, loss_fn=loss_fn,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and info.is_main)
+            desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and info.is_main, device=device)
         broadcast_buffers(net, info)
         if info.is_main:
             result = evaluate(net, eval_loader)
@@ -120,7 +129,7 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
                 print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} | {eval_split} top-1 "
                       f"{result.top1:.2f}%", flush=True)
         barrier(info)
-    net.eval()
+    net.eval().cpu()
     if info.is_main:
         if result is None:
             result = evaluate(net, eval_loader)

@@ -1,4 +1,5 @@
-"""Multi-process data parallelism through ``torch.distributed`` (launched with ``torchrun``)."""
+"""Where a training process runs: its device, and multi-process data parallelism through
+``torch.distributed`` (launched with ``torchrun``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from sigmab.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -23,17 +30,40 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed() -> DistInfo:
-    """Join the process group that ``torchrun`` describes in the environment (gloo on CPU, NCCL on GPU).
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto``: this process's GPU (``LOCAL_RANK`` under torchrun) where CUDA is available, else the CPU;
+    ``cpu``; ``cuda`` (this process's GPU) or ``cuda:N``."""
+    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if spec not in ("auto", "cuda") and not spec.startswith("cuda:"):
+        raise ConfigError(f"unknown device {spec!r}; choose auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {spec!r} asked for, but CUDA is not available here")
+    index = int(spec.split(":")[1]) if ":" in spec else int(os.environ.get("LOCAL_RANK", "0"))
+    if not 0 <= index < torch.cuda.device_count():
+        raise ConfigError(f"no CUDA device {index} (this machine has {torch.cuda.device_count()})")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
-    A plain single-process run (no ``WORLD_SIZE`` > 1) returns rank 0 of 1 and starts nothing.
+
+def init_distributed(device: torch.device | None = None) -> DistInfo:
+    """Join the process group that ``torchrun`` describes in the environment: NCCL for processes on GPUs,
+    gloo on CPUs. A plain single-process run (no ``WORLD_SIZE`` > 1) returns rank 0 of 1 and starts nothing.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend="nccl" if device is not None and device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+def data_parallel(module: nn.Module, device: torch.device, info: DistInfo, **kwargs: bool) -> nn.Module:
+    """``module`` wrapped in DDP under torchrun (on its GPU where it has one), else unchanged."""
+    if not info.enabled:
+        return module
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, **kwargs)
+
 
 
 def barrier(info: DistInfo) -> None:

@@ -17,11 +17,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from sigmab.config import config_to_dict, save_config
 from sigmab.errors import ConfigError
-from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
+from sigmab.train.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_buffers,
+    data_parallel,
+    init_distributed,
+    resolve_device,
+)
 from sigmab.train.inputs import finetune_inputs
 from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
 from sigmab.train.meter import EpochMeter
@@ -152,7 +158,8 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     """Fine-tune the tree saved in ``tree_dir``; returns the tree and its hard-routed evaluation
     (``None`` on ranks other than 0, which do not evaluate)."""
     tree_dir = Path(tree_dir)
-    info = dist_info or init_distributed()
+    device = resolve_device(cfg.device)
+    info = dist_info or init_distributed(device)
     run_dir = tree_dir / "finetune"
     last = check_run_folder(run_dir, resume=resume)
     if cfg.threads:
@@ -162,6 +169,9 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
         cfg, _source(spec), meta=spec.dense_meta, what="tree")
 
     meta = spec.dense_meta
+    tree.to(device)
+    if teacher is not None:
+        teacher.to(device)
     # The converted tree fixes the routing the anchor holds on to (also on resume: taken before loading).
     routing_can_drift = tree.depth > 1 or cfg.train_backbone or cfg.router_lr > 0
     converted = copy.deepcopy(tree).eval()
@@ -176,14 +186,12 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     if info.is_main:
         save_config(cfg, run_dir / "config.yaml")
 
-    step_module: nn.Module = _TrainStep(tree)
-    if info.enabled:
-        step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
+    step_module = data_parallel(_TrainStep(tree), device, info, find_unused_parameters=True)
     loader, eval_loader = cfg.loaders(ds_info, train_set, eval_set, mean=meta.mean, std=meta.std, rank=info.rank,
                                       world_size=info.world_size)
     steps_per_epoch = len(loader)
     total_steps, soft_steps = cfg.epochs * steps_per_epoch, cfg.soft_epochs * steps_per_epoch
-    targets = {name: torch.tensor(spec.router_target(name) or [0.5, 0.5]) for name in tree.routers}
+    targets = {name: torch.tensor(spec.router_target(name) or [0.5, 0.5], device=device) for name in tree.routers}
     # Leaves of the evaluation inputs under the converted routing: the reference for routing drift.
     initial_leaves = evaluate_tree(converted, eval_loader, eval_set.num_classes).leaf_ids if info.is_main else None
 
@@ -197,6 +205,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
         bar = progress_bar(loader, enabled=progress and info.is_main,
                            desc=f"{'soft' if soft_phase else 'hard'} epoch {epoch + 1}/{cfg.epochs}")
         for i, (x, y) in enumerate(bar):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             step = epoch * steps_per_epoch + i
             lr = cosine_lr(step, total_steps=total_steps, warmup_steps=0, peak_lr=cfg.lr)
             for group in optimizer.param_groups:
@@ -260,7 +269,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
                           f"leaf shares {history[-1]['leaf_shares']} | same leaf as converted "
                           f"{100 * history[-1]['route_agreement']:.1f}%")
         barrier(info)
-    tree.eval()
+    tree.eval().cpu()
     if info.is_main:
         if result is None:
             result = evaluate_tree(tree, eval_loader, eval_set.num_classes)

@@ -16,8 +16,10 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 def train_epoch(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
                 optimizer: torch.optim.Optimizer, *, first_step: int, lr_at: Callable[[int], float],
-                loss_fn: LossFn, desc: str, progress: bool) -> tuple[float, float, float]:
-    """One pass over ``loader`` with the learning rate set per step; returns (mean loss, top-1 %, last lr)."""
+                loss_fn: LossFn, desc: str, progress: bool, device: torch.device | None = None
+                ) -> tuple[float, float, float]:
+    """One pass over ``loader`` with the learning rate set per step, batches moved to ``device``;
+    returns (mean loss, top-1 %, last lr)."""
     model.train()
     meter, lr = EpochMeter(), float("nan")
     bar = progress_bar(loader, enabled=progress, desc=desc)
@@ -25,6 +27,8 @@ def train_epoch(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Ten
         lr = lr_at(first_step + i)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        if device is not None:
+            inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         logits = model(inputs)
         loss = loss_fn(logits, inputs, labels)
         optimizer.zero_grad(set_to_none=True)

@@ -23,6 +23,7 @@ class LoopOptions:
     seed: int = 0
     threads: int | None = None
     workers: int = 0
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -32,6 +33,8 @@ class LoopOptions:
             (self.crop_padding is None or self.crop_padding >= 0, "crop_padding must be >= 0"),
             (self.threads is None or self.threads >= 1, "threads must be >= 1"),
             (self.workers >= 0, "workers must be >= 0"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+             "device must be auto, cpu, cuda or cuda:N"),
         ]
         for ok, message in checks:
             if not ok:
@@ -71,4 +74,6 @@ LOOP_HELP = {
     "seed": "seed of initialisation, shuffling and augmentation",
     "threads": "torch CPU threads per process (default: torch's choice)",
     "workers": "data-loading worker processes for image folders (0 = in the main process)",
+    "device": "where training runs: auto (this process's GPU when CUDA is available, else the CPU), cpu, cuda, "
+              "cuda:N",
 }

@@ -23,7 +23,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sigmab.config import config_to_dict, save_config
@@ -31,7 +30,14 @@ from sigmab.data import get_dataset_info
 from sigmab.eval import EvalResult, evaluate, profile_model
 from sigmab.models import ModelMeta, build_model, save_model
 from sigmab.train.config import TrainConfig
-from sigmab.train.distributed import DistInfo, barrier, broadcast_buffers, init_distributed
+from sigmab.train.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_buffers,
+    data_parallel,
+    init_distributed,
+    resolve_device,
+)
 from sigmab.train.loop import train_epoch
 from sigmab.train.run_folder import (
     check_run_folder,
@@ -61,7 +67,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
           dist_info: DistInfo | None = None) -> TrainResult:
     """Train ``cfg.arch`` from scratch on ``cfg.dataset``; every input is checked before the first step."""
     run_dir = Path(run_dir)
-    dist = dist_info or init_distributed()
+    device = resolve_device(cfg.device)
+    dist = dist_info or init_distributed(device)
     last = check_run_folder(run_dir, resume=resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -72,6 +79,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
     model = build_model(cfg.arch, num_classes=train_set.num_classes, in_channels=info.in_channels,
                         input_size=info.input_size, mean=info.mean, std=info.std, **cfg.arch_kwargs)
     meta: ModelMeta = model.meta
+    model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                 weight_decay=cfg.weight_decay)
     history: list[dict[str, Any]] = []
@@ -80,7 +88,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
         history, start_epoch = restore_run(last, fmt=CHECKPOINT_FORMAT, model=model, optimizer=optimizer)
     if dist.is_main:
         save_config(cfg, run_dir / "config.yaml")
-    step_model: nn.Module = DistributedDataParallel(model) if dist.enabled else model
+    step_model = data_parallel(model, device, dist)
     train_loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std,
                                             rank=dist.rank, world_size=dist.world_size)
     total_steps = cfg.epochs * len(train_loader)
@@ -96,7 +104,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
         train_loader.set_epoch(epoch)
         train_loss, train_top1, lr = train_epoch(
             step_model, train_loader, optimizer, first_step=epoch * len(train_loader), lr_at=lr_at, loss_fn=loss_fn,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and dist.is_main)
+            desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and dist.is_main, device=device)
         broadcast_buffers(model, dist)
         if not dist.is_main:
             barrier(dist)
@@ -114,6 +122,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} top-1 {train_top1:.2f}% | "
                        f"{eval_split} loss {result.loss:.4f} top-1 {result.top1:.2f}%")
         barrier(dist)
+    model.cpu()  # the run folder and the caller get CPU weights
     profile = profile_model(model, (meta.in_channels, *meta.input_size))
     if not dist.is_main:
         return TrainResult(model.eval(), None, eval_split, history, profile.params, profile.macs, run_dir)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from sigmab.tree.model import SigmaBTree
+from sigmab.utils.device import module_device
 from sigmab.utils.progress import progress_bar
 
 
@@ -42,9 +43,11 @@ def evaluate_tree(tree: SigmaBTree, batches: Iterable[tuple[torch.Tensor, torch.
     correct = torch.zeros(n_leaves, dtype=torch.long)
     classes = torch.zeros(n_leaves, num_classes, dtype=torch.long)
     all_leaves = []
+    device = module_device(tree)
     try:
         for x, y in progress_bar(batches, enabled=progress, desc="eval"):
-            logits, leaves = tree.forward_hard(x)
+            logits, leaves = tree.forward_hard(x.to(device))
+            logits, leaves = logits.cpu(), leaves.cpu()
             all_leaves.append(leaves)
             hit = (logits.argmax(1) == y).long()
             counts += torch.bincount(leaves, minlength=n_leaves)

@@ -101,11 +101,11 @@ class SigmaBTree(nn.Module):
             for _ in range(self.depth):
                 bits += str(int(self.routers[f"r{bits}"](h).argmax(1)))
                 h = self.nodes[f"n{bits}"](h)
-            return h, torch.tensor([int(bits, 2)])
+            return h, torch.tensor([int(bits, 2)], device=x.device)
         n = x.shape[0]
         logits: torch.Tensor | None = None
-        leaf_ids = torch.empty(n, dtype=torch.long)
-        stack = [("", h, torch.arange(n))]
+        leaf_ids = torch.empty(n, dtype=torch.long, device=x.device)
+        stack = [("", h, torch.arange(n, device=x.device))]
         while stack:
             bits, h, index = stack.pop()
             raw = self.routers[f"r{bits}"](h)
@@ -160,7 +160,7 @@ class SigmaBTree(nn.Module):
         """Every router's argmax (N,) on every input, and ``reach`` masks: ``reach[r]`` (N,) is True for the
         inputs whose hard path passes router ``r``."""
         decisions: dict[str, torch.Tensor] = {}
-        level = [("", self.backbone(x), torch.ones(x.shape[0], dtype=torch.bool))]
+        level = [("", self.backbone(x), torch.ones(x.shape[0], dtype=torch.bool, device=x.device))]
         for _ in range(self.depth):
             nxt = []
             for bits, h, reach in level:
