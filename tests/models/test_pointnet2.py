@@ -53,3 +53,13 @@ def test_profile_counts_grouped_macs() -> None:
     first = model.levels[0]
     # 32 centers x 8 neighbours through the first level's 1x1 convolutions
     assert profile.macs > 32 * 8 * sum(c.in_channels * c.out_channels for c in first.convs)
+
+
+def test_a_single_point_set_trains_through_the_classifier_mlp() -> None:
+    """A tree leaf can be routed one input of a batch: its MLP normalises it with the running statistics."""
+    model = tiny_pointnet().train()
+    before = model.mlp.bn1.running_mean.clone()
+    model(point_batch(1)).sum().backward()
+    assert torch.equal(model.mlp.bn1.running_mean, before)
+    model(point_batch(2))
+    assert not torch.equal(model.mlp.bn1.running_mean, before)

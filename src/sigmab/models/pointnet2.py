@@ -101,8 +101,16 @@ class PointClassifierMLP(nn.Module):
 
     def forward(self, stream: torch.Tensor) -> torch.Tensor:
         h = stream[:, :-XYZ].amax(dim=2)
-        h = self.dropout(F.relu(self.bn1(self.fc1(h))))
-        return self.dropout(F.relu(self.bn2(self.fc2(h))))[:, :, None]
+        h = self.dropout(F.relu(_batch_norm(self.bn1, self.fc1(h))))
+        return self.dropout(F.relu(_batch_norm(self.bn2, self.fc2(h))))[:, :, None]
+
+
+def _batch_norm(bn: nn.BatchNorm1d, h: torch.Tensor) -> torch.Tensor:
+    """``bn(h)`` on (n, C); a single vector in training (a tree leaf can be routed one input of a batch)
+    has no batch statistics, so it is normalised with the running ones and updates nothing."""
+    if bn.training and h.shape[0] == 1:
+        return F.batch_norm(h, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+    return bn(h)
 
 
 class PointNet2(nn.Module):
