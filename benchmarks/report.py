@@ -17,6 +17,7 @@ from typing import Any
 from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.edge_report import edge_section, write_edge_plots
+from benchmarks.points_report import points_section, write_points_plots
 from sigmab.utils.io import atomic_write_text
 
 Result = dict[str, Any]
@@ -58,7 +59,7 @@ def load_results(folder: Path) -> dict[str, list[Result]]:
         if not (folder / name).is_file():
             raise ReportError(f"missing result file {folder / name}; regenerate it (see BENCHMARKS.md)")
     by_kind: dict[str, list[Result]] = {}
-    for path in sorted(folder.glob("*.json")) + sorted(folder.glob("cifar/*.json")):
+    for path in [p for pattern in ("*.json", "cifar/*.json", "points/*.json") for p in sorted(folder.glob(pattern))]:
         try:
             result = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
@@ -219,6 +220,16 @@ def _resnet50_analytic(results: list[Result]) -> list[str]:
     return lines
 
 
+def _cifar(runs: list[Result]) -> list[Result]:
+    """Grid runs on CIFAR; the others (point sets) get their own section."""
+    return [r for r in runs if r["dataset"].startswith("cifar")]
+
+
+def grid_sections(runs: list[Result]) -> list[str]:
+    cifar, others = _cifar(runs), [r for r in runs if not r["dataset"].startswith("cifar")]
+    return (cifar_section(cifar) if cifar else []) + (points_section(others) if others else [])
+
+
 def _pointnet_speed(results: list[Result]) -> list[str]:
     lines = ["## PointNet++ on 2 cores: forward pass and point kernels", ""]
     for r in results:
@@ -251,13 +262,18 @@ def _pointnet_speed(results: list[Result]) -> list[str]:
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
-    "pointnet_speed": _pointnet_speed, "cifar_run": cifar_section,
+    "pointnet_speed": _pointnet_speed, "cifar_run": grid_sections,
     "edge": edge_section}
 
 
+
+
 def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:
-    if by_kind.get("cifar_run"):
-        write_cifar_plots(by_kind["cifar_run"], folder)
+    runs = by_kind.get("cifar_run", [])
+    if _cifar(runs):
+        write_cifar_plots(_cifar(runs), folder)
+    if len(_cifar(runs)) < len(runs):
+        write_points_plots([r for r in runs if not r["dataset"].startswith("cifar")], folder)
     if by_kind.get("edge"):
         write_edge_plots(by_kind["edge"], folder)
 
