@@ -1,0 +1,188 @@
+"""Build, train and evaluate a nested sparse network from a dense checkpoint (``sigmab nested``).
+
+Folder: ``nested.json`` (sparsities, masked layers, dense metadata, settings, source),
+``nested.safetensors`` (shared weights + per-layer level counts), ``config.yaml``, ``metrics.csv``,
+``last.pt`` (resume) and ``report.json`` (Top-1, non-zero parameters, MACs per route, storage).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from sigmab.baselines.nested import NestedSparseNet, Route, check_sparsities, default_routes, route_cost, storage_cost
+from sigmab.config import config_to_dict, save_config
+from sigmab.errors import CheckpointError, ConfigError
+from sigmab.eval import evaluate
+from sigmab.inputs import check_classes, load_dense_for
+from sigmab.models import ModelMeta, build_from_meta
+from sigmab.models.checkpoint import read_folder_spec, save_state_dict
+from sigmab.train.losses import distill_loss
+from sigmab.train.meter import EpochMeter
+from sigmab.train.options import LOOP_HELP, LoopOptions
+from sigmab.train.run_folder import check_run_folder, restore_run, save_resume_checkpoint, write_metrics
+from sigmab.train.schedule import cosine_lr
+from sigmab.utils.io import atomic_write_json
+from sigmab.utils.progress import progress_bar
+
+NESTED_FORMAT = "sigmab.nested/1"
+SPEC, WEIGHTS = "nested.json", "nested.safetensors"
+CHECKPOINT_FORMAT = "sigmab.nested-train/1"
+METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1_densest", "eval_split", "eval_top1_densest",
+                 "eval_top1_sparsest", "epoch_seconds")
+
+
+@dataclass
+class NestedConfig(LoopOptions):
+    dataset: str | None = None
+    sparsities: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.95])
+    epochs: int = 4
+    lr: float = 0.01
+    distill_weight: float = 1.0
+    distill_temperature: float = 4.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_sparsities(self.sparsities)
+        if self.epochs < 0:
+            raise ConfigError("epochs must be >= 0")
+        if self.distill_weight < 0 or self.distill_temperature <= 0:
+            raise ConfigError("distill_weight must be >= 0 and distill_temperature > 0")
+
+
+NESTED_HELP = {
+    **LOOP_HELP,
+    "dataset": "dataset name (training and evaluation data)",
+    "sparsities": "sparsity of each level, densest first, as YAML, e.g. '[0.8, 0.9, 0.95]'",
+    "epochs": "joint training epochs over all levels (0 = masks only)",
+    "distill_weight": "weight of distillation from the dense model, per level (0 = off)",
+    "distill_temperature": "distillation temperature",
+}
+
+
+def _loss(net: NestedSparseNet, x: torch.Tensor, y: torch.Tensor, teacher: nn.Module | None,
+          cfg: NestedConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean over levels of CE + distillation, the densest level's logits)."""
+    target = None
+    if teacher is not None:
+        with torch.no_grad():
+            target = teacher(x)
+    total, densest = x.new_zeros(()), None
+    for level in range(net.num_levels):
+        logits = net.forward_at(x, level)
+        densest = logits if densest is None else densest
+        total = total + F.cross_entropy(logits, y)
+        if target is not None:
+            total = total + cfg.distill_weight * distill_loss(logits, target, cfg.distill_temperature)
+    return total / net.num_levels, densest
+
+
+def save_nested(net: NestedSparseNet, meta: ModelMeta, folder: Path, *, config: dict[str, Any]) -> None:
+    atomic_write_json(folder / SPEC, {"format": NESTED_FORMAT, "dense_meta": meta.to_dict(),
+                                      "sparsities": list(net.sparsities), "layers": net.layers, "config": config})
+    save_state_dict(net, folder / WEIGHTS, metadata={"format": NESTED_FORMAT})
+
+
+def load_nested(folder: str | Path) -> tuple[NestedSparseNet, dict[str, Any]]:
+    folder = Path(folder)
+    spec = read_folder_spec(folder / SPEC, what="nested", fmt=NESTED_FORMAT)
+    meta = ModelMeta.from_dict(spec["dense_meta"])
+    state = load_file(str(folder / WEIGHTS)) if (folder / WEIGHTS).is_file() else None
+    if state is None:
+        raise CheckpointError(f"weights not found: {folder / WEIGHTS}")
+    levels = [state[f"keep_levels_{i}"] for i in range(len(spec["layers"]))]
+    net = NestedSparseNet(build_from_meta(meta), spec["sparsities"], layers=spec["layers"], keep_levels=levels)
+    net.load_state_dict(state)
+    net.meta = meta
+    return net.eval(), spec
+
+
+def evaluate_routes(net: NestedSparseNet, loader: Any, input_shape: tuple[int, ...], routes: list[Route],
+                    *, dense_params: int, progress: bool = False) -> list[dict[str, Any]]:
+    rows = []
+    for route in routes:
+        net.set_route(route)
+        result = evaluate(net, loader, progress=progress, desc=route.label())
+        cost = route_cost(net, input_shape, route)
+        rows.append({"route": route.label(), "levels": list(route.levels), "top1": round(result.top1, 4),
+                     "params": cost.params, "macs": cost.macs, "params_fraction": cost.params / dense_params})
+    net.set_route(0)
+    return rows
+
+
+def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, arch: str | None = None,
+                 resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Mask ``checkpoint``'s dense model at every level, train all levels jointly, evaluate every default
+    route; writes the folder ``out`` and returns its report."""
+    out = Path(out)
+    if cfg.dataset is None:
+        raise ConfigError("--dataset is required")
+    last = check_run_folder(out, resume=resume)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dense, info = load_dense_for(checkpoint, dataset=cfg.dataset, arch=arch)
+    meta = dense.meta
+    train_set, eval_set, eval_split = cfg.load_data(cfg.dataset, cfg.data_root)
+    check_classes(meta, train_set, cfg.dataset)
+    torch.manual_seed(cfg.seed)
+    net = NestedSparseNet(copy.deepcopy(dense), cfg.sparsities)
+    teacher = dense.eval() if cfg.distill_weight > 0 else None
+    optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if resume:
+        history, start = restore_run(last, fmt=CHECKPOINT_FORMAT, model=net, optimizer=optimizer)
+    save_config(cfg, out / "config.yaml")
+    loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std)
+    total_steps = max(1, cfg.epochs * len(loader))
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        loader.set_epoch(epoch)
+        net.train()
+        meter, lr = EpochMeter(), cfg.lr
+        bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        for i, (x, y) in enumerate(bar):
+            lr = cosine_lr(epoch * len(loader) + i, total_steps=total_steps, warmup_steps=0, peak_lr=cfg.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, densest = _loss(net, x, y, teacher, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            meter.update(loss, densest, y)
+            bar.set_postfix(meter.postfix(), refresh=False)
+        tops = [evaluate(net.set_route(level), eval_loader).top1 for level in (0, net.num_levels - 1)]
+        net.set_route(0)
+        history.append({"epoch": epoch + 1, "lr": round(lr, 8), "train_loss": round(meter.loss, 6),
+                        "train_top1_densest": round(meter.top1, 4), "eval_split": eval_split,
+                        "eval_top1_densest": round(tops[0], 4), "eval_top1_sparsest": round(tops[1], 4),
+                        "epoch_seconds": round(time.perf_counter() - t0, 3)})
+        write_metrics(out / "metrics.csv", history, METRIC_FIELDS)
+        save_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT, model=net.state_dict(), optimizer=optimizer.state_dict(),
+                               epoch=epoch, history=history, config=config_to_dict(cfg))
+        if progress:
+            bar.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {meter.loss:.4f} | {eval_split} top-1 "
+                      f"densest {tops[0]:.2f}% sparsest {tops[1]:.2f}%")
+    net.eval()
+    source = {"checkpoint": str(Path(checkpoint).resolve()), "arch": meta.arch, "dataset": cfg.dataset,
+              "data_root": str(Path(cfg.data_root).resolve()) if cfg.data_root else None}
+    save_nested(net, meta, out, config={**config_to_dict(cfg), "source": source})
+    input_shape = eval_set.input_shape
+    dense_params = route_cost(NestedSparseNet(dense, [0.0], layers=[]), input_shape, Route(())).params
+    rows = evaluate_routes(net, eval_loader, input_shape, default_routes(net), dense_params=dense_params,
+                           progress=progress)
+    storage = storage_cost(net)
+    report = {"method": "nested", "dataset": cfg.dataset, "eval_split": eval_split, "sparsities": list(net.sparsities),
+              "dense_top1": round(evaluate(dense, eval_loader).top1, 4), "dense_params": dense_params,
+              "routes": rows, "storage_bytes": storage.total, "storage": vars(storage) | {"total": storage.total},
+              "dense_bytes": dense_params * 4, "epochs": cfg.epochs}
+    atomic_write_json(out / "report.json", report)
+    return report

@@ -1,0 +1,46 @@
+"""Subcommands of the other dynamic-inference systems: ``sigmab nested``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sigmab.config import add_config_flags, read_yaml_config, resolve_config
+
+
+def add_nested(sub: argparse._SubParsersAction) -> None:
+    from sigmab.baselines.nested_train import NESTED_HELP, NestedConfig
+
+    p = sub.add_parser("nested", help="multi-level nested sparse network with rerouting, from a dense checkpoint",
+                       description="Mask the dense model at every sparsity level (nested by magnitude, one shared "
+                                   "set of weights), train all levels jointly, and report Top-1, non-zero "
+                                   "parameters and MACs of every level and rerouting, and the storage of all "
+                                   "levels together. Defaults < --config YAML < flags.")
+    p.add_argument("--checkpoint", type=Path, required=True, help="dense weights")
+    p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
+    p.add_argument("--out", type=Path, required=True, help="nested-model folder to create")
+    p.add_argument("--config", help="YAML file with options")
+    p.add_argument("--resume", action="store_true", help="continue the training in OUT")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_flags(p, NestedConfig, help_texts=NESTED_HELP)
+    p.set_defaults(func=_cmd_nested)
+
+
+def _cmd_nested(args: argparse.Namespace) -> int:
+    from sigmab.baselines.nested_train import NestedConfig, train_nested
+
+    flags = {k: v for k, v in vars(args).items() if k in NestedConfig.__dataclass_fields__}
+    saved = args.out / "config.yaml"
+    layer = read_yaml_config(str(saved)) if args.resume and saved.is_file() else (
+        read_yaml_config(args.config) if args.config else {})
+    cfg = resolve_config(NestedConfig, layer, flags)
+    report = train_nested(args.checkpoint, cfg, args.out, arch=args.arch, resume=args.resume,
+                          progress=not args.no_progress)
+    print(f"dense: {report['eval_split']} top-1 {report['dense_top1']:.2f}% | {report['dense_params']:,} params | "
+          f"{report['dense_bytes']:,} bytes")
+    print(f"{'route':<12} {'top-1':>8} {'params':>10} {'of dense':>9} {'MACs':>14}")
+    for r in report["routes"]:
+        print(f"{r['route']:<12} {r['top1']:>7.2f}% {r['params']:>10,} {100 * r['params_fraction']:>8.1f}% "
+              f"{r['macs']:>14,.0f}")
+    print(f"storage of every level: {report['storage_bytes']:,} bytes | folder {args.out}")
+    return 0
