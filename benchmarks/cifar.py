@@ -26,9 +26,14 @@ from typing import Any
 import yaml
 
 from benchmarks.common import RESULTS, ROOT, SHARED, git_commit, machine
+from sigmab.baselines import Route
+from sigmab.baselines.nested_train import NestedConfig, evaluate_routes, load_nested, train_nested
 from sigmab.config import preset_layer, read_preset, resolve_config
+from sigmab.data import load_split
 from sigmab.errors import ConfigError
+from sigmab.eval import evaluate, profile_model
 from sigmab.importance.filters import CRITERIA
+from sigmab.models import load_model
 from sigmab.prune import PruneConfig
 from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, prune_checkpoint
@@ -50,7 +55,7 @@ def add_resnet56_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
     parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
-METHODS = ("sigmab", *sorted(CRITERIA))
+METHODS = ("sigmab", "nested", *sorted(CRITERIA))
 CIFAR_RESULTS = RESULTS / "cifar"
 
 
@@ -120,6 +125,9 @@ def _configs(grid: dict[str, Any], run: dict[str, Any], seed: int) -> tuple[Any,
     if method == "sigmab":
         return (resolve_config(ConvertConfig, *run_layers(run, "convert"), {"seed": seed}),
                 resolve_config(FinetuneConfig, val, *run_layers(run, "finetune"), {"seed": seed}))
+    if method == "nested":
+        fixed = {"seed": seed, "dataset": grid["dataset"], "data_root": _data_root(grid)}
+        return resolve_config(NestedConfig, val, run.get("nested", {}), fixed), None
     return (resolve_config(PruneConfig, run.get("prune", {}), {"criterion": method}),
             resolve_config(PruneFinetuneConfig, val, run.get("finetune", {}), {"seed": seed}))
 
@@ -161,6 +169,52 @@ def _pruned(grid: dict[str, Any], run: dict[str, Any], work: Path, prune_cfg: Pr
 def grid_results(grid: dict[str, Any]) -> Path:
     """Where a grid's results go: ``benchmarks/results/<results>/`` (default ``cifar``)."""
     return RESULTS / grid.get("results", "cifar")
+
+
+def _route_file(run_id: str, label: str, seed: int) -> str:
+    return f"{run_id}-{label.replace('->', 'to').replace('@', 'at')}-s{seed}.json"
+
+
+def run_nested(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
+               results_dir: Path = CIFAR_RESULTS) -> list[Path]:
+    """Train (resuming) a nested sparse network and write one result per route (level or rerouting): each is a
+    point of the method's curve, in the shared schema."""
+    cfg, _ = _configs(grid, run, seed)
+    folder = runs_dir / f"{run['id']}-s{seed}" / "nested"
+    t0 = time.perf_counter()
+    if not (folder / "report.json").is_file():
+        train_nested(dense_weights(grid, progress=progress), cfg, folder, arch=grid["model"],
+                     resume=(folder / "last.pt").is_file(), progress=progress)
+    val = json.loads((folder / "report.json").read_text())
+    net, _ = load_nested(folder)
+    test = load_split(grid["dataset"], "test", root=_data_root(grid))
+    loader = test.loader(batch_size=cfg.eval_batch_size, mean=net.meta.mean, std=net.meta.std)
+    val_rows = {r["route"]: r for r in val["routes"]}
+    rows = evaluate_routes(net, loader, test.input_shape, [Route(tuple(r["levels"])) for r in val["routes"]],
+                           dense_params=val["dense_params"], progress=progress)
+    dense = load_model(dense_weights(grid, progress=progress), arch=grid["model"])
+    dense_top1 = evaluate(dense, loader).top1
+    dense_macs = profile_model(dense, test.input_shape).macs
+    stored = val_rows["L0"]["params"]
+    paths = []
+    for row in rows:
+        result = {
+            "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": "nested",
+            "run_id": f"{run['id']}:{row['route']}", "route": row["route"], "levels": row["levels"],
+            "config": {"nested": vars(cfg)}, "top1": row["top1"], "dense_top1": round(dense_top1, 4),
+            "val_top1": val_rows[row["route"]]["top1"], "dense_val_top1": val["dense_top1"],
+            "active_params_mean": float(row["params"]), "active_params_max": row["params"],
+            "active_params_min": row["params"], "stored_params": stored, "storage_bytes": val["storage_bytes"],
+            "dense_params": val["dense_params"], "active_macs_mean": row["macs"], "dense_macs": dense_macs,
+            "weight_bytes_per_inference": row["params"] * 4, "leaves": [], "diagnosis": None,
+            "finetune_epochs": cfg.epochs, "wall_seconds": time.perf_counter() - t0, "seed": seed,
+            "git_commit": git_commit(), "machine": machine(),
+            "finetune_metrics_csv": (folder / "metrics.csv").read_text() if (folder / "metrics.csv").is_file() else "",
+        }
+        path = results_dir / _route_file(run["id"], row["route"], seed)
+        atomic_write_json(path, result)
+        paths.append(path)
+    return paths
 
 
 def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
@@ -232,7 +286,8 @@ def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
         if args.only and run["id"] not in args.only:
             continue
         for seed in args.seeds if args.seeds is not None else run.get("seeds", [0]):
-            done = grid_results(grid) / f"{run['id']}-s{seed}.json"
+            nested = run.get("method") == "nested"
+            done = grid_results(grid) / (_route_file(run["id"], "L0", seed) if nested else f"{run['id']}-s{seed}.json")
             if args.diagnose:
                 is_tree = run.get("method", "sigmab") == "sigmab"
                 if is_tree and done.is_file() and json.loads(done.read_text()).get("diagnosis") is None:
@@ -243,6 +298,10 @@ def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
                 print(f"{run['id']} seed {seed}: result exists, skipped", flush=True)
                 continue
             print(f"{run['id']} seed {seed}: starting", flush=True)
+            if nested:
+                paths = run_nested(grid, run, seed, progress=progress, results_dir=grid_results(grid))
+                print(f"{run['id']} seed {seed}: wrote {len(paths)} route results", flush=True)
+                continue
             path = run_one(grid, run, seed, progress=progress, results_dir=grid_results(grid))
             print(f"{run['id']} seed {seed}: wrote {path}", flush=True)
 

@@ -26,7 +26,7 @@ TARGETS = {"resnet56": {"min_reduction": 0.65, "max_drop_pp": 1.0}}
 
 # Published SigmaB claim against FPGM/HRank (arXiv 2606.09924 abstract): this many pp more reduction.
 PUBLISHED_MORE_REDUCTION_PP = (14, 23)
-BASELINE_COLORS = {"l1": "tab:green", "fpgm": "tab:red", "hrank": "tab:purple"}
+BASELINE_COLORS = {"l1": "tab:green", "fpgm": "tab:red", "hrank": "tab:purple", "nested": "tab:brown"}
 # Published baseline points to reproduce: (model, method) -> (parameters, top-1 %, source).
 PUBLISHED_POINTS = {("resnet56", "hrank"): (490_000, 93.17, "HRank, Lin et al. 2020, from a 93.26% dense model")}
 
@@ -346,7 +346,7 @@ def write_cifar_plots(runs: list[Result], folder: Path) -> None:
         for method in sorted({r["method"] for r in mine if not is_sigmab(r)}):
             curve = baseline_curve(runs, model, method)
             ax.plot([p for p, _ in curve], [t for _, t in curve], "s-", color=BASELINE_COLORS.get(method, "gray"),
-                    label=f"{method} (static pruning)", zorder=2)
+                    label=method if method == "nested" else f"{method} (static pruning)", zorder=2)
         mine = [r for r in mine if is_sigmab(r)]
         ax.scatter([r["active_params_mean"] for r in mine], [r["top1"] for r in mine], color="tab:blue",
                    label="SigmaB runs (test top-1)", zorder=3)

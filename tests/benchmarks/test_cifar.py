@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.cifar import dense_weights, load_grid, run_layers, run_one
+from benchmarks.cifar import dense_weights, load_grid, run_layers, run_nested, run_one
 from benchmarks.report import REQUIRED, load_results, render, write_plots
 from sigmab.config import preset_layer
 from sigmab.errors import ConfigError
@@ -132,3 +132,17 @@ def test_a_grid_without_weights_trains_its_dense_model_once(tmp_path: Path) -> N
     path.write_text(yaml.safe_dump({**grid, "train": {"epochs": 0}}))
     with pytest.raises(ConfigError, match="epochs must be >= 1"):
         load_grid(path)
+
+
+def test_a_nested_run_writes_one_result_per_route(tmp_path: Path) -> None:
+    weights = digits_resnet_checkpoint(tmp_path / "dense", epochs=1)
+    run = {"id": "nest", "method": "nested", "nested": {"sparsities": [0.5, 0.9], "epochs": 1, "batch_size": 64}}
+    grid = load_grid(_grid(tmp_path, [run], weights=str(weights)))
+    paths = run_nested(grid, run, 0, progress=False, runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
+    results = {json.loads(p.read_text())["route"]: json.loads(p.read_text()) for p in paths}
+    assert sorted(results) == ["L0", "L0->L1@3", "L1", "L1->L0@3"]
+    assert [p.name for p in paths][0] == "nest-L0-s0.json" and "nest-L0toL1at3-s0.json" in [p.name for p in paths]
+    for r in results.values():
+        assert set(REQUIRED["cifar_run"]) - {"_file"} <= set(r) and r["method"] == "nested"
+        assert r["stored_params"] == results["L0"]["active_params_max"] and r["val_top1"] is not None
+    assert results["L1"]["active_params_mean"] < results["L0"]["active_params_mean"] < results["L0"]["dense_params"]
