@@ -1,5 +1,5 @@
-"""The other dynamic-inference systems users compare SigmaB with: nested sparse networks (and, next, an input
-dispatcher over several models)."""
+"""The other dynamic-inference systems users compare SigmaB with: nested sparse networks and a PERTINENCE-style
+input dispatcher over several models (trained under a genetic search)."""
 
 from sigmab.baselines.nested import (
     NestedSparseNet,
