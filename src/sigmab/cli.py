@@ -1,5 +1,5 @@
-"""The ``sigmab`` command line: ``demo``, ``train``, ``convert``, ``finetune``, ``prune``, ``nested``, ``eval``,
-``export``, ``package``, ``edge-sim``, ``models``, ``presets``.
+"""The ``sigmab`` command line: ``demo``, ``train``, ``convert``, ``finetune``, ``prune``, ``nested``,
+``dispatch``, ``eval``, ``export``, ``package``, ``edge-sim``, ``models``, ``presets``.
 
 User errors (bad input, missing files, misfit checkpoints) print one ``sigmab: error: ...``
 line and exit with status 2, before any work starts where they can be detected up front.
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sigmab import __version__
-from sigmab.cli_baselines import add_nested
+from sigmab.cli_baselines import add_dispatch, add_nested
 from sigmab.cli_deploy import add_edge_sim, add_export, add_package
 from sigmab.config import add_config_flags, list_presets, preset_layer, read_preset, read_yaml_config, resolve_config
 from sigmab.data import load_split
@@ -300,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sigmab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_prune, add_nested, _add_eval, add_export,
-                add_package, add_edge_sim, _add_models, _add_presets):
+    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_prune, add_nested, add_dispatch, _add_eval,
+                add_export, add_package, add_edge_sim, _add_models, _add_presets):
         add(sub)
     return parser
 

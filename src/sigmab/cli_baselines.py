@@ -1,4 +1,4 @@
-"""Subcommands of the other dynamic-inference systems: ``sigmab nested``."""
+"""Subcommands of the other dynamic-inference systems: ``sigmab nested`` and ``sigmab dispatch``."""
 
 from __future__ import annotations
 
@@ -43,4 +43,44 @@ def _cmd_nested(args: argparse.Namespace) -> int:
         print(f"{r['route']:<12} {r['top1']:>7.2f}% {r['params']:>10,} {100 * r['params_fraction']:>8.1f}% "
               f"{r['macs']:>14,.0f}")
     print(f"storage of every level: {report['storage_bytes']:,} bytes | folder {args.out}")
+    return 0
+
+
+def add_dispatch(sub: argparse._SubParsersAction) -> None:
+    from sigmab.baselines.dispatch_pipeline import DispatchConfig
+
+    p = sub.add_parser("dispatch", help="PERTINENCE-style input dispatcher over several models, searched by a GA",
+                       description="Score every model on a held-out part of the training set and on the test set, "
+                                   "search the dispatcher's training settings (penalties, threshold, width) with a "
+                                   "genetic algorithm for the front of accuracy against mean MACs, and report that "
+                                   "front on the test set.")
+    p.add_argument("models", nargs="+", type=Path,
+                   help="two or more dense checkpoints, tree folders or pruned-model folders (same inputs)")
+    p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
+    p.add_argument("--out", type=Path, required=True, help="folder for report.json")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_flags(p, DispatchConfig, help_texts={
+        "dataset": "dataset name", "data_root": "dataset location", "val_fraction": "held-out part of the training "
+        "set the dispatcher learns from", "seed": "seed of the split, the search and the dispatcher",
+        "batch_size": "scoring batch size", "epochs": "dispatcher training epochs", "population": "GA population",
+        "generations": "GA generations"})
+    p.set_defaults(func=_cmd_dispatch)
+
+
+def _cmd_dispatch(args: argparse.Namespace) -> int:
+    from sigmab.baselines.dispatch_pipeline import DispatchConfig, run_dispatch
+
+    cfg = resolve_config(DispatchConfig, {k: v for k, v in vars(args).items()
+                                          if k in DispatchConfig.__dataclass_fields__})
+    report = run_dispatch([str(m) for m in args.models], cfg, args.out, arch=args.arch,
+                          progress=not args.no_progress)
+    print(f"{'model':<24} {'test top-1':>10} {'MACs/input':>14}")
+    for m in report["models"]:
+        print(f"{m['name']:<24} {m['top1']:>9.2f}% {m['mean_macs']:>14,.0f}")
+    print(f"oracle (any model right): {report['oracle_top1']:.2f}%")
+    print(f"{'front (test)':<24} {'top-1':>10} {'MACs/input':>14}  shares")
+    for row in report["front"]:
+        print(f"{'threshold ' + format(row['settings']['threshold'], '.2f'):<24} {row['top1']:>9.2f}% "
+              f"{row['mean_macs']:>14,.0f}  {', '.join(f'{s:.2f}' for s in row['shares'])}")
+    print(f"report: {args.out / 'report.json'}")
     return 0

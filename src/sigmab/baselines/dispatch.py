@@ -129,13 +129,23 @@ class DispatchResult:
     shares: list[float]  # fraction of inputs sent to each model
 
 
+def _per_input(cost: Sequence[float] | torch.Tensor, n: int) -> torch.Tensor:
+    """A cost per model (M,) or per input and model (N, M), as float64 (N, M)."""
+    cost = torch.as_tensor(cost, dtype=torch.float64)
+    return cost.expand(n, -1) if cost.dim() == 1 else cost
+
+
 @torch.no_grad()
-def evaluate_dispatch(net: Dispatcher, inputs: torch.Tensor, correct: torch.Tensor, macs: Sequence[float],
-                      params: Sequence[float], threshold: float) -> DispatchResult:
+def evaluate_dispatch(net: Dispatcher, inputs: torch.Tensor, correct: torch.Tensor,
+                      macs: Sequence[float] | torch.Tensor, params: Sequence[float] | torch.Tensor,
+                      threshold: float) -> DispatchResult:
+    """``macs``/``params``: each model's cost (M,), or per input (N, M) where it depends on the input (a tree's
+    path)."""
     chosen = choose(net(inputs).softmax(1), threshold)
-    m = correct.shape[1]
+    n, m = correct.shape
+    rows = torch.arange(n)
     own = sum(p.numel() for p in net.parameters())
-    shares = torch.bincount(chosen, minlength=m).double() / len(chosen)
-    return DispatchResult(100.0 * float(correct[torch.arange(len(chosen)), chosen].double().mean()),
-                          net.macs() + float(torch.tensor(macs, dtype=torch.float64)[chosen].mean()),
-                          own + float(torch.tensor(params, dtype=torch.float64)[chosen].mean()), shares.tolist())
+    shares = torch.bincount(chosen, minlength=m).double() / n
+    return DispatchResult(100.0 * float(correct[rows, chosen].double().mean()),
+                          net.macs() + float(_per_input(macs, n)[rows, chosen].mean()),
+                          own + float(_per_input(params, n)[rows, chosen].mean()), shares.tolist())

@@ -1,0 +1,47 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from sigmab.baselines.dispatch_pipeline import DispatchConfig, run_dispatch
+from sigmab.cli import main
+from sigmab.errors import ConfigError
+from sigmab.train import TrainConfig, train
+from tests.helpers import digits_resnet_checkpoint
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory) -> list[str]:
+    root = tmp_path_factory.mktemp("models")
+    big = digits_resnet_checkpoint(root / "big", epochs=3)
+    train(TrainConfig(arch="resnet8", arch_kwargs={"widths": [4, 8, 16]}, dataset="digits", epochs=1, batch_size=64,
+                      lr=0.05), root / "small", progress=False)
+    return [str(big), str(root / "small" / "model.safetensors")]
+
+
+def test_dispatch_front_lies_between_its_models(two_models: list[str], tmp_path: Path) -> None:
+    cfg = DispatchConfig(dataset="digits", val_fraction=0.3, population=4, generations=2, epochs=10)
+    report = run_dispatch(two_models, cfg, tmp_path / "d")
+    small, big = report["models"]
+    assert [small["name"], big["name"]] == ["small", "big"]  # cheapest first
+    assert small["mean_macs"] < big["mean_macs"] and report["stored_params_models"] > 0
+    assert report["front"] and len(report["search"]) == 4 + 2  # initial population, then the children
+    best = report["best_val_top1_per_generation"]
+    assert best == sorted(best)
+    for row in report["front"]:
+        dispatcher = row["dispatcher_macs"]
+        assert dispatcher + small["mean_macs"] - 1e-6 <= row["mean_macs"] <= dispatcher + big["mean_macs"] + 1e-6
+        assert row["top1"] <= report["oracle_top1"] and sum(row["shares"]) == pytest.approx(1.0)
+    assert json.loads((tmp_path / "d" / "report.json").read_text()) == report
+    with pytest.raises(ConfigError, match="already holds"):
+        run_dispatch(two_models, cfg, tmp_path / "d")
+    with pytest.raises(ConfigError, match="at least two models"):
+        run_dispatch(two_models[:1], cfg, tmp_path / "one")
+
+
+def test_dispatch_command(two_models: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dispatch", *two_models, "--dataset", "digits", "--val-fraction", "0.3", "--population", "2",
+                 "--generations", "1", "--epochs", "5", "--out", str(tmp_path / "d"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "oracle (any model right)" in out and "front (test)" in out
+    assert main(["dispatch", two_models[0], "--dataset", "digits", "--out", str(tmp_path / "e")]) == 2
