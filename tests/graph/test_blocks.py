@@ -24,6 +24,32 @@ def _random_channels(dec, start: int, end: int, in_idx: torch.Tensor, g: torch.G
     return chans
 
 
+def _sliced_and_zeroed_dense(dec, start: int, end: int, x: torch.Tensor, in_idx: torch.Tensor,
+                             chans: list[BlockChannels]) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """(the sliced blocks' output on x's kept channels, the dense blocks' output on x with its dropped channels
+    zeroed and masks on every dropped inner and output channel, the sliced blocks)."""
+    x_zeroed = torch.zeros_like(x)
+    x_zeroed[:, in_idx] = x[:, in_idx]
+    handles = []
+    for b, ch in zip(range(start, end), chans):
+        block = dec.blocks[b]
+        for grp, module in block_handler(block).inner_activations(block).items():
+            handles.append(module.register_forward_hook(mask_hook(ch.inner[grp], module.num_features)))
+        handles.append(block.register_forward_hook(mask_hook(ch.out, dec.widths[b])))
+    with torch.no_grad():
+        dense = x_zeroed
+        for b in range(start, end):
+            dense = dec.blocks[b](dense)
+    for h in handles:
+        h.remove()
+    sliced = [block_handler(dec.blocks[b]).slice(dec.blocks[b], ch) for b, ch in zip(range(start, end), chans)]
+    with torch.no_grad():
+        out = x[:, in_idx]
+        for blk in sliced:
+            out = blk(out)
+    return out, dense, sliced
+
+
 @pytest.mark.parametrize("arch", list(MODELS))
 @pytest.mark.parametrize(("start", "end"), [(0, 8), (2, 5), (3, 7), (4, 8)])
 def test_sliced_segment_equals_zeroed_dense_segment(arch: str, start: int, end: int) -> None:
@@ -38,27 +64,7 @@ def test_sliced_segment_equals_zeroed_dense_segment(arch: str, start: int, end: 
         for b in range(start):
             h = dec.blocks[b](h)
     x = torch.randn(3, *h.shape[1:])
-    x_zeroed = torch.zeros_like(x)
-    x_zeroed[:, in_idx] = x[:, in_idx]
-
-    handles = []
-    for b, ch in zip(range(start, end), chans):  # reference: dense blocks with masks on the dropped channels
-        block = dec.blocks[b]
-        for grp, module in block_handler(block).inner_activations(block).items():
-            handles.append(module.register_forward_hook(mask_hook(ch.inner[grp], module.num_features)))
-        handles.append(block.register_forward_hook(mask_hook(ch.out, dec.widths[b])))
-    with torch.no_grad():
-        dense = x_zeroed
-        for b in range(start, end):
-            dense = dec.blocks[b](dense)
-    for h in handles:
-        h.remove()
-
-    sliced_blocks = [block_handler(dec.blocks[b]).slice(dec.blocks[b], ch) for b, ch in zip(range(start, end), chans)]
-    with torch.no_grad():
-        out = x[:, in_idx]
-        for blk in sliced_blocks:
-            out = blk(out)
+    out, dense, sliced_blocks = _sliced_and_zeroed_dense(dec, start, end, x, in_idx, chans)
     torch.testing.assert_close(out, dense[:, chans[-1].out], atol=1e-5, rtol=1e-5)
     dropped = torch.ones(dec.widths[end - 1], dtype=torch.bool)
     dropped[chans[-1].out] = False
@@ -103,25 +109,7 @@ def test_sliced_pointnet_levels_equal_zeroed_dense_levels(start: int, end: int) 
         inner = {grp: pick(n, max(1, n // 3)) for grp, n in handler.inner_groups(block).items()}
         chans.append(BlockChannels(inp, out, inner))
         inp = out
-    x_zeroed = torch.zeros_like(x)
-    x_zeroed[:, in_idx] = x[:, in_idx]
-    handles = []
-    for b, ch in zip(range(start, end), chans):
-        block = dec.blocks[b]
-        for grp, module in block_handler(block).inner_activations(block).items():
-            handles.append(module.register_forward_hook(mask_hook(ch.inner[grp], module.num_features)))
-        handles.append(block.register_forward_hook(mask_hook(ch.out, dec.widths[b])))
-    with torch.no_grad():
-        dense = x_zeroed
-        for b in range(start, end):
-            dense = dec.blocks[b](dense)
-    for h in handles:
-        h.remove()
-    sliced = [block_handler(dec.blocks[b]).slice(dec.blocks[b], ch) for b, ch in zip(range(start, end), chans)]
-    with torch.no_grad():
-        out = x[:, in_idx]
-        for blk in sliced:
-            out = blk(out)
+    out, dense, sliced = _sliced_and_zeroed_dense(dec, start, end, x, in_idx, chans)
     torch.testing.assert_close(out, dense[:, chans[-1].out], atol=1e-5, rtol=1e-5)
     assert sum(p.numel() for m in sliced for p in m.parameters()) < sum(
         p.numel() for b in range(start, end) for p in dec.blocks[b].parameters())

@@ -1,4 +1,4 @@
-"""A seeded in-memory batch loader.
+"""Seeded in-memory batch loaders.
 
 Epoch ``e`` draws its shuffle and augmentation from a generator seeded by ``(seed, e)``, so a
 run resumed at epoch ``e`` sees exactly the batches an uninterrupted run would. ``rank`` and
@@ -18,52 +18,53 @@ if TYPE_CHECKING:
     from sigmab.data.arrays import ImageArrays
 
 
-class ArrayLoader:
-    """Yields ``(inputs float32 (B, C, H, W), labels int64 (B,))`` batches from an :class:`ImageArrays`."""
+class SeededLoader:
+    """Batches of one epoch over ``n`` samples: this rank's shard of a (seed, epoch)-seeded order; subclasses
+    turn a batch's sample indices into ``(inputs, labels)`` with ``batch``."""
 
-    def __init__(
-        self,
-        data: ImageArrays,
-        *,
-        batch_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        shuffle: bool = False,
-        augment_spec: AugmentSpec | None = None,
-        drop_last: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    def __init__(self, n: int, *, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
-        self.data = data
-        self.batch_size = batch_size
-        self.normalize = Normalize(mean, std)
-        self.shuffle = shuffle
-        self.augment_spec = augment_spec or AugmentSpec()
-        self.drop_last = drop_last
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return batch_count(len(self.data), self.batch_size, self.world_size, self.drop_last)
+        return batch_count(self.n, self.batch_size, self.world_size, self.drop_last)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = epoch_generator(self.seed, self.epoch)
-        for index in epoch_batches(len(self.data), self.batch_size, generator, shuffle=self.shuffle, rank=self.rank,
+        for index in epoch_batches(self.n, self.batch_size, generator, shuffle=self.shuffle, rank=self.rank,
                                    world_size=self.world_size, drop_last=self.drop_last):
-            images = self.data.images[index]
-            if self.augment_spec.active:
-                images = augment(images, self.augment_spec, generator)
-            yield self.normalize(images), self.data.labels[index]
+            yield self.batch(index, generator)
+
+    def batch(self, index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class ArrayLoader(SeededLoader):
+    """Yields ``(inputs float32 (B, C, H, W), labels int64 (B,))`` batches from an :class:`ImageArrays`."""
+
+    def __init__(self, data: ImageArrays, *, batch_size: int, mean: Sequence[float], std: Sequence[float],
+                 shuffle: bool = False, augment_spec: AugmentSpec | None = None, drop_last: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(len(data), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, rank=rank,
+                         world_size=world_size)
+        self.data = data
+        self.normalize = Normalize(mean, std)
+        self.augment_spec = augment_spec or AugmentSpec()
+
+    def batch(self, index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images = self.data.images[index]
+        if self.augment_spec.active:
+            images = augment(images, self.augment_spec, generator)
+        return self.normalize(images), self.data.labels[index]
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -6,7 +6,7 @@ Point sets are float32 (N, D, P), channels first: x, y, z in channels 0-2, then 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from sigmab.data.arrays import ImageArrays
-from sigmab.data.loader import batch_count, epoch_batches, epoch_generator
+from sigmab.data.loader import SeededLoader
 from sigmab.data.transforms import AugmentSpec
 from sigmab.errors import DataError
 
@@ -79,38 +79,27 @@ class PointArrays:
                            drop_last=drop_last, seed=seed, rank=rank, world_size=world_size)
 
 
-class PointLoader:
+class PointLoader(SeededLoader):
     """Seeded batches ``(points float32 (B, D, P), labels (B,))``; epoch ``e``'s order and augmentation
     depend only on (seed, e), as :class:`~sigmab.data.loader.ArrayLoader`'s do."""
 
     def __init__(self, data: PointArrays, *, batch_size: int, mean: Sequence[float], std: Sequence[float],
                  shuffle: bool = False, augment: PointAugment | None = None, drop_last: bool = False, seed: int = 0,
                  rank: int = 0, world_size: int = 1) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        super().__init__(len(data), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, rank=rank,
+                         world_size=world_size)
         d = data.points.shape[1]
         if len(mean) != d or len(std) != d:
             raise ValueError(f"point sets have {d} channels, normalisation gives {len(mean)} means and {len(std)} stds")
-        self.data, self.batch_size, self.shuffle, self.augment = data, batch_size, shuffle, augment
+        self.data, self.augment = data, augment
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1)
-        self.drop_last, self.seed, self.rank, self.world_size = drop_last, seed, rank, world_size
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return batch_count(len(self.data), self.batch_size, self.world_size, self.drop_last)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        generator = epoch_generator(self.seed, self.epoch)
-        for index in epoch_batches(len(self.data), self.batch_size, generator, shuffle=self.shuffle, rank=self.rank,
-                                   world_size=self.world_size, drop_last=self.drop_last):
-            points = self.data.points[index]
-            if self.augment is not None:
-                points = self.augment(points, generator)
-            yield (points - self.mean) / self.std, self.data.labels[index]
+    def batch(self, index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        points = self.data.points[index]
+        if self.augment is not None:
+            points = self.augment(points, generator)
+        return (points - self.mean) / self.std, self.data.labels[index]
 
 
 def make_point_arrays(points: np.ndarray, labels: np.ndarray, *, num_classes: int, source: str,
