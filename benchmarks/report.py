@@ -18,6 +18,8 @@ from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.edge_report import edge_section, write_edge_plots
 from benchmarks.points_report import points_section, write_points_plots
+from sigmab.data import get_dataset_info
+from sigmab.errors import ConfigError
 from sigmab.utils.io import atomic_write_text
 
 Result = dict[str, Any]
@@ -220,14 +222,17 @@ def _resnet50_analytic(results: list[Result]) -> list[str]:
     return lines
 
 
-def _cifar(runs: list[Result]) -> list[Result]:
-    """Grid runs on CIFAR; the others (point sets) get their own section."""
-    return [r for r in runs if r["dataset"].startswith("cifar")]
+def _on_point_sets(r: Result) -> bool:
+    """Grid runs on point-set datasets get their own section; image grids (CIFAR...) share the CIFAR one."""
+    try:
+        return get_dataset_info(r["dataset"]).augment.points
+    except ConfigError:
+        return False
 
 
 def grid_sections(runs: list[Result]) -> list[str]:
-    cifar, others = _cifar(runs), [r for r in runs if not r["dataset"].startswith("cifar")]
-    return (cifar_section(cifar) if cifar else []) + (points_section(others) if others else [])
+    images, points = [r for r in runs if not _on_point_sets(r)], [r for r in runs if _on_point_sets(r)]
+    return (cifar_section(images) if images else []) + (points_section(points) if points else [])
 
 
 def _pointnet_speed(results: list[Result]) -> list[str]:
@@ -270,10 +275,11 @@ SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
 
 def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:
     runs = by_kind.get("cifar_run", [])
-    if _cifar(runs):
-        write_cifar_plots(_cifar(runs), folder)
-    if len(_cifar(runs)) < len(runs):
-        write_points_plots([r for r in runs if not r["dataset"].startswith("cifar")], folder)
+    images, points = [r for r in runs if not _on_point_sets(r)], [r for r in runs if _on_point_sets(r)]
+    if images:
+        write_cifar_plots(images, folder)
+    if points:
+        write_points_plots(points, folder)
     if by_kind.get("edge"):
         write_edge_plots(by_kind["edge"], folder)
 
