@@ -99,6 +99,8 @@ class NestedSparseNet(nn.Module):
         missing = [n for n in self.layers if not isinstance(modules.get(n), MASKED_TYPES)]
         if missing:
             raise ConfigError(f"not convolution or linear layers of the model: {missing}")
+        # A plain tuple (not registered twice): the masked layers in ``layers`` order, looked up once.
+        self.masked_modules = tuple(modules[name] for name in self.layers)
         for i, name in enumerate(self.layers):
             weight = modules[name].weight
             levels = (magnitude_keep_levels(weight, self.sparsities) if keep_levels is None
@@ -128,9 +130,8 @@ class NestedSparseNet(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        modules = dict(self.model.named_modules())
-        weights = {f"{name}.weight": modules[name].weight * self.mask(i, level)
-                   for i, (name, level) in enumerate(zip(self.layers, self.route.levels))}
+        weights = {f"{name}.weight": module.weight * self.mask(i, level)
+                   for i, (name, module, level) in enumerate(zip(self.layers, self.masked_modules, self.route.levels))}
         return functional_call(self.model, weights, (x,), strict=False)
 
     def forward_at(self, x: torch.Tensor, route: Route | int) -> torch.Tensor:
@@ -162,8 +163,7 @@ class StorageCost:
 
 
 def storage_cost(net: NestedSparseNet, *, bytes_per_value: int = 4) -> StorageCost:
-    modules = dict(net.model.named_modules())
-    masked_params = {id(modules[name].weight) for name in net.layers}
+    masked_params = {id(m.weight) for m in net.masked_modules}
     values = positions = tag_bits = 0
     tag_width = max(1, math.ceil(math.log2(net.num_levels + 1)))
     for i in range(len(net.layers)):
@@ -191,10 +191,9 @@ def route_cost(net: NestedSparseNet, input_shape: Sequence[int], route: Route) -
 
     profile = profile_model(net.model, input_shape)
     layer_macs = {m.name: m.macs for m in profile.modules}
-    modules = dict(net.model.named_modules())
     kept = net.nonzero(route)
-    dense_masked = sum(modules[name].weight.numel() for name in net.layers)
-    density = {name: k / modules[name].weight.numel() for name, k in zip(net.layers, kept)}
+    dense_masked = sum(m.weight.numel() for m in net.masked_modules)
+    density = {name: k / m.weight.numel() for name, m, k in zip(net.layers, net.masked_modules, kept)}
     macs = sum(macs * density.get(name, 1.0) for name, macs in layer_macs.items())
     return RouteCost(profile.params - dense_masked + sum(kept), macs)
 

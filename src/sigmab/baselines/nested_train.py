@@ -21,7 +21,7 @@ from torch import nn
 from sigmab.baselines.nested import NestedSparseNet, Route, check_sparsities, default_routes, route_cost, storage_cost
 from sigmab.config import config_to_dict, save_config
 from sigmab.errors import CheckpointError, ConfigError
-from sigmab.eval import evaluate
+from sigmab.eval import count_params, evaluate
 from sigmab.inputs import check_classes, load_dense_for
 from sigmab.models import ModelMeta, build_from_meta
 from sigmab.models.checkpoint import read_folder_spec, save_state_dict
@@ -95,9 +95,9 @@ def load_nested(folder: str | Path) -> tuple[NestedSparseNet, dict[str, Any]]:
     folder = Path(folder)
     spec = read_folder_spec(folder / SPEC, what="nested", fmt=NESTED_FORMAT)
     meta = ModelMeta.from_dict(spec["dense_meta"])
-    state = load_file(str(folder / WEIGHTS)) if (folder / WEIGHTS).is_file() else None
-    if state is None:
+    if not (folder / WEIGHTS).is_file():
         raise CheckpointError(f"weights not found: {folder / WEIGHTS}")
+    state = load_file(str(folder / WEIGHTS))
     levels = [state[f"keep_levels_{i}"] for i in range(len(spec["layers"]))]
     net = NestedSparseNet(build_from_meta(meta), spec["sparsities"], layers=spec["layers"], keep_levels=levels)
     net.load_state_dict(state)
@@ -176,7 +176,7 @@ def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, 
               "data_root": str(Path(cfg.data_root).resolve()) if cfg.data_root else None}
     save_nested(net, meta, out, config={**config_to_dict(cfg), "source": source})
     input_shape = eval_set.input_shape
-    dense_params = route_cost(NestedSparseNet(dense, [0.0], layers=[]), input_shape, Route(())).params
+    dense_params = count_params(dense)
     rows = evaluate_routes(net, eval_loader, input_shape, default_routes(net), dense_params=dense_params,
                            progress=progress)
     storage = storage_cost(net)

@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sigmab.errors import ConfigError
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     ``cpu``; ``cuda`` (this process's GPU) or ``cuda:N``."""
     if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
-    if spec not in ("auto", "cuda") and not spec.startswith("cuda:"):
+    if spec not in DEVICES and not spec.startswith("cuda:"):
         raise ConfigError(f"unknown device {spec!r}; choose auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         raise ConfigError(f"device {spec!r} asked for, but CUDA is not available here")
@@ -63,7 +63,6 @@ def data_parallel(module: nn.Module, device: torch.device, info: DistInfo, **kwa
     if not info.enabled:
         return module
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, **kwargs)
-
 
 
 def barrier(info: DistInfo) -> None:

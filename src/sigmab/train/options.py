@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sigmab.data import AugmentSpec, BatchLoader, DatasetInfo, DataSplit, load_split
 from sigmab.errors import ConfigError
+from sigmab.train.distributed import DEVICES
 
 
 @dataclass
@@ -33,7 +34,7 @@ class LoopOptions:
             (self.crop_padding is None or self.crop_padding >= 0, "crop_padding must be >= 0"),
             (self.threads is None or self.threads >= 1, "threads must be >= 1"),
             (self.workers >= 0, "workers must be >= 0"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+            (self.device in DEVICES or self.device.startswith("cuda:"),
              "device must be auto, cpu, cuda or cuda:N"),
         ]
         for ok, message in checks:
