@@ -39,6 +39,14 @@ def reduction(r: Result) -> float:
     return 1.0 - r["active_params_mean"] / r["dense_params"]
 
 
+def finetune_seconds(r: Result) -> float:
+    """Seconds spent in fine-tuning epochs: the sum of the run's per-epoch times, which survives resuming
+    (a resumed run's ``wall_seconds`` counts only its last process). Wall time where no epoch was logged."""
+    rows = list(csv.DictReader(io.StringIO(r.get("finetune_metrics_csv") or "")))
+    times = [float(row["epoch_seconds"]) for row in rows if row.get("epoch_seconds")]
+    return sum(times) if times else r["wall_seconds"]
+
+
 def settings(results: Iterable[Result]) -> dict[tuple[str, str], list[Result]]:
     """(model, run id) -> its results over seeds, seed order."""
     groups: dict[tuple[str, str], list[Result]] = {}
@@ -65,7 +73,7 @@ def _mean_sd(values: list[float]) -> str:
 
 def _runs_table(results: list[Result]) -> list[str]:
     lines = ["| model | method | run | seed | test top-1 | dense | drop (pp) | val top-1 | active params (mean) | "
-             "reduction | stored params | active MACs (mean) | fine-tune epochs | wall | source |",
+             "reduction | stored params | active MACs (mean) | fine-tune epochs | fine-tune time | source |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for runs in settings(results).values():
         for r in runs:
@@ -75,7 +83,7 @@ def _runs_table(results: list[Result]) -> list[str]:
                 f"{r['dense_top1']:.2f}% | "
                 f"{r['dense_top1'] - r['top1']:.2f} | {val} | {r['active_params_mean']:,.0f} | "
                 f"{100 * reduction(r):.1f}% | {r['stored_params']:,} | {r['active_macs_mean']:,.0f} | "
-                f"{r['finetune_epochs']} | {r['wall_seconds'] / 60:.0f} min | `{r['_file']}` |")
+                f"{r['finetune_epochs']} | {finetune_seconds(r) / 60:.0f} min | `{r['_file']}` |")
     return lines
 
 
@@ -176,11 +184,11 @@ def _budget(results: list[Result]) -> list[str]:
             mine = [r for r in results if r["model"] == model and member(r)]
             if not mine:
                 continue
-            hours = sum(r["wall_seconds"] for r in mine) / 3600
+            hours = sum(finetune_seconds(r) for r in mine) / 3600
             epochs = sum(r["finetune_epochs"] for r in mine)
             m = mine[0]["machine"]
             lines.append(f"- {model}, {family}: {len(mine)} runs, {epochs} fine-tuning epochs in all, {hours:.1f} h "
-                         f"of wall time ({m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
+                         f"of fine-tuning epochs ({m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
                          f"torch {m['torch']}).")
     return lines
 

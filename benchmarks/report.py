@@ -46,6 +46,8 @@ REQUIRED["inference_speed"] = ("model", "batch_size", "latency_inputs", "repeats
 REQUIRED["pointnet_speed"] = ("batch_size", "repeats", "threads", "forward", "kernels", "machine", "git_commit")
 REQUIRED["resnet50_analytic"] = ("model", "input_size", "dense_params", "dense_macs", "published_cut", "rows", "chosen",
                                  "machine", "git_commit")
+REQUIRED["epoch_time"] = ("grid", "config", "model", "dataset", "device", "batch_size", "epochs", "epoch_seconds",
+                          "projected_minutes", "budget_minutes", "fits_budget", "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
@@ -264,10 +266,24 @@ def _pointnet_speed(results: list[Result]) -> list[str]:
     return lines
 
 
+def _epoch_time(results: list[Result]) -> list[str]:
+    lines = ["## Dense training time of the grids that train their own model", "",
+             "One epoch of the grid's `train:` settings (its evaluation pass included), timed on the device named; "
+             "the projection is that epoch times the grid's epoch count.", "",
+             "| grid | model | device | batch | one epoch | epochs | projected | budget | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['grid']} | {r['model']} | {r['device']} ({_machine(r)}) | {r['batch_size']} | "
+                     f"{r['epoch_seconds']:.0f} s | {r['epochs']} | {r['projected_minutes']:.0f} min | "
+                     f"{r['budget_minutes']:.0f} min: {_verdict(r['fits_budget'])} | `{r['_file']}` |")
+    lines += ["", "Regenerate: `python -m benchmarks.epoch_time --config <grid YAML>`.", ""]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
-    "pointnet_speed": _pointnet_speed, "cifar_run": grid_sections,
+    "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
     "edge": edge_section}
 
 

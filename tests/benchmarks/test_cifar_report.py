@@ -1,4 +1,4 @@
-from benchmarks.cifar_report import best_setting, cifar_section
+from benchmarks.cifar_report import best_setting, cifar_section, finetune_seconds
 
 MACHINE = {"cpu_count": 2, "torch_threads": 2, "torch": "2.13.0+cpu"}
 
@@ -57,3 +57,9 @@ def test_outside_a_curve_the_comparison_gives_a_bound_and_the_nearest_run() -> N
     row = next(line for line in cifar_section([_run("s", 0, 91.0, 95.0)] + above) if "| fpgm (1 run) |" in line)
     # SigmaB cuts 70.0%; FPGM is better even at 72.0%: SigmaB's advantage is below -2.0 pp
     assert row.endswith("| n/a; nearest run 92.00% at 72.0% | > 72.0% (above at every cut) | < -2.0 |")
+
+
+def test_fine_tune_time_sums_the_logged_epochs_so_a_resumed_run_counts_them_all() -> None:
+    resumed = {"wall_seconds": 10.0, "finetune_metrics_csv": "epoch,lr,epoch_seconds\n1,0.1,100.5\n2,0.05,200.0\n"}
+    assert finetune_seconds(resumed) == 300.5
+    assert finetune_seconds({"wall_seconds": 42.0, "finetune_metrics_csv": ""}) == 42.0
