@@ -5,12 +5,14 @@
 A grid names its dense model by ``weights`` (a pretrained checkpoint) or trains it first from its
 ``train`` settings (``sigmab train``, resumable) in ``benchmarks/runs/<grid>-dense/``.
 
-A run's ``method`` is ``sigmab`` (default: ``convert`` + ``finetune`` settings, or a ``preset``) or
+A run's ``method`` is ``sigmab`` (default: ``convert`` + ``finetune`` settings, or a ``preset``),
 a static pruning criterion, ``l1``, ``fpgm`` or ``hrank`` (``prune`` + ``finetune`` settings of
-``sigmab prune``). Each run × seed works in ``benchmarks/runs/<run>-s<seed>/`` (git-ignored) and
-resumes where it stopped: a converted tree or pruned model is reused, fine-tuning continues from
-its last checkpoint. Its result
-goes to ``benchmarks/results/cifar/<run>-s<seed>.json`` (the shared results schema). Settings are
+``sigmab prune``), ``nested`` (``nested`` settings; one result per route) or ``dispatch``
+(``models`` + ``dispatch`` settings, :mod:`benchmarks.cifar_dispatch`; one result per point of its
+front). Each run x seed works in ``benchmarks/runs/<run>-s<seed>/`` (git-ignored) and resumes where
+it stopped: a converted tree or pruned model is reused, fine-tuning continues from its last
+checkpoint. Its result goes to ``benchmarks/results/cifar/<run>-s<seed>.json`` (the shared results
+schema). Settings are
 chosen on a held-out part of the training set (``val_fraction``); the test split is evaluated
 once at the end of each run, for the report.
 """
@@ -25,8 +27,10 @@ from typing import Any
 
 import yaml
 
+from benchmarks.cifar_dispatch import front_file, model_sources, run_dispatch_grid
 from benchmarks.common import RESULTS, ROOT, SHARED, git_commit, machine
 from sigmab.baselines import Route
+from sigmab.baselines.dispatch_pipeline import DispatchConfig
 from sigmab.baselines.nested_train import NestedConfig, evaluate_routes, load_nested, train_nested
 from sigmab.config import preset_layer, read_preset, resolve_config
 from sigmab.data import load_split
@@ -55,7 +59,7 @@ def add_resnet56_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
     parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
-METHODS = ("sigmab", "nested", *sorted(CRITERIA))
+METHODS = ("sigmab", "nested", "dispatch", *sorted(CRITERIA))
 CIFAR_RESULTS = RESULTS / "cifar"
 
 
@@ -88,6 +92,8 @@ def load_grid(path: Path) -> dict[str, Any]:
         if preset and read_preset(preset).get("model") not in (None, grid["model"]):
             raise ConfigError(f"{path}: run {run['id']} uses preset {preset}, which is not for {grid['model']}")
         _configs(grid, run, seed=0)
+        if method == "dispatch":
+            model_sources(run, runs_dir=RUNS, resolve=_resolve)
     return grid
 
 
@@ -128,6 +134,9 @@ def _configs(grid: dict[str, Any], run: dict[str, Any], seed: int) -> tuple[Any,
     if method == "nested":
         fixed = {"seed": seed, "dataset": grid["dataset"], "data_root": _data_root(grid)}
         return resolve_config(NestedConfig, val, run.get("nested", {}), fixed), None
+    if method == "dispatch":
+        fixed = {"seed": seed, "dataset": grid["dataset"], "data_root": _data_root(grid)}
+        return resolve_config(DispatchConfig, val, run.get("dispatch", {}), fixed), None
     return (resolve_config(PruneConfig, run.get("prune", {}), {"criterion": method}),
             resolve_config(PruneFinetuneConfig, val, run.get("finetune", {}), {"seed": seed}))
 
@@ -286,10 +295,11 @@ def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
         if args.only and run["id"] not in args.only:
             continue
         for seed in args.seeds if args.seeds is not None else run.get("seeds", [0]):
-            nested = run.get("method") == "nested"
-            done = grid_results(grid) / (_route_file(run["id"], "L0", seed) if nested else f"{run['id']}-s{seed}.json")
+            method = run.get("method", "sigmab")
+            first = {"nested": _route_file(run["id"], "L0", seed), "dispatch": front_file(run["id"], 0, seed)}
+            done = grid_results(grid) / first.get(method, f"{run['id']}-s{seed}.json")
             if args.diagnose:
-                is_tree = run.get("method", "sigmab") == "sigmab"
+                is_tree = method == "sigmab"
                 if is_tree and done.is_file() and json.loads(done.read_text()).get("diagnosis") is None:
                     path = add_diagnosis(run, seed, progress=progress, results_dir=grid_results(grid))
                     print(f"{run['id']} seed {seed}: diagnosed, {path}")
@@ -298,9 +308,16 @@ def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
                 print(f"{run['id']} seed {seed}: result exists, skipped", flush=True)
                 continue
             print(f"{run['id']} seed {seed}: starting", flush=True)
-            if nested:
+            if method == "nested":
                 paths = run_nested(grid, run, seed, progress=progress, results_dir=grid_results(grid))
                 print(f"{run['id']} seed {seed}: wrote {len(paths)} route results", flush=True)
+                continue
+            if method == "dispatch":
+                cfg, _ = _configs(grid, run, seed)
+                paths = run_dispatch_grid(grid, run, seed, cfg, dense_weights=dense_weights(grid, progress=progress),
+                                          runs_dir=RUNS, results_dir=grid_results(grid), resolve=_resolve,
+                                          progress=progress)
+                print(f"{run['id']} seed {seed}: wrote {len(paths)} front results", flush=True)
                 continue
             path = run_one(grid, run, seed, progress=progress, results_dir=grid_results(grid))
             print(f"{run['id']} seed {seed}: wrote {path}", flush=True)

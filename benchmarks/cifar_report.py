@@ -26,7 +26,11 @@ TARGETS = {"resnet56": {"min_reduction": 0.65, "max_drop_pp": 1.0}}
 
 # Published SigmaB claim against FPGM/HRank (arXiv 2606.09924 abstract): this many pp more reduction.
 PUBLISHED_MORE_REDUCTION_PP = (14, 23)
-BASELINE_COLORS = {"l1": "tab:green", "fpgm": "tab:red", "hrank": "tab:purple", "nested": "tab:brown"}
+BASELINE_COLORS = {"l1": "tab:green", "fpgm": "tab:red", "hrank": "tab:purple", "nested": "tab:brown",
+                   "dispatch": "tab:olive"}
+# Method -> family, for the budget summary and the plot legend.
+FAMILIES = {"sigmab": "SigmaB", "l1": "static pruning", "fpgm": "static pruning", "hrank": "static pruning",
+            "nested": "nested sparse", "dispatch": "dispatcher"}
 # Published baseline points to reproduce: (model, method) -> (parameters, top-1 %, source).
 PUBLISHED_POINTS = {("resnet56", "hrank"): (490_000, 93.17, "HRank, Lin et al. 2020, from a 93.26% dense model")}
 
@@ -180,8 +184,8 @@ def _account(results: list[Result]) -> list[str]:
 def _budget(results: list[Result]) -> list[str]:
     lines = []
     for model in sorted({r["model"] for r in results}):
-        for family, member in (("SigmaB", is_sigmab), ("static pruning", lambda r: not is_sigmab(r))):
-            mine = [r for r in results if r["model"] == model and member(r)]
+        for family in dict.fromkeys(FAMILIES.values()):
+            mine = [r for r in results if r["model"] == model and FAMILIES.get(r.get("method", "sigmab")) == family]
             if not mine:
                 continue
             hours = sum(finetune_seconds(r) for r in mine) / 3600
@@ -354,7 +358,7 @@ def write_cifar_plots(runs: list[Result], folder: Path) -> None:
         for method in sorted({r["method"] for r in mine if not is_sigmab(r)}):
             curve = baseline_curve(runs, model, method)
             ax.plot([p for p, _ in curve], [t for _, t in curve], "s-", color=BASELINE_COLORS.get(method, "gray"),
-                    label=method if method == "nested" else f"{method} (static pruning)", zorder=2)
+                    label=f"{method} ({FAMILIES.get(method, 'baseline')})", zorder=2)
         mine = [r for r in mine if is_sigmab(r)]
         ax.scatter([r["active_params_mean"] for r in mine], [r["top1"] for r in mine], color="tab:blue",
                    label="SigmaB runs (test top-1)", zorder=3)

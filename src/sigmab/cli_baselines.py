@@ -63,7 +63,9 @@ def add_dispatch(sub: argparse._SubParsersAction) -> None:
         "dataset": "dataset name", "data_root": "dataset location", "val_fraction": "held-out part of the training "
         "set the dispatcher learns from", "seed": "seed of the split, the search and the dispatcher",
         "batch_size": "scoring batch size", "epochs": "dispatcher training epochs", "population": "GA population",
-        "generations": "GA generations"})
+        "generations": "GA generations", "learn_on": "what the dispatcher learns from: 'val' (held-out training "
+        "images) or 'test-half' (for models trained on the whole training set: learn on a seeded half of the "
+        "test split, report on the other)"})
     p.set_defaults(func=_cmd_dispatch)
 
 

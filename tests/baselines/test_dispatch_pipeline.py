@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from sigmab.baselines.dispatch_pipeline import DispatchConfig, run_dispatch
+from sigmab.baselines.dispatch_pipeline import DispatchConfig, dispatch_splits, load_models, run_dispatch
 from sigmab.cli import main
 from sigmab.errors import ConfigError
 from sigmab.train import TrainConfig, train
@@ -25,6 +25,7 @@ def test_dispatch_front_lies_between_its_models(two_models: list[str], tmp_path:
     small, big = report["models"]
     assert [small["name"], big["name"]] == ["small", "big"]  # cheapest first
     assert small["mean_macs"] < big["mean_macs"] and report["stored_params_models"] > 0
+    assert small["stored_params"] + big["stored_params"] == report["stored_params_models"]
     assert report["front"] and len(report["search"]) == 4 + 2  # initial population, then the children
     best = report["best_val_top1_per_generation"]
     assert best == sorted(best)
@@ -45,3 +46,22 @@ def test_dispatch_command(two_models: list[str], tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     assert "oracle (any model right)" in out and "front (test)" in out
     assert main(["dispatch", two_models[0], "--dataset", "digits", "--out", str(tmp_path / "e")]) == 2
+
+
+def test_models_load_with_one_architecture_each_and_bad_paths_are_named(two_models: list[str], tmp_path: Path) -> None:
+    models, meta = load_models(two_models, arch=[None, None])
+    assert [name for name, _ in models] == ["big", "small"] and meta.arch == "resnet8"
+    with pytest.raises(ConfigError, match="1 architectures for 2 models"):
+        load_models(two_models, arch=["resnet8"])
+    with pytest.raises(ConfigError, match="missing.safetensors does not exist"):
+        load_models([two_models[0], str(tmp_path / "missing.safetensors")])
+
+
+def test_test_half_learning_splits_the_test_set_into_two_disjoint_halves() -> None:
+    learn, report = dispatch_splits(DispatchConfig(dataset="digits", learn_on="test-half", seed=3))
+    val, test = dispatch_splits(DispatchConfig(dataset="digits", val_fraction=0.3))
+    assert len(learn) + len(report) == len(test) and abs(len(learn) - len(report)) <= 1
+    assert sorted([*learn.labels.tolist(), *report.labels.tolist()]) == sorted(test.labels.tolist())
+    assert len(val) != len(learn)  # the default learns from held-out training images
+    with pytest.raises(ConfigError, match="learn_on must be one of val, test-half"):
+        DispatchConfig(dataset="digits", learn_on="train")

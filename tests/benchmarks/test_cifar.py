@@ -146,3 +146,40 @@ def test_a_nested_run_writes_one_result_per_route(tmp_path: Path) -> None:
         assert set(REQUIRED["cifar_run"]) - {"_file"} <= set(r) and r["method"] == "nested"
         assert r["stored_params"] == results["L0"]["active_params_max"] and r["val_top1"] is not None
     assert results["L1"]["active_params_mean"] < results["L0"]["active_params_mean"] < results["L0"]["dense_params"]
+
+
+def test_a_dispatch_run_writes_one_result_per_front_point(tmp_path: Path) -> None:
+    from benchmarks.cifar import _configs, _resolve
+    from benchmarks.cifar_dispatch import run_dispatch_grid
+    from sigmab.train import TrainConfig, train
+
+    big = digits_resnet_checkpoint(tmp_path / "big", epochs=2)
+    train(TrainConfig(arch="resnet8", arch_kwargs={"widths": [4, 8, 16]}, dataset="digits", epochs=1, batch_size=64,
+                      lr=0.05), tmp_path / "runs" / "small", progress=False)
+    run = {"id": "disp", "method": "dispatch", "models": [{"weights": str(big)}, {"run": "small/model.safetensors"}],
+           "dispatch": {"population": 2, "generations": 1, "epochs": 3}}
+    grid = load_grid(_grid(tmp_path, [run], weights=str(big)))
+    cfg, _ = _configs(grid, run, 0)
+    kwargs = dict(dense_weights=big, runs_dir=tmp_path / "runs", results_dir=tmp_path / "results" / "cifar",
+                  resolve=_resolve, progress=False)
+    paths = run_dispatch_grid(grid, run, 0, cfg, **kwargs)
+    results = [json.loads(p.read_text()) for p in paths]
+    assert [p.name for p in paths] == [f"disp-f{k}-s0.json" for k in range(len(paths))]
+    for r in results:
+        assert set(REQUIRED["cifar_run"]) <= set(r) and r["method"] == "dispatch"
+        d = r["dispatch"]
+        small, dense = sorted(m["mean_params"] for m in d["models"])
+        assert small + d["dispatcher_params"] - 1e-6 <= r["active_params_mean"] <= dense + d["dispatcher_params"] + 1e-6
+        assert r["stored_params"] == sum(m["stored_params"] for m in d["models"]) + d["dispatcher_params"]
+        assert r["dense_params"] == dense and r["top1"] <= d["oracle_top1"]
+    # a second call reuses the searched front
+    assert [json.loads(p.read_text())["top1"] for p in run_dispatch_grid(grid, run, 0, cfg, **kwargs)] == \
+        [r["top1"] for r in results]
+    _valid(tmp_path / "results")
+    assert "| resnet8 | dispatch | disp:f0 | 0 |" in render(load_results(tmp_path / "results"))
+
+    gone = {**run, "id": "gone", "models": [{"weights": str(big)}, {"run": "nowhere/tree"}]}
+    with pytest.raises(ConfigError, match="nowhere/tree: run the grid that makes them first"):
+        run_dispatch_grid(grid, gone, 0, cfg, **kwargs)
+    with pytest.raises(ConfigError, match="each model is"):
+        load_grid(_grid(tmp_path, [{**run, "models": [{"weights": "a", "run": "b"}, {"run": "c"}]}]))

@@ -4,11 +4,17 @@ report the front on the test split.
 
 The held-out split (``val_fraction`` of the training set) is cut in two: the dispatcher trains on one
 half and the search scores (Top-1, -mean MACs) on the other; the test split is used once, at the end.
+
+Models trained on the whole training set (the shared pretrained ResNets are) are right on nearly every
+held-out training image, so every input's target would be the cheapest model. ``learn_on="test-half"``
+is for them: the dispatcher learns and is searched on a seeded half of the test split, and the front
+and every model are reported on the other half, which neither ever saw.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,9 @@ SEARCH_SPACE = (Gene("under", 1.0, 10.0), Gene("over", 0.1, 2.0), Gene("penalty_
                 Gene("threshold", 0.3, 1.0), Gene("hidden", 8, 64, integer=True))
 
 
+LEARN_ON = ("val", "test-half")
+
+
 @dataclass
 class DispatchConfig:
     dataset: str | None = None
@@ -40,8 +49,11 @@ class DispatchConfig:
     epochs: int = 30
     population: int = 8
     generations: int = 6
+    learn_on: str = "val"
 
     def __post_init__(self) -> None:
+        if self.learn_on not in LEARN_ON:
+            raise ConfigError(f"learn_on must be one of {', '.join(LEARN_ON)}, got {self.learn_on!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError("val_fraction must be in (0, 1): the dispatcher trains on the held-out split")
         if self.population < 2 or self.generations < 1 or self.epochs < 1:
@@ -100,30 +112,54 @@ def _settings(genome: dict[str, float], cfg: DispatchConfig) -> DispatchSettings
                             threshold=genome["threshold"], hidden=int(genome["hidden"]), epochs=cfg.epochs)
 
 
-def run_dispatch(model_paths: list[str | os.PathLike[str]], cfg: DispatchConfig, out: str | Path, *,
-                 arch: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """Dispatch over ``model_paths`` (dense checkpoints, tree or pruned folders); writes ``out/report.json``."""
-    out = Path(out)
-    if len(model_paths) < 2:
+ModelSource = str | os.PathLike[str]
+
+
+def load_models(model_paths: Sequence[ModelSource], *, arch: str | Sequence[str | None] | None = None
+                ) -> tuple[list[tuple[str, torch.nn.Module]], Any]:
+    """([(name, model)], dense meta) of dense checkpoints, tree folders or pruned-model folders that take the same
+    inputs. ``arch``: one architecture for every checkpoint without metadata, or one per path (None where the
+    path needs none)."""
+    archs = list(arch) if isinstance(arch, (list, tuple)) else [arch] * len(model_paths)
+    if len(archs) != len(model_paths):
+        raise ConfigError(f"{len(archs)} architectures for {len(model_paths)} models")
+    loaded = []
+    for path, model_arch in zip(model_paths, archs):
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"model {p} does not exist")
+        _, model, meta = load_model_or_folder(None, p, arch=model_arch) if p.is_file() else load_model_or_folder(p)
+        # A run folder's weights are usually model.safetensors: name those by their folder.
+        loaded.append((p.name if p.is_dir() or p.stem != "model" else p.parent.name, model, meta))
+    meta = loaded[0][2]
+    if any((m.mean, m.std, m.input_size) != (meta.mean, meta.std, meta.input_size) for *_, m in loaded):
+        raise ConfigError("every model must take the same inputs (normalisation and size)")
+    return [(name, model) for name, model, _ in loaded], meta
+
+
+def dispatch_splits(cfg: DispatchConfig) -> tuple[Any, Any]:
+    """(split the dispatcher learns and is searched on, split its front is reported on), per ``cfg.learn_on``."""
+    if cfg.dataset is None:
+        raise ConfigError("--dataset is required")
+    test = load_split(cfg.dataset, "test", root=cfg.data_root)
+    if cfg.learn_on == "val":
+        return load_split(cfg.dataset, "val", root=cfg.data_root, val_fraction=cfg.val_fraction, seed=cfg.seed), test
+    order = torch.randperm(len(test), generator=torch.Generator().manual_seed(cfg.seed))
+    half = len(test) // 2
+    return (test.subset(order[:half].sort().values, tag="dispatch-learn"),
+            test.subset(order[half:].sort().values, tag="dispatch-report"))
+
+
+def dispatch_models(models: list[tuple[str, torch.nn.Module]], meta: Any, cfg: DispatchConfig, *,
+                    progress: bool = False) -> dict[str, Any]:
+    """Score ``models`` on the held-out and test splits, search the dispatcher's settings on the held-out split,
+    and return the report (the front evaluated on the test split)."""
+    if len(models) < 2:
         raise ConfigError("a dispatcher needs at least two models")
     if cfg.dataset is None:
         raise ConfigError("--dataset is required")
-    if (out / "report.json").exists():
-        raise ConfigError(f"{out} already holds a dispatch report; choose another --out")
-    loaded = []
-    for path in model_paths:
-        p = Path(path)
-        kind, model, meta = (load_model_or_folder(None, p, arch=arch) if p.is_file()
-                             else load_model_or_folder(p))
-        # A run folder's weights are usually model.safetensors: name those by their folder.
-        loaded.append((p.name if p.is_dir() or p.stem != "model" else p.parent.name, kind, model, meta))
-    meta = loaded[0][3]
-    if any((m.mean, m.std, m.input_size) != (meta.mean, meta.std, meta.input_size) for *_, m in loaded):
-        raise ConfigError("every model must take the same inputs (normalisation and size)")
-    held = load_split(cfg.dataset, "val", root=cfg.data_root, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    test = load_split(cfg.dataset, "test", root=cfg.data_root)
+    held, test = dispatch_splits(cfg)
     check_classes(meta, held, cfg.dataset)
-    models = [(name, model) for name, _, model, _ in loaded]
     val = score_models(models, held, meta, batch_size=cfg.batch_size, progress=progress)
     order = torch.argsort(val.macs.mean(0), stable=True).tolist()  # cheapest first
     models = [models[i] for i in order]
@@ -149,18 +185,35 @@ def run_dispatch(model_paths: list[str | os.PathLike[str]], cfg: DispatchConfig,
         r = evaluate_dispatch(net, tested.inputs, tested.correct, tested.macs, tested.params, settings.threshold)
         rows.append({"settings": asdict(settings), "val_top1": round(val_top1, 4), "val_macs": -neg_macs,
                      "top1": round(r.top1, 4), "mean_macs": r.mean_macs, "mean_params": r.mean_params,
-                     "shares": r.shares, "dispatcher_macs": net.macs()})
-    stored = sum(sum(p.numel() for p in model.parameters()) for _, model in models)
-    report = {
+                     "shares": r.shares, "dispatcher_macs": net.macs(),
+                     "dispatcher_params": sum(p.numel() for p in net.parameters())})
+    return {
         "method": "dispatch", "dataset": cfg.dataset, "config": asdict(cfg),
         "models": [{"name": name, "top1": round(100.0 * float(tested.correct[:, j].double().mean()), 4),
-                    "mean_macs": float(tested.macs[:, j].mean()), "mean_params": float(tested.params[:, j].mean())}
-                   for j, (name, _) in enumerate(models)],
+                    "mean_macs": float(tested.macs[:, j].mean()), "mean_params": float(tested.params[:, j].mean()),
+                    "max_params": float(tested.params[:, j].max()),
+                    "stored_params": sum(p.numel() for p in model.parameters())}
+                   for j, (name, model) in enumerate(models)],
         "oracle_top1": round(100.0 * float(tested.correct.any(1).double().mean()), 4),
-        "stored_params_models": stored, "front": rows,
+        "stored_params_models": sum(sum(p.numel() for p in model.parameters()) for _, model in models),
+        "front": rows,
         "search": [{"genome": g, "val_top1": f[0], "val_macs": -f[1]} for g, f in search.evaluated],
         "best_val_top1_per_generation": [f[0] for f in search.best_per_generation],
     }
+
+
+def run_dispatch(model_paths: Sequence[ModelSource], cfg: DispatchConfig, out: str | Path, *,
+                 arch: str | Sequence[str | None] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Dispatch over ``model_paths`` (dense checkpoints, tree or pruned folders); writes ``out/report.json``."""
+    out = Path(out)
+    if len(model_paths) < 2:
+        raise ConfigError("a dispatcher needs at least two models")
+    if cfg.dataset is None:
+        raise ConfigError("--dataset is required")
+    if (out / "report.json").exists():
+        raise ConfigError(f"{out} already holds a dispatch report; choose another --out")
+    models, meta = load_models(model_paths, arch=arch)
+    report = dispatch_models(models, meta, cfg, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", report)
     return report
