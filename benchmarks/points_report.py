@@ -26,7 +26,9 @@ def points_section(results: list[Result]) -> list[str]:
             gpu = r["machine"].get("gpu")
             where = f"{gpu}" if gpu else f"{r['machine']['cpu_count']} CPUs"
             lines.append(f"- {r['run_id']}: {r['top1']:.2f}% at {100 * reduction(r):.1f}% fewer active parameters "
-                         f"({r['dense_top1'] - r['top1']:.2f} pp below dense); ran on {where}.")
+                         f"({r['dense_top1'] - r['top1']:.2f} pp below dense); finished on {where}.")
+        lines += ["", "A run resumed on another machine names the one that finished it; the per-epoch times in its "
+                  "result file (`finetune_metrics_csv`) show where each epoch ran."]
         lines += ["", f"![Top-1 against active parameters](benchmarks/plots/points_pareto_{dataset}.png)", ""]
     lines += ["Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/fashion_points.yaml` (trains the "
               "dense PointNet++ first, then each run; resumable; `--device` is `auto` in every step, so a GPU is used "
