@@ -26,6 +26,6 @@ def test_point_set_runs_get_their_own_section_and_plot(tmp_path: Path) -> None:
     assert "### Fashion-MNIST as 2-D point sets" in section and "CIFAR-10: SigmaB" not in text
     assert "| pointnet2_ssg | sigmab | fp-d1 | 0 | 86.00% | 88.50% | 2.50 |" in section
     assert "- fp-d1: 86.00% at 60.0% fewer active parameters (2.50 pp below dense); finished on NVIDIA H100." in section
-    assert "- fp-fpgm: 87.00% at 50.0% fewer" in section and "ran on 2 CPUs" in section
+    assert "- fp-fpgm: 87.00% at 50.0% fewer" in section and "finished on 2 CPUs" in section
     write_plots(by_kind, tmp_path / "plots")
     assert (tmp_path / "plots" / "points_pareto_fashion_mnist_points.png").read_bytes()[:4] == b"\x89PNG"
