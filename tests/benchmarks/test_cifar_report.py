@@ -63,3 +63,11 @@ def test_fine_tune_time_sums_the_logged_epochs_so_a_resumed_run_counts_them_all(
     resumed = {"wall_seconds": 10.0, "finetune_metrics_csv": "epoch,lr,epoch_seconds\n1,0.1,100.5\n2,0.05,200.0\n"}
     assert finetune_seconds(resumed) == 300.5
     assert finetune_seconds({"wall_seconds": 42.0, "finetune_metrics_csv": ""}) == 42.0
+
+
+def test_the_selection_caveat_names_only_models_whose_weights_saw_the_held_out_images() -> None:
+    pretrained = {**_run("a", 0, 92.0, 93.0), "dense_val_top1": 99.9}  # dense test top-1 is 93.0
+    own = {**_run("b", 0, 85.0, 86.0), "model": "resnet18", "dense_val_top1": 92.5}
+    caveat = next(line for line in cifar_section([pretrained, own]) if line.startswith("*Caveat"))
+    assert "The dense resnet56 score 99.90-99.90%" in caveat
+    assert not any(line.startswith("*Caveat") for line in cifar_section([own]))
