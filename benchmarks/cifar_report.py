@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.dynamic_report import dynamic_section
 from sigmab.config import list_presets, read_preset
 from sigmab.data.cifar import CIFAR10_CLASSES
 from sigmab.utils.io import atomic_path
@@ -316,7 +317,9 @@ def _diagnosis(results: list[Result]) -> list[str]:
 
 
 def cifar_section(results: list[Result]) -> list[str]:
-    lines = ["## CIFAR-10: SigmaB from the shared pretrained ResNets", "",
+    lines = ["## CIFAR-10: SigmaB and the alternatives", "",
+             "Dense models: the shared pretrained ResNet-20/56, or one the grid trains itself (a `train:` section, "
+             "e.g. `resnet18_cifar.yaml`).", "",
              "Each row is one run of `python -m benchmarks.cifar` (convert -> fine-tune -> evaluate). Settings are "
              "compared on the held-out 10% of the training set (`val top-1`); the test split is evaluated once at "
              "the end of each run.", ""]
@@ -327,6 +330,7 @@ def cifar_section(results: list[Result]) -> list[str]:
     for model in sorted({r["model"] for r in results if is_sigmab(r)}):
         lines.append(f"![routing of the best {model} run](benchmarks/plots/routing_{model}.png)")
     lines += _comparison(results)
+    lines += dynamic_section(results)
     diagnosis = _diagnosis(results)
     if diagnosis:
         lines += ["", "### What limits the drop", "",
