@@ -289,9 +289,10 @@ def _comparison(results: list[Result]) -> list[str]:
     if published:
         lines += ["", "Published baseline points, reproduced on this harness (the papers fine-tune for hundreds of "
                   "epochs on GPUs; these runs get the SigmaB preset's budget):", "", *published]
-    return ["", "### SigmaB against static pruning (L1, FPGM, HRank)", "",
+    return ["", "### SigmaB against static pruning (L1, FPGM, HRank) and the other methods", "",
             "Baselines are pruned from the same pretrained weights (`sigmab prune`, inner channels) and fine-tuned "
-            "with the same recipe and epoch budget as the SigmaB preset of the model. Their curve is the linear "
+            "with the same recipe and epoch budget as the SigmaB preset of the model; a nested-sparse curve joins "
+            "its routes and a dispatcher's its front points (next section). Each curve is the linear "
             "interpolation between their runs (one point per setting). Where a SigmaB point lies outside a curve, "
             "the table gives the nearest run, and a bound on the reduction instead of a value. "
             f"The published claim is {lo}-{hi} pp more active-parameter reduction than FPGM/HRank at comparable "
