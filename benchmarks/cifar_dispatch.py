@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from sigmab.models import load_model
 from sigmab.utils.io import atomic_write_json
 
 
-def model_sources(run: dict[str, Any], *, runs_dir: Path, resolve: Any) -> tuple[list[Path], list[str | None]]:
+def model_sources(run: dict[str, Any], *, runs_dir: Path, resolve: Callable[[str], Path]
+                  ) -> tuple[list[Path], list[str | None]]:
     """(paths, architectures) of a dispatch run's ``models``; a missing one is a ConfigError naming it."""
     entries = run.get("models")
     if not isinstance(entries, list) or len(entries) < 2:
@@ -48,7 +50,7 @@ def front_file(run_id: str, index: int, seed: int) -> str:
 
 
 def run_dispatch_grid(grid: dict[str, Any], run: dict[str, Any], seed: int, cfg: DispatchConfig, *,
-                      dense_weights: Path, runs_dir: Path, results_dir: Path, resolve: Any,
+                      dense_weights: Path, runs_dir: Path, results_dir: Path, resolve: Callable[[str], Path],
                       progress: bool) -> list[Path]:
     """Search (or reuse) a dispatcher over the run's models; one result per point of its front."""
     paths, archs = model_sources(run, runs_dir=runs_dir, resolve=resolve)
