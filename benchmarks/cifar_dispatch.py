@@ -31,7 +31,7 @@ from sigmab.utils.io import atomic_write_json
 
 def model_sources(run: dict[str, Any], *, runs_dir: Path, resolve: Callable[[str], Path]
                   ) -> tuple[list[Path], list[str | None]]:
-    """(paths, architectures) of a dispatch run's ``models``; a missing one is a ConfigError naming it."""
+    """(paths, architectures) of a dispatch run's ``models``; a malformed entry is a ConfigError naming it."""
     entries = run.get("models")
     if not isinstance(entries, list) or len(entries) < 2:
         raise ConfigError(f"run {run['id']}: 'models' must list at least two models")
