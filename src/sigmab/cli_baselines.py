@@ -56,7 +56,9 @@ def add_dispatch(sub: argparse._SubParsersAction) -> None:
                                    "front on the test set.")
     p.add_argument("models", nargs="+", type=Path,
                    help="two or more dense checkpoints, tree folders or pruned-model folders (same inputs)")
-    p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
+    p.add_argument("--arch", nargs="+", metavar="ARCH",
+                   help="architecture of checkpoints without sigmab metadata: one for all, or one per model in "
+                        "order ('-' for a model that needs none), e.g. --arch resnet20 resnet56")
     p.add_argument("--out", type=Path, required=True, help="folder for report.json")
     p.add_argument("--no-progress", action="store_true")
     add_config_flags(p, DispatchConfig, help_texts={
@@ -74,8 +76,9 @@ def _cmd_dispatch(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(DispatchConfig, {k: v for k, v in vars(args).items()
                                           if k in DispatchConfig.__dataclass_fields__})
-    report = run_dispatch([str(m) for m in args.models], cfg, args.out, arch=args.arch,
-                          progress=not args.no_progress)
+    arch = args.arch and [None if a == "-" else a for a in args.arch]
+    report = run_dispatch([str(m) for m in args.models], cfg, args.out,
+                          arch=arch[0] if arch and len(arch) == 1 else arch, progress=not args.no_progress)
     print(f"{'model':<24} {'test top-1':>10} {'MACs/input':>14}")
     for m in report["models"]:
         print(f"{m['name']:<24} {m['top1']:>9.2f}% {m['mean_macs']:>14,.0f}")

@@ -46,6 +46,13 @@ def test_dispatch_command(two_models: list[str], tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     assert "oracle (any model right)" in out and "front (test)" in out
     assert main(["dispatch", two_models[0], "--dataset", "digits", "--out", str(tmp_path / "e")]) == 2
+    # one architecture per model, '-' where the checkpoint names its own; a count that fits neither is refused
+    assert main(["dispatch", *two_models, "--arch", "resnet8", "-", "--dataset", "digits", "--val-fraction", "0.3",
+                 "--population", "2", "--generations", "1", "--epochs", "2", "--out", str(tmp_path / "f"),
+                 "--no-progress"]) == 0
+    assert main(["dispatch", *two_models, two_models[0], "--arch", "resnet8", "-", "--dataset", "digits",
+                 "--out", str(tmp_path / "g")]) == 2
+    assert "2 architectures for 3 models" in capsys.readouterr().err
 
 
 def test_models_load_with_one_architecture_each_and_bad_paths_are_named(two_models: list[str], tmp_path: Path) -> None:
