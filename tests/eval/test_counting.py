@@ -47,3 +47,12 @@ def test_profiling_leaves_training_mode_and_bn_statistics_alone() -> None:
     profile_model(model, (1, 8, 8))
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_profiling_restores_each_modules_own_mode() -> None:
+    # a wrapper built around shared submodules starts in training mode; profiling it must not flip them
+    inner = build_model("small_cnn").eval()
+    wrapper = torch.nn.Sequential(inner)
+    assert wrapper.training and not inner.training
+    profile_model(wrapper, (1, 8, 8))
+    assert wrapper.training and not any(m.training for m in inner.modules())

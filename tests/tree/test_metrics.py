@@ -17,3 +17,9 @@ def test_active_counts_are_share_weighted_and_stored_counts_everything(sliced) -
     router_macs = 2 * 8 + 2 * 12  # root router (8 inputs) + r0 (12 inputs): the 2-row maps
     backbone_macs = profile_model(tree.backbone, (3, 32, 32)).macs
     assert paths["n00"]["macs"] > backbone_macs + router_macs
+
+
+def test_counting_paths_leaves_an_evaluating_tree_in_eval_mode(sliced) -> None:
+    tree = sliced.tree.eval()
+    cost_summary(tree, (3, 32, 32))
+    assert not any(m.training for m in tree.modules())

@@ -83,7 +83,9 @@ def profile_model(model: nn.Module, input_shape: Sequence[int]) -> Profile:
             records.append(ModuleCost(name, type(m).__name__, params, macs))
 
         handles.append(module.register_forward_hook(hook))
-    was_training = model.training
+    # Restore every module's own mode, not the root's: a wrapper (e.g. a tree's PathModel) may share
+    # submodules with a model in another mode, and model.train(flag) would overwrite all of them.
+    modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
         param = next(model.parameters(), None)
@@ -92,5 +94,6 @@ def profile_model(model: nn.Module, input_shape: Sequence[int]) -> Profile:
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
     return Profile(tuple(records), count_params(model), sum(r.macs for r in records))

@@ -185,6 +185,7 @@ class PathModel(nn.Module):
         self.backbone = tree.backbone
         self.nodes = nn.ModuleList(tree.nodes[k] for k in node_keys)
         self.routers = nn.ModuleList(tree.routers[k] for k in router_keys)
+        self.training = tree.training  # the tree's mode; a new module would claim training=True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.backbone(x)
