@@ -80,7 +80,7 @@ def load_grid(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: give either 'weights' (a pretrained checkpoint) or 'train' (settings to train one)")
     grid.setdefault("name", path.stem)
     if "train" in grid:
-        _train_config(grid)
+        dense_train_config(grid)
     ids = [r["id"] for r in grid["runs"]]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: run ids must be unique, got {ids}")
@@ -101,7 +101,8 @@ def _data_root(grid: dict[str, Any]) -> str | None:
     return str(_resolve(grid["data"])) if grid.get("data") else None
 
 
-def _train_config(grid: dict[str, Any]) -> TrainConfig:
+def dense_train_config(grid: dict[str, Any]) -> TrainConfig:
+    """The settings of a grid's own dense training (its ``train:`` section, with the grid's model and data)."""
     fixed = {"arch": grid["model"], "dataset": grid["dataset"], "data_root": _data_root(grid),
              "val_fraction": grid.get("val_fraction", 0.1)}
     return resolve_config(TrainConfig, grid["train"], fixed)
@@ -115,7 +116,7 @@ def dense_weights(grid: dict[str, Any], *, progress: bool, runs_dir: Path = RUNS
     weights = folder / "model.safetensors"
     if not weights.is_file():
         print(f"{grid['name']}: training the dense {grid['model']} in {folder}", flush=True)
-        train(_train_config(grid), folder, resume=(folder / "last.pt").is_file(), progress=progress)
+        train(dense_train_config(grid), folder, resume=(folder / "last.pt").is_file(), progress=progress)
     return weights
 
 

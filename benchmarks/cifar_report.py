@@ -46,11 +46,15 @@ def reduction(r: Result) -> float:
     return 1.0 - r["active_params_mean"] / r["dense_params"]
 
 
+def _epochs(r: Result) -> list[dict[str, str]]:
+    """The rows of a result's fine-tuning metrics.csv, one per epoch."""
+    return list(csv.DictReader(io.StringIO(r.get("finetune_metrics_csv") or "")))
+
+
 def finetune_seconds(r: Result) -> float:
     """Seconds spent in fine-tuning epochs: the sum of the run's per-epoch times, which survives resuming
     (a resumed run's ``wall_seconds`` counts only its last process). Wall time where no epoch was logged."""
-    rows = list(csv.DictReader(io.StringIO(r.get("finetune_metrics_csv") or "")))
-    times = [float(row["epoch_seconds"]) for row in rows if row.get("epoch_seconds")]
+    times = [float(row["epoch_seconds"]) for row in _epochs(r) if row.get("epoch_seconds")]
     return sum(times) if times else r["wall_seconds"]
 
 
@@ -131,7 +135,7 @@ def preset_of(r: Result) -> str | None:
 
 def _last_epoch_gain(r: Result) -> float | None:
     """Train top-1 gained in the last fine-tuning epoch (from the run's metrics.csv)."""
-    rows = list(csv.DictReader(io.StringIO(r.get("finetune_metrics_csv", ""))))
+    rows = _epochs(r)
     if len(rows) < 2:
         return None
     return float(rows[-1]["train_top1"]) - float(rows[-2]["train_top1"])

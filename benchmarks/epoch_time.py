@@ -17,7 +17,7 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from benchmarks.cifar import _train_config, load_grid
+from benchmarks.cifar import dense_train_config, load_grid
 from benchmarks.common import write_result
 from sigmab.train.trainer import train
 
@@ -31,7 +31,7 @@ def main() -> None:
     grid = load_grid(args.config)
     if "train" not in grid:
         raise SystemExit(f"{args.config}: no 'train:' section (its dense model comes from 'weights')")
-    full = _train_config(grid)
+    full = dense_train_config(grid)
     one = dataclasses.replace(full, epochs=1, warmup_epochs=min(full.warmup_epochs, 1.0), device=args.device)
     with tempfile.TemporaryDirectory() as tmp:
         train(one, Path(tmp) / "run", progress=False)

@@ -17,7 +17,15 @@ from pathlib import Path
 from sigmab import __version__
 from sigmab.cli_baselines import add_dispatch, add_nested
 from sigmab.cli_deploy import add_edge_sim, add_export, add_package
-from sigmab.config import add_config_flags, list_presets, preset_layer, read_preset, read_yaml_config, resolve_config
+from sigmab.config import (
+    add_config_flags,
+    config_flags,
+    list_presets,
+    preset_layer,
+    read_preset,
+    read_yaml_config,
+    resolve_config,
+)
 from sigmab.data import load_split
 from sigmab.demo import run_demo
 from sigmab.errors import ConfigError, SigmabError
@@ -55,7 +63,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    flags = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    flags = config_flags(args, TrainConfig)
     layers = []
     saved = args.out / "config.yaml"
     if args.resume and saved.is_file():
@@ -170,7 +178,7 @@ def _check_preset_model(preset: str, checkpoint: Path, arch: str | None) -> None
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    flags = {k: v for k, v in vars(args).items() if k in ConvertConfig.__dataclass_fields__}
+    flags = config_flags(args, ConvertConfig)
     cfg = resolve_config(ConvertConfig, preset_layer(args.preset, "convert"),
                          read_yaml_config(args.config) if args.config else {}, flags)
     if args.preset:
@@ -197,7 +205,7 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    flags = {k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__}
+    flags = config_flags(args, FinetuneConfig)
     saved = args.run / "finetune" / "config.yaml"
     layers = [read_yaml_config(str(saved))] if args.resume and saved.is_file() else (
         [preset_layer(args.preset, "finetune")] + ([read_yaml_config(args.config)] if args.config else []))

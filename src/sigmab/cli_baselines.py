@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sigmab.config import add_config_flags, read_yaml_config, resolve_config
+from sigmab.config import add_config_flags, config_flags, read_yaml_config, resolve_config
 
 
 def add_nested(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def add_nested(sub: argparse._SubParsersAction) -> None:
 def _cmd_nested(args: argparse.Namespace) -> int:
     from sigmab.baselines.nested_train import NestedConfig, train_nested
 
-    flags = {k: v for k, v in vars(args).items() if k in NestedConfig.__dataclass_fields__}
+    flags = config_flags(args, NestedConfig)
     saved = args.out / "config.yaml"
     layer = read_yaml_config(str(saved)) if args.resume and saved.is_file() else (
         read_yaml_config(args.config) if args.config else {})
@@ -74,8 +74,7 @@ def add_dispatch(sub: argparse._SubParsersAction) -> None:
 def _cmd_dispatch(args: argparse.Namespace) -> int:
     from sigmab.baselines.dispatch_pipeline import DispatchConfig, run_dispatch
 
-    cfg = resolve_config(DispatchConfig, {k: v for k, v in vars(args).items()
-                                          if k in DispatchConfig.__dataclass_fields__})
+    cfg = resolve_config(DispatchConfig, config_flags(args, DispatchConfig))
     arch = args.arch and [None if a == "-" else a for a in args.arch]
     report = run_dispatch([str(m) for m in args.models], cfg, args.out,
                           arch=arch[0] if arch and len(arch) == 1 else arch, progress=not args.no_progress)

@@ -58,6 +58,12 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, *, help_
         parser.add_argument(_flag(f.name), dest=f.name, **kwargs)
 
 
+def config_flags(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
+    """The flags :func:`add_config_flags` made for ``config_cls`` that were given (unset ones are not in
+    the namespace), as the top layer for :func:`resolve_config`."""
+    return {k: v for k, v in vars(args).items() if k in config_cls.__dataclass_fields__}
+
+
 def read_yaml_config(path_or_name: str) -> dict[str, Any]:
     """A YAML mapping from a file path, or from a config packaged with sigmab (e.g. ``demo``)."""
     path = Path(path_or_name)

@@ -156,8 +156,6 @@ def dispatch_models(models: list[tuple[str, torch.nn.Module]], meta: Any, cfg: D
     and return the report (the front evaluated on the test split)."""
     if len(models) < 2:
         raise ConfigError("a dispatcher needs at least two models")
-    if cfg.dataset is None:
-        raise ConfigError("--dataset is required")
     held, test = dispatch_splits(cfg)
     check_classes(meta, held, cfg.dataset)
     val = score_models(models, held, meta, batch_size=cfg.batch_size, progress=progress)
