@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sigmab.baselines import NestedSparseNet, Route, magnitude_keep_levels, storage_cost
-from sigmab.baselines.nested import default_routes, route_cost
+from sigmab.baselines.nested import default_routes, norm_layers, route_cost
 from sigmab.baselines.nested_train import NestedConfig, load_nested, train_nested
 from sigmab.errors import ConfigError
 from tests.helpers import digits_resnet_checkpoint, tiny_resnet
@@ -62,6 +62,65 @@ def test_rerouting_switches_level_exactly_where_asked() -> None:
         net.set_route(Route((0, 2) + (0,) * (n - 2)))
 
 
+def _reference(net: NestedSparseNet, route: Route) -> nn.Module:
+    """A plain copy of ``net.model`` with ``route``'s masks multiplied into its weights and each BatchNorm
+    layer holding the statistics of the level of the masked layer before it."""
+    reference = copy.deepcopy(net.model)
+    modules = dict(reference.named_modules())
+    with torch.no_grad():
+        for i, name in enumerate(net.layers):
+            modules[name].weight.mul_(net.mask(i, route.levels[i]))
+        for j, (name, source) in enumerate(net.norms):
+            mean, var = net.norm_stats(j, route.levels[source])
+            modules[name].running_mean.copy_(mean)
+            modules[name].running_var.copy_(var)
+    return reference
+
+
+def test_each_level_keeps_its_own_batchnorm_statistics() -> None:
+    """Training passes at every level leave each level's statistics as if only that level had run: the
+    regression for one shared set of statistics, which every level's pass overwrote."""
+    net = NestedSparseNet(tiny_resnet(), [0.5, 0.9])
+    x, probe = torch.randn(16, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    own = copy.deepcopy(net.model.state_dict())
+    alone = []
+    for level in range(2):
+        reference = _reference(net, Route.uniform(level, len(net.layers))).train()
+        with torch.no_grad():
+            reference(x)  # the statistics of one training pass of this level alone
+        alone.append(reference.eval())
+    net.train()
+    with torch.no_grad():
+        net.forward_at(x, 0)
+        net.forward_at(x, 1)
+    net.eval()
+    with torch.no_grad():
+        for level in range(2):
+            torch.testing.assert_close(net.forward_at(probe, level), alone[level](probe))
+    assert not torch.allclose(net.norm_stats(1, 0)[0], net.norm_stats(1, 1)[0])
+    assert all(torch.equal(v, net.model.state_dict()[k]) for k, v in own.items() if "running" in k)
+
+
+def test_a_rerouted_route_reads_each_normalisation_at_its_layers_level() -> None:
+    net = NestedSparseNet(tiny_resnet(), [0.5, 0.9])
+    with torch.no_grad():  # make the levels' statistics differ
+        for j in range(len(net.norms)):
+            net.norm_stats(j, 1)[0].add_(0.3)
+            net.norm_stats(j, 1)[1].mul_(1.5)
+    net.eval()
+    n, x = len(net.layers), torch.randn(3, 3, 32, 32)
+    for route in (Route.rerouted(0, 1, n // 2, n), Route.rerouted(1, 0, 3, n)):
+        with torch.no_grad():
+            torch.testing.assert_close(net.forward_at(x, route), _reference(net, route).eval()(x))
+
+
+def test_normalisation_layers_follow_the_masked_layer_before_them() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4),
+                          nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4, track_running_stats=False))
+    assert norm_layers(model, ["2", "4"]) == [("1", 0), ("3", 0)]  # before any masked layer: the first one's
+    assert norm_layers(model, ["0", "2", "4"]) == [("1", 0), ("3", 1)]
+
+
 def test_costs_and_storage_on_a_known_model() -> None:
     model = nn.Sequential(nn.Linear(8, 10), nn.ReLU(), nn.Linear(10, 4))  # 90 + 44 parameters
     net = NestedSparseNet(model, [0.5, 0.75])  # masks the second linear only (40 weights)
@@ -71,6 +130,9 @@ def test_costs_and_storage_on_a_known_model() -> None:
     storage = storage_cost(net)
     # 20 values (densest level), 20 one-byte indices vs a 5-byte bitmap, 2-bit level tags, 94 unmasked
     assert (storage.values, storage.positions, storage.level_tags, storage.unmasked) == (80, 5, 5, 376)
+    assert storage.extra_norm_stats == 0
+    with_norm = NestedSparseNet(nn.Sequential(nn.Linear(8, 10), nn.BatchNorm1d(10), nn.Linear(10, 4)), [0.5, 0.75, 0.9])
+    assert storage_cost(with_norm).extra_norm_stats == 2 * (10 + 10) * 4  # two more levels of mean + var
     assert [r.label() for r in default_routes(net)] == ["L0", "L1"]  # one masked layer: nothing to reroute
 
 
@@ -93,9 +155,13 @@ def test_training_writes_a_folder_that_reloads_to_the_same_outputs(tmp_path: Pat
     net, spec = load_nested(tmp_path / "nested")
     x = torch.randn(5, 1, 8, 8)
     assert spec["sparsities"] == [0.5, 0.8]
+    assert not torch.equal(net.norm_stats(1, 0)[1], net.norm_stats(1, 1)[1])  # trained levels differ ...
     with torch.no_grad():
         before = net.forward_at(x, Route.uniform(1, len(net.layers)))
         again, _ = load_nested(tmp_path / "nested")
         torch.testing.assert_close(again.forward_at(x, 1), before)
+        for j in range(len(net.norms)):  # ... and reload as saved
+            for level in range(2):
+                assert all(torch.equal(a, b) for a, b in zip(again.norm_stats(j, level), net.norm_stats(j, level)))
     with pytest.raises(ConfigError, match="already"):
         train_nested(checkpoint, cfg, tmp_path / "nested", progress=False)

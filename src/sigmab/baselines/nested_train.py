@@ -33,9 +33,10 @@ from sigmab.train.schedule import cosine_lr
 from sigmab.utils.io import atomic_write_json
 from sigmab.utils.progress import progress_bar
 
-NESTED_FORMAT = "sigmab.nested/1"
+# /2: per-level BatchNorm running statistics (/1 shared one set, which no level evaluates with).
+NESTED_FORMAT = "sigmab.nested/2"
 SPEC, WEIGHTS = "nested.json", "nested.safetensors"
-CHECKPOINT_FORMAT = "sigmab.nested-train/1"
+CHECKPOINT_FORMAT = "sigmab.nested-train/2"
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1_densest", "eval_split", "eval_top1_densest",
                  "eval_top1_sparsest", "epoch_seconds")
 
