@@ -16,14 +16,16 @@ PUBLISHED_DISPATCH = "up to 36% fewer operations at comparable accuracy (CIFAR C
 def _nested(results: list[Result]) -> list[str]:
     lines = [f"**Nested sparse networks** (`sigmab nested`; published: {PUBLISHED_NESTED}). Relative loss is "
              "(dense - route) / dense Top-1; weights are the route's non-zero parameters over dense; storage holds "
-             "every level at once (values, positions, level tags).", "",
+             "every level at once (values, positions, level tags, each level's BatchNorm statistics), beside the dense "
+             "model's fp32 weights.", "",
              "| model | route | test top-1 | relative loss | weights kept | active MACs | storage of all levels | "
              "source |", "|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["model"], -r["active_params_mean"])):
         loss = 100 * (r["dense_top1"] - r["top1"]) / r["dense_top1"]
         lines.append(f"| {r['model']} | {r['route']} | {r['top1']:.2f}% | {loss:.2f}% | "
                      f"{100 * r['active_params_mean'] / r['dense_params']:.2f}% | {r['active_macs_mean']:,.0f} | "
-                     f"{r['storage_bytes']:,} bytes | `{r['_file']}` |")
+                     f"{r['storage_bytes']:,} bytes ({100 * r['storage_bytes'] / (4 * r['dense_params']):.1f}% of "
+                     f"dense) | `{r['_file']}` |")
     return lines + [""]
 
 

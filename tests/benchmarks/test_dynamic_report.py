@@ -14,6 +14,7 @@ def test_nested_rows_give_relative_loss_and_kept_weights_beside_the_paper() -> N
     rows = [line for line in lines if line.startswith("| resnet20 |")]
     assert rows[0].startswith("| resnet20 | L0 | 90.00% | 0.00% | 20.00% |")  # densest route first
     assert rows[1].startswith("| resnet20 | L2 | 81.00% | 10.00% | 5.00% |")
+    assert "| 1,234 bytes (30.9% of dense) |" in rows[0]  # storage beside the dense fp32 weights (4,000 bytes)
 
 
 def test_dispatch_rows_compare_mean_ops_with_the_largest_model_alone() -> None:
