@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sigmab.baselines import NestedSparseNet, Route, magnitude_keep_levels, storage_cost
-from sigmab.baselines.nested import default_routes, norm_layers, route_cost
+from sigmab.baselines.nested import calibrate_route, default_routes, norm_layers, route_cost
 from sigmab.baselines.nested_train import NestedConfig, load_nested, train_nested
 from sigmab.errors import ConfigError
 from tests.helpers import digits_resnet_checkpoint, tiny_resnet
@@ -114,6 +114,35 @@ def test_a_rerouted_route_reads_each_normalisation_at_its_layers_level() -> None
             torch.testing.assert_close(net.forward_at(x, route), _reference(net, route).eval()(x))
 
 
+def test_a_calibrated_rerouting_has_the_statistics_of_its_own_forward_passes() -> None:
+    net = NestedSparseNet(tiny_resnet(), [0.5, 0.9])
+    n = len(net.layers)
+    route = Route.rerouted(0, 1, n // 2, n)
+    batches = [torch.randn(8, 3, 32, 32) for _ in range(3)]
+    levels_before = copy.deepcopy(net.state_dict())
+    reference = _reference(net, route)
+    for m in reference.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+            m.num_batches_tracked.zero_()
+    reference.train()
+    with torch.no_grad():
+        for x in batches:
+            reference(x)  # plain average of three training passes' statistics
+    calibrate_route(net.eval(), route, iter(batches))
+    assert net.route_stats == [route] and not net.training and net.route == Route.uniform(0, n)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in levels_before.items())  # levels and weights untouched
+    probe = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net.forward_at(probe, route), reference.eval()(probe))
+        # the other routes still read their levels' statistics
+        torch.testing.assert_close(net.forward_at(probe, 0), _reference(net, Route.uniform(0, n)).eval()(probe))
+    assert storage_cost(net).extra_norm_stats == 2 * sum(2 * m.num_features for m in reference.modules()
+                                                         if isinstance(m, nn.BatchNorm2d)) * 4
+    with pytest.raises(ConfigError, match="no batches"):
+        calibrate_route(net, Route.rerouted(1, 0, 2, n), iter([]))
+
+
 def test_normalisation_layers_follow_the_masked_layer_before_them() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4),
                           nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4, track_running_stats=False))
@@ -145,10 +174,12 @@ def test_bad_sparsities_are_config_errors() -> None:
 
 def test_training_writes_a_folder_that_reloads_to_the_same_outputs(tmp_path: Path) -> None:
     checkpoint = digits_resnet_checkpoint(tmp_path / "dense", epochs=2)
-    cfg = NestedConfig(dataset="digits", sparsities=[0.5, 0.8], epochs=1, batch_size=64, lr=0.02, val_fraction=0.2)
+    cfg = NestedConfig(dataset="digits", sparsities=[0.5, 0.8], epochs=1, batch_size=64, lr=0.02, val_fraction=0.2,
+                       calibration_batches=2)
     report = train_nested(checkpoint, cfg, tmp_path / "nested", progress=False)
     routes = {r["route"]: r for r in report["routes"]}
     assert list(routes) == ["L0", "L1", "L0->L1@3", "L1->L0@3"]
+    assert [r["calibrated"] for r in routes.values()] == [False, False, True, True]  # reroutings get their own
     assert routes["L1"]["params"] < routes["L0->L1@3"]["params"] < routes["L0"]["params"] < report["dense_params"]
     assert report["storage_bytes"] < report["dense_bytes"]
     assert json.loads((tmp_path / "nested" / "report.json").read_text()) == report
@@ -160,6 +191,9 @@ def test_training_writes_a_folder_that_reloads_to_the_same_outputs(tmp_path: Pat
         before = net.forward_at(x, Route.uniform(1, len(net.layers)))
         again, _ = load_nested(tmp_path / "nested")
         torch.testing.assert_close(again.forward_at(x, 1), before)
+        rerouted = Route.rerouted(0, 1, 3, len(net.layers))
+        assert again.route_stats == net.route_stats == [rerouted, Route.rerouted(1, 0, 3, len(net.layers))]
+        torch.testing.assert_close(again.forward_at(x, rerouted), net.forward_at(x, rerouted))
         for j in range(len(net.norms)):  # ... and reload as saved
             for level in range(2):
                 assert all(torch.equal(a, b) for a, b in zip(again.norm_stats(j, level), net.norm_stats(j, level)))

@@ -21,13 +21,15 @@ variance; one shared set, updated by every level's training pass, fits none of t
 with shared statistics evaluated at 25-31% while training at 87-90%). A normalisation layer reads the
 statistics of the level of the nearest masked layer before it in registration order (the convolution it
 normalises, in the ResNets here), so a rerouted route reads the early level's statistics before the
-switch and the late level's after it.
+switch and the late level's after it. Those late statistics were collected behind the late level's own
+early layers, not the early level's; :func:`calibrate_route` gives a rerouting its own statistics
+(``route_mean_<k>_<j>``/``route_var_<k>_<j>``, one set per calibrated route, a few KB each).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -109,7 +111,8 @@ class NestedSparseNet(nn.Module):
     ``model`` keeps the shared dense-shaped weights (trained in place); ``keep_levels_<i>`` buffers hold
     each masked layer's level counts, ``norm_mean_<level>_<j>``/``norm_var_<level>_<j>`` each level's
     running statistics of BatchNorm layer ``j`` (starting from the model's; ``model``'s own running
-    statistics are never read or updated). ``route`` sets the level of every masked layer for the next calls.
+    statistics are never read or updated), ``route_mean_<k>_<j>``/``route_var_<k>_<j>`` the statistics of
+    calibrated route ``route_stats[k]``. ``route`` sets the level of every masked layer for the next calls.
     """
 
     def __init__(self, model: nn.Module, sparsities: Sequence[float], *, layers: Sequence[str] | None = None,
@@ -137,6 +140,7 @@ class NestedSparseNet(nn.Module):
             for level in range(self.num_levels):
                 self.register_buffer(f"norm_mean_{level}_{j}", norm.running_mean.detach().clone())
                 self.register_buffer(f"norm_var_{level}_{j}", norm.running_var.detach().clone())
+        self.route_stats: list[Route] = []
         self.route = Route.uniform(0, len(self.layers))
 
     @property
@@ -149,6 +153,26 @@ class NestedSparseNet(nn.Module):
     def norm_stats(self, j: int, level: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(running mean, running var) of BatchNorm layer ``j`` at ``level``, each (C,)."""
         return getattr(self, f"norm_mean_{level}_{j}"), getattr(self, f"norm_var_{level}_{j}")
+
+    def add_route_stats(self, route: Route) -> int:
+        """Give ``route`` its own statistics (a copy of those it reads now); returns their index ``k``."""
+        if route in self.route_stats:
+            return self.route_stats.index(route)
+        k = len(self.route_stats)
+        for j, (_, source) in enumerate(self.norms):
+            mean, var = self.norm_stats(j, route.levels[source])
+            self.register_buffer(f"route_mean_{k}_{j}", mean.clone())
+            self.register_buffer(f"route_var_{k}_{j}", var.clone())
+        self.route_stats.append(route)
+        return k
+
+    def active_norm_stats(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The statistics BatchNorm layer ``j`` reads under the current route: the route's own where it was
+        calibrated, else its layer's level's."""
+        if self.route in self.route_stats:
+            k = self.route_stats.index(self.route)
+            return getattr(self, f"route_mean_{k}_{j}"), getattr(self, f"route_var_{k}_{j}")
+        return self.norm_stats(j, self.route.levels[self.norms[j][1]])
 
     def mask(self, i: int, level: int) -> torch.Tensor:
         """Bool mask of masked layer ``i`` at ``level``."""
@@ -165,10 +189,9 @@ class NestedSparseNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tensors = {f"{name}.weight": module.weight * self.mask(i, level)
                    for i, (name, module, level) in enumerate(zip(self.layers, self.masked_modules, self.route.levels))}
-        for j, (name, source) in enumerate(self.norms):
-            # In training mode BatchNorm updates these tensors in place: only this level's statistics move.
-            tensors[f"{name}.running_mean"], tensors[f"{name}.running_var"] = self.norm_stats(
-                j, self.route.levels[source])
+        for j, (name, _) in enumerate(self.norms):
+            # In training mode BatchNorm updates these tensors in place: only this route's statistics move.
+            tensors[f"{name}.running_mean"], tensors[f"{name}.running_var"] = self.active_norm_stats(j)
         return functional_call(self.model, tensors, (x,), strict=False)
 
     def forward_at(self, x: torch.Tensor, route: Route | int) -> torch.Tensor:
@@ -184,11 +207,39 @@ class NestedSparseNet(nn.Module):
         return [int(self.mask(i, level).sum()) for i, level in enumerate(route.levels)]
 
 
+@torch.no_grad()
+def calibrate_route(net: NestedSparseNet, route: Route, batches: Iterable[torch.Tensor]) -> None:
+    """Set ``route``'s own BatchNorm statistics to the plain average over ``batches`` (each (N, ...)) of the
+    statistics of its training-mode forward pass; weights are untouched."""
+    net.add_route_stats(route)
+    norms = [dict(net.model.named_modules())[name] for name, _ in net.norms]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    mode, previous = net.training, net.route
+    try:
+        for m in norms:
+            m.momentum = None  # cumulative average: batch n gets weight 1/n, so the first replaces the copy
+            m.num_batches_tracked.zero_()
+        net.train().set_route(route)
+        seen = 0
+        for x in batches:
+            net(x)
+            seen += 1
+        if seen == 0:
+            raise ConfigError(f"no batches to calibrate route {route.label()} with")
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
+        net.train(mode)
+        net.route = previous
+
+
 @dataclass(frozen=True)
 class StorageCost:
     """Bytes to store every level at once: the densest level's values, their positions (index list or
     bitmap, whichever is smaller, per layer), each value's level count, the unmasked parameters, and the
-    BatchNorm running statistics of every level but one (a dense model stores one set too)."""
+    BatchNorm running statistics of every level but one (a dense model stores one set too) and of every
+    calibrated route."""
 
     values: int
     positions: int
@@ -214,7 +265,7 @@ def storage_cost(net: NestedSparseNet, *, bytes_per_value: int = 4) -> StorageCo
         tag_bits += nnz * tag_width
     unmasked = sum(p.numel() for p in net.model.parameters() if id(p) not in masked_params) * bytes_per_value
     one_set = sum(sum(t.numel() for t in net.norm_stats(j, 0)) for j in range(len(net.norms)))
-    extra = (net.num_levels - 1) * one_set * bytes_per_value
+    extra = (net.num_levels - 1 + len(net.route_stats)) * one_set * bytes_per_value
     return StorageCost(values, positions, math.ceil(tag_bits / 8), unmasked, extra)
 
 

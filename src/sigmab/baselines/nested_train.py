@@ -8,6 +8,7 @@ Folder: ``nested.json`` (sparsities, masked layers, dense metadata, settings, so
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from sigmab.baselines.nested import NestedSparseNet, Route, check_sparsities, default_routes, route_cost, storage_cost
+from sigmab.baselines.nested import (
+    NestedSparseNet,
+    Route,
+    calibrate_route,
+    check_sparsities,
+    default_routes,
+    route_cost,
+    storage_cost,
+)
 from sigmab.config import config_to_dict, save_config
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.eval import count_params, evaluate
@@ -49,6 +58,7 @@ class NestedConfig(LoopOptions):
     lr: float = 0.01
     distill_weight: float = 1.0
     distill_temperature: float = 4.0
+    calibration_batches: int = 50
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,6 +67,8 @@ class NestedConfig(LoopOptions):
             raise ConfigError("epochs must be >= 0")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ConfigError("distill_weight must be >= 0 and distill_temperature > 0")
+        if self.calibration_batches < 0:
+            raise ConfigError("calibration_batches must be >= 0")
 
 
 NESTED_HELP = {
@@ -66,6 +78,8 @@ NESTED_HELP = {
     "epochs": "joint training epochs over all levels (0 = masks only)",
     "distill_weight": "weight of distillation from the dense model, per level (0 = off)",
     "distill_temperature": "distillation temperature",
+    "calibration_batches": "training batches that give each rerouting its own BatchNorm statistics after training "
+                           "(0 = reroutings read each layer's level's)",
 }
 
 
@@ -88,7 +102,8 @@ def _loss(net: NestedSparseNet, x: torch.Tensor, y: torch.Tensor, teacher: nn.Mo
 
 def save_nested(net: NestedSparseNet, meta: ModelMeta, folder: Path, *, config: dict[str, Any]) -> None:
     atomic_write_json(folder / SPEC, {"format": NESTED_FORMAT, "dense_meta": meta.to_dict(),
-                                      "sparsities": list(net.sparsities), "layers": net.layers, "config": config})
+                                      "sparsities": list(net.sparsities), "layers": net.layers,
+                                      "calibrated_routes": [list(r.levels) for r in net.route_stats], "config": config})
     save_state_dict(net, folder / WEIGHTS, metadata={"format": NESTED_FORMAT})
 
 
@@ -101,6 +116,8 @@ def load_nested(folder: str | Path) -> tuple[NestedSparseNet, dict[str, Any]]:
     state = load_file(str(folder / WEIGHTS))
     levels = [state[f"keep_levels_{i}"] for i in range(len(spec["layers"]))]
     net = NestedSparseNet(build_from_meta(meta), spec["sparsities"], layers=spec["layers"], keep_levels=levels)
+    for route in spec.get("calibrated_routes", []):
+        net.add_route_stats(Route(tuple(route)))
     net.load_state_dict(state)
     net.meta = meta
     return net.eval(), spec
@@ -113,7 +130,8 @@ def evaluate_routes(net: NestedSparseNet, loader: Any, input_shape: tuple[int, .
         net.set_route(route)
         result = evaluate(net, loader, progress=progress, desc=route.label())
         cost = route_cost(net, input_shape, route)
-        rows.append({"route": route.label(), "levels": list(route.levels), "top1": round(result.top1, 4),
+        rows.append({"route": route.label(), "levels": list(route.levels), "calibrated": route in net.route_stats,
+                     "top1": round(result.top1, 4),
                      "params": cost.params, "macs": cost.macs, "params_fraction": cost.params / dense_params})
     net.set_route(0)
     return rows
@@ -172,13 +190,19 @@ def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, 
         if progress:
             bar.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {meter.loss:.4f} | {eval_split} top-1 "
                       f"densest {tops[0]:.2f}% sparsest {tops[1]:.2f}%")
+    routes = default_routes(net)
+    if cfg.calibration_batches:
+        loader.set_epoch(cfg.epochs)  # a seeded order no training epoch used
+        for route in routes:
+            if len(set(route.levels)) > 1:
+                calibrate_route(net, route, (x for x, _ in itertools.islice(loader, cfg.calibration_batches)))
     net.eval()
     source = {"checkpoint": str(Path(checkpoint).resolve()), "arch": meta.arch, "dataset": cfg.dataset,
               "data_root": str(Path(cfg.data_root).resolve()) if cfg.data_root else None}
     save_nested(net, meta, out, config={**config_to_dict(cfg), "source": source})
     input_shape = eval_set.input_shape
     dense_params = count_params(dense)
-    rows = evaluate_routes(net, eval_loader, input_shape, default_routes(net), dense_params=dense_params,
+    rows = evaluate_routes(net, eval_loader, input_shape, routes, dense_params=dense_params,
                            progress=progress)
     storage = storage_cost(net)
     report = {"method": "nested", "dataset": cfg.dataset, "eval_split": eval_split, "sparsities": list(net.sparsities),
