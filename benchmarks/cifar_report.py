@@ -379,9 +379,13 @@ def write_cifar_plots(runs: list[Result], folder: Path) -> None:
                    label=f"dense - {PUBLISHED_BAND['max_drop_pp']} pp (published bound)")
         ax.scatter([dense_params], [dense_top1], marker="*", s=160, color="black", label="dense", zorder=3)
         for method in sorted({r["method"] for r in mine if not is_sigmab(r)}):
-            curve = baseline_curve(runs, model, method)
-            ax.plot([p for p, _ in curve], [t for _, t in curve], "s-", color=BASELINE_COLORS.get(method, "gray"),
+            curve, color = baseline_curve(runs, model, method), BASELINE_COLORS.get(method, "gray")
+            ax.plot([p for p, _ in curve], [t for _, t in curve], "s-", color=color,
                     label=f"{method} ({FAMILIES.get(method, 'baseline')})", zorder=2)
+            # runs off the front (a smaller run beats them) stay visible, hollow
+            every = [(r["active_params_mean"], r["top1"]) for r in mine if r["method"] == method]
+            ax.scatter([p for p, _ in every], [t for _, t in every], marker="s", s=22, facecolors="none",
+                       edgecolors=color, zorder=2)
         mine = [r for r in mine if is_sigmab(r)]
         ax.scatter([r["active_params_mean"] for r in mine], [r["top1"] for r in mine], color="tab:blue",
                    label="SigmaB runs (test top-1)", zorder=3)
