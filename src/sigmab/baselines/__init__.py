@@ -5,9 +5,11 @@ from sigmab.baselines.nested import (
     NestedSparseNet,
     Route,
     StorageCost,
+    calibrate_route,
     magnitude_keep_levels,
     masked_layers,
     storage_cost,
 )
 
-__all__ = ["NestedSparseNet", "Route", "StorageCost", "magnitude_keep_levels", "masked_layers", "storage_cost"]
+__all__ = ["NestedSparseNet", "Route", "StorageCost", "calibrate_route", "magnitude_keep_levels", "masked_layers",
+           "storage_cost"]
