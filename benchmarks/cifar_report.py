@@ -198,10 +198,16 @@ def _budget(results: list[Result]) -> list[str]:
             mine = [r for r in results if r["model"] == model and FAMILIES.get(r.get("method", "sigmab")) == family]
             if not mine:
                 continue
-            hours = sum(finetune_seconds(r) for r in mine) / 3600
-            epochs = sum(r["finetune_epochs"] for r in mine)
+            # a nested route or a dispatcher front point shares its training with the run's other results
+            runs: dict[tuple[str, int], list[Result]] = {}
+            for r in mine:
+                runs.setdefault((r["run_id"].split(":")[0], r["seed"]), []).append(r)
+            hours = sum(max(finetune_seconds(r) for r in rs) for rs in runs.values()) / 3600
+            epochs = sum(max(r["finetune_epochs"] for r in rs) for rs in runs.values())
             m = mine[0]["machine"]
-            lines.append(f"- {model}, {family}: {len(mine)} runs, {epochs} fine-tuning epochs in all, {hours:.1f} h "
+            shared = f" ({len(mine)} results)" if len(mine) > len(runs) else ""
+            lines.append(f"- {model}, {family}: {len(runs)} runs{shared}, {epochs} fine-tuning epochs in all, "
+                         f"{hours:.1f} h "
                          f"of fine-tuning epochs ({m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
                          f"torch {m['torch']}).")
     return lines

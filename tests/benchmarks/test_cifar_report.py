@@ -74,3 +74,13 @@ def test_the_selection_caveat_names_only_models_whose_weights_saw_the_held_out_i
     caveat = next(line for line in cifar_section([pretrained, own]) if line.startswith("*Caveat"))
     assert "The dense resnet56 score 99.90-99.90%" in caveat
     assert not any(line.startswith("*Caveat") for line in cifar_section([own]))
+
+
+def test_the_budget_counts_a_training_shared_by_several_results_once() -> None:
+    from benchmarks.cifar_report import _budget
+
+    routes = [{**_run(f"n:L{k}", 0, 90.0, 0.0), "method": "nested"} for k in range(3)]  # one training, 3 routes
+    plain = [_run("s", 0, 91.0, 0.0), _run("s", 1, 91.0, 0.0)]
+    lines = _budget(routes + plain)
+    assert "- resnet56, nested sparse: 1 runs (3 results), 4 fine-tuning epochs in all, 0.5 h " in lines[1]
+    assert "- resnet56, SigmaB: 2 runs, 8 fine-tuning epochs in all, 1.0 h " in lines[0]
