@@ -141,6 +141,7 @@ def test_a_calibrated_rerouting_has_the_statistics_of_its_own_forward_passes() -
                                                          if isinstance(m, nn.BatchNorm2d)) * 4
     with pytest.raises(ConfigError, match="no batches"):
         calibrate_route(net, Route.rerouted(1, 0, 2, n), iter([]))
+    assert net.route_stats == [route]
 
 
 def test_normalisation_layers_follow_the_masked_layer_before_them() -> None:

@@ -28,6 +28,7 @@ early layers, not the early level's; :func:`calibrate_route` gives a rerouting i
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -211,6 +212,10 @@ class NestedSparseNet(nn.Module):
 def calibrate_route(net: NestedSparseNet, route: Route, batches: Iterable[torch.Tensor]) -> None:
     """Set ``route``'s own BatchNorm statistics to the plain average over ``batches`` (each (N, ...)) of the
     statistics of its training-mode forward pass; weights are untouched."""
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:  # before registering anything: an uncalibrated copy must not pass for calibrated
+        raise ConfigError(f"no batches to calibrate route {route.label()} with")
     net.add_route_stats(route)
     norms = [dict(net.model.named_modules())[name] for name, _ in net.norms]
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
@@ -220,12 +225,8 @@ def calibrate_route(net: NestedSparseNet, route: Route, batches: Iterable[torch.
             m.momentum = None  # cumulative average: batch n gets weight 1/n, so the first replaces the copy
             m.num_batches_tracked.zero_()
         net.train().set_route(route)
-        seen = 0
-        for x in batches:
+        for x in itertools.chain([first], batches):
             net(x)
-            seen += 1
-        if seen == 0:
-            raise ConfigError(f"no batches to calibrate route {route.label()} with")
     finally:
         for m, (momentum, tracked) in zip(norms, saved):
             m.momentum = momentum
