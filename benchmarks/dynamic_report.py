@@ -16,8 +16,9 @@ PUBLISHED_DISPATCH = "up to 36% fewer operations at comparable accuracy (CIFAR C
 def _nested(results: list[Result]) -> list[str]:
     lines = [f"**Nested sparse networks** (`sigmab nested`; published: {PUBLISHED_NESTED}). Relative loss is "
              "(dense - route) / dense Top-1; weights are the route's non-zero parameters over dense; storage holds "
-             "every level at once (values, positions, level tags, each level's BatchNorm statistics), beside the dense "
-             "model's fp32 weights.", "",
+             "every level at once (values, positions, level tags, the BatchNorm statistics of each level and "
+             "calibrated rerouting), beside the dense model's fp32 weights. A rerouting `La->Lb@k` runs masked "
+             "layers before the k-th at level a, the rest at b.", "",
              "| model | route | test top-1 | relative loss | weights kept | active MACs | storage of all levels | "
              "source |", "|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["model"], -r["active_params_mean"])):
