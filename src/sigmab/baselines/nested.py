@@ -136,8 +136,8 @@ class NestedSparseNet(nn.Module):
                 raise ConfigError(f"{name}: mask of shape {tuple(levels.shape)} for a weight of {tuple(weight.shape)}")
             self.register_buffer(f"keep_levels_{i}", levels)
         self.norms = norm_layers(model, self.layers)
-        for j, (name, _) in enumerate(self.norms):
-            norm = modules[name]
+        self.norm_modules = tuple(modules[name] for name, _ in self.norms)  # plain tuple, like masked_modules
+        for j, norm in enumerate(self.norm_modules):
             for level in range(self.num_levels):
                 self.register_buffer(f"norm_mean_{level}_{j}", norm.running_mean.detach().clone())
                 self.register_buffer(f"norm_var_{level}_{j}", norm.running_var.detach().clone())
@@ -167,13 +167,14 @@ class NestedSparseNet(nn.Module):
         self.route_stats.append(route)
         return k
 
-    def active_norm_stats(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The statistics BatchNorm layer ``j`` reads under the current route: the route's own where it was
-        calibrated, else its layer's level's."""
+    def active_norm_stats(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(running mean, running var) of every BatchNorm layer under the current route: the route's own
+        where it was calibrated, else each layer's level's."""
         if self.route in self.route_stats:
             k = self.route_stats.index(self.route)
-            return getattr(self, f"route_mean_{k}_{j}"), getattr(self, f"route_var_{k}_{j}")
-        return self.norm_stats(j, self.route.levels[self.norms[j][1]])
+            return [(getattr(self, f"route_mean_{k}_{j}"), getattr(self, f"route_var_{k}_{j}"))
+                    for j in range(len(self.norms))]
+        return [self.norm_stats(j, self.route.levels[source]) for j, (_, source) in enumerate(self.norms)]
 
     def mask(self, i: int, level: int) -> torch.Tensor:
         """Bool mask of masked layer ``i`` at ``level``."""
@@ -190,9 +191,9 @@ class NestedSparseNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tensors = {f"{name}.weight": module.weight * self.mask(i, level)
                    for i, (name, module, level) in enumerate(zip(self.layers, self.masked_modules, self.route.levels))}
-        for j, (name, _) in enumerate(self.norms):
-            # In training mode BatchNorm updates these tensors in place: only this route's statistics move.
-            tensors[f"{name}.running_mean"], tensors[f"{name}.running_var"] = self.active_norm_stats(j)
+        # In training mode BatchNorm updates these tensors in place: only this route's statistics move.
+        for (name, _), (mean, var) in zip(self.norms, self.active_norm_stats()):
+            tensors[f"{name}.running_mean"], tensors[f"{name}.running_var"] = mean, var
         return functional_call(self.model, tensors, (x,), strict=False)
 
     def forward_at(self, x: torch.Tensor, route: Route | int) -> torch.Tensor:
@@ -217,7 +218,7 @@ def calibrate_route(net: NestedSparseNet, route: Route, batches: Iterable[torch.
     if first is None:  # before registering anything: an uncalibrated copy must not pass for calibrated
         raise ConfigError(f"no batches to calibrate route {route.label()} with")
     net.add_route_stats(route)
-    norms = [dict(net.model.named_modules())[name] for name, _ in net.norms]
+    norms = net.norm_modules
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
     mode, previous = net.training, net.route
     try:
