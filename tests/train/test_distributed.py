@@ -41,14 +41,13 @@ def _kill_after_first_epoch(module) -> None:  # noqa: ANN001
 
 def _worker(rank: int, world: int, port: int, job: str, folder: str, epochs: int, resume: bool, out: str,
             killed: bool) -> None:
-    import sigmab.train.finetune as finetune_module
-    import sigmab.train.trainer as trainer_module
+    import sigmab.train.driver as driver_module
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=120))
     if killed:
-        _kill_after_first_epoch(trainer_module if job == "train" else finetune_module)
+        _kill_after_first_epoch(driver_module)  # the one training driver: its barrier ends every epoch
     try:
         info = DistInfo(rank, world)
         if job == "train":

@@ -7,7 +7,7 @@ import yaml
 
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.models import load_checkpoint, load_model
-from sigmab.train import TrainConfig, train, trainer
+from sigmab.train import TrainConfig, driver, train
 
 TINY = dict(arch="small_cnn", arch_kwargs={"widths": [8, 16, 32]}, dataset="digits", batch_size=64, lr=0.05)
 
@@ -28,14 +28,14 @@ def test_digits_training_learns_and_fills_the_run_folder(tmp_path: Path) -> None
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     straight = train(TrainConfig(**TINY, epochs=3), tmp_path / "a", progress=False)
-    real_epoch = trainer.train_epoch
+    real_epoch = driver.train_epoch
 
     def killed_in_epoch_3(*args, desc: str, **kwargs):
         if desc.startswith("epoch 3/"):
             raise KeyboardInterrupt
         return real_epoch(*args, desc=desc, **kwargs)
 
-    monkeypatch.setattr(trainer, "train_epoch", killed_in_epoch_3)
+    monkeypatch.setattr(driver, "train_epoch", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**TINY, epochs=3), tmp_path / "b", progress=False)
     monkeypatch.undo()

@@ -84,7 +84,8 @@ def test_nodes_are_sliced_to_the_requested_widths(sliced) -> None:
     leaf = spec.nodes["n01"]
     assert len(leaf.blocks[0].inner["conv1"]) == 8 and len(leaf.blocks[0].out) == 16  # 0.25 / 0.5 of 32
     assert leaf.head_in == leaf.blocks[-1].out.tolist()
-    assert spec.routers == {"r": 8, "r0": 12, "r1": 12}
+    assert {k: (r.kind, r.in_channels) for k, r in spec.routers.items()} == {
+        "r": ("cosine", 8), "r0": ("cosine", 12), "r1": ("cosine", 12)}
 
 
 def test_conversion_leaves_the_dense_model_untouched(model, calib) -> None:

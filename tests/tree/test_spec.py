@@ -18,7 +18,7 @@ def test_reload_reproduces_outputs_exactly(sliced, tmp_path: Path) -> None:
         b, lb = tree.forward_hard(x)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert torch.equal(la, lb) and spec.split_points == sliced.spec.split_points
-    assert json.loads((tmp_path / "tree.json").read_text())["format"] == "sigmab.tree/1"
+    assert json.loads((tmp_path / "tree.json").read_text())["format"] == "sigmab.tree/2"
 
 
 def test_bad_tree_folders_are_clear_errors(sliced, tmp_path: Path) -> None:

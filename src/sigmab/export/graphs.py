@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from sigmab.errors import ConfigError
+from sigmab.routing import node_key, router_key, takes_branch_one, walk_all
+from sigmab.routing.names import children, is_router
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.io import atomic_path, atomic_write_json
 
@@ -45,9 +47,9 @@ class _RoutedSubtree(nn.Module):
 
     def __init__(self, tree: SigmaBTree, bits: str) -> None:
         super().__init__()
-        self.node = tree.nodes[f"n{bits}"]
-        self.router = tree.routers[f"r{bits}"] if len(bits) < tree.depth else None
-        self.branches = nn.ModuleList([_RoutedSubtree(tree, bits + b) for b in "01"]) if self.router else None
+        self.node = tree.nodes[node_key(bits)]
+        self.router = tree.routers[router_key(bits)] if len(bits) < tree.depth else None
+        self.branches = nn.ModuleList([_RoutedSubtree(tree, c) for c in children(bits)]) if self.router else None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = self.node(h)
@@ -55,8 +57,7 @@ class _RoutedSubtree(nn.Module):
 
 
 def _route(router: nn.Module, branches: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
-    z = router(h)
-    return torch.cond(z[0, 1] > z[0, 0], branches[1], branches[0], (h,))
+    return torch.cond(takes_branch_one(router(h)), branches[1], branches[0], (h,))
 
 
 class ConditionalTree(nn.Module):
@@ -66,8 +67,8 @@ class ConditionalTree(nn.Module):
     def __init__(self, tree: SigmaBTree) -> None:
         super().__init__()
         self.backbone = tree.backbone
-        self.router = tree.routers["r"]
-        self.branches = nn.ModuleList([_RoutedSubtree(tree, b) for b in "01"])
+        self.router = tree.routers[router_key("")]
+        self.branches = nn.ModuleList([_RoutedSubtree(tree, c) for c in children("")])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _route(self.router, self.branches, self.backbone(x))
@@ -77,16 +78,13 @@ def tree_units(tree: SigmaBTree, example: torch.Tensor) -> dict[str, tuple[nn.Mo
     """Every unit of the tree with an example of its input: ``backbone`` takes images, router ``r<b>``
     and node ``n<b>x`` take the stream after node ``n<b>`` (after the backbone for the root)."""
     units: dict[str, tuple[nn.Module, torch.Tensor]] = {"backbone": (tree.backbone, example)}
+
+    def record(key: str, h: torch.Tensor) -> torch.Tensor:
+        units[key] = (tree.routers[key] if is_router(key) else tree.nodes[key], h)
+        return tree.run_unit(key, h)
+
     with torch.no_grad():
-        streams = {"": tree.backbone(example)}
-        for depth in range(tree.depth):
-            for bits in [b for b in streams if len(b) == depth]:
-                units[f"r{bits}"] = (tree.routers[f"r{bits}"], streams[bits])
-                for branch in "01":
-                    node = tree.nodes[f"n{bits}{branch}"]
-                    units[f"n{bits}{branch}"] = (node, streams[bits])
-                    if depth + 1 < tree.depth:
-                        streams[bits + branch] = node(streams[bits])
+        walk_all(tree.backbone(example), tree.depth, record)
     return units
 
 
@@ -158,7 +156,7 @@ def export_tree(tree: SigmaBTree, example: torch.Tensor, folder: str | os.PathLi
     tree = tree.eval()
     graphs = []
     for name, (module, x) in tree_units(tree, example).items():
-        kind = "backbone" if name == "backbone" else "router" if name.startswith("r") else "node"
+        kind = "backbone" if name == "backbone" else "router" if is_router(name) else "node"
         graphs.append(_export_one(name, kind, module, x, folder, onnx))
     if paths:
         graphs += [_export_one(f"path-{leaf}", "path", path_module(tree, leaf), example, folder, onnx)

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.export.graphs import EXPORT_FORMAT, MANIFEST
 from sigmab.models.checkpoint import read_folder_spec
+from sigmab.routing import walk_hard
 
 
 def _session(path: Path) -> Any:
@@ -59,25 +61,10 @@ class OnnxTreeRunner(OnnxGraphs):
         self.depth = int(self.manifest["depth"])
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = x.shape[0]
-        logits: np.ndarray | None = None
-        leaf_ids = np.zeros(n, dtype=np.int64)
-        stack = [("", self.run("backbone", x), np.arange(n))]
-        while stack:
-            bits, h, rows = stack.pop()
-            choice = self.run(f"r{bits}", h).argmax(1)
-            for branch in (0, 1):
-                take = choice == branch
-                if not take.any():
-                    continue
-                child = f"{bits}{branch}"
-                out = self.run(f"n{child}", h[take])
-                if len(child) < self.depth:
-                    stack.append((child, out, rows[take]))
-                    continue
-                if logits is None:
-                    logits = np.empty((n, out.shape[1]), dtype=out.dtype)
-                logits[rows[take]] = out
-                leaf_ids[rows[take]] = int(child, 2)
-        assert logits is not None
-        return logits, leaf_ids
+        """Inputs (N, ...) float32 -> logits (N, K) and leaf ids (N,), routed by the package's one walk."""
+
+        def run(key: str, h: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(self.run(key, h.numpy()))
+
+        logits, leaf_ids = walk_hard(torch.from_numpy(self.run("backbone", x)), self.depth, run)
+        return logits.numpy(), leaf_ids.numpy()

@@ -18,6 +18,7 @@ from torch import nn
 
 from sigmab.errors import ConfigError
 from sigmab.models import build_from_meta
+from sigmab.routing import walk_hard
 from sigmab.runtime.cache import ByteLRU
 from sigmab.runtime.package import read_package_manifest, release_weights, tree_unit_modules
 from sigmab.tree.spec import TreeSpec, build_tree
@@ -96,12 +97,9 @@ class LeafOnDemandRunner:
             raise ConfigError(f"predict_one takes a batch of one input, got shape {tuple(x.shape)}")
         stats = InferenceStats(leaf="")
         h = self._run("backbone", x, stats)
-        bits = ""
-        for _ in range(self.tree.depth):
-            bits += str(int(self._run(f"r{bits}", h, stats).argmax(1)))
-            h = self._run(f"n{bits}", h, stats)
-        stats.leaf = f"n{bits}"
-        return h, stats
+        out, leaf = walk_hard(h, self.tree.depth, lambda key, h: self._run(key, h, stats))
+        stats.leaf = self.tree.leaves[int(leaf)]
+        return out, stats
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, list[InferenceStats]]:
         """Inputs (N, C, H, W) one after another, as a stream: logits (N, K) and per-input stats."""

@@ -9,7 +9,6 @@ to ``<tree folder>/finetuned.safetensors``. Under ``torchrun`` every rank trains
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,26 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sigmab.config import config_to_dict, save_config
 from sigmab.errors import ConfigError
-from sigmab.train.distributed import (
-    DistInfo,
-    barrier,
-    broadcast_buffers,
-    data_parallel,
-    init_distributed,
-    resolve_device,
-)
+from sigmab.train.distributed import DistInfo, barrier
+from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.inputs import finetune_inputs
 from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
-from sigmab.train.meter import EpochMeter
 from sigmab.train.options import LOOP_HELP, LoopOptions
-from sigmab.train.run_folder import check_run_folder, restore_run, save_resume_checkpoint, write_metrics
-from sigmab.train.schedule import cosine_lr
 from sigmab.tree.evaluate import TreeEval, evaluate_tree
 from sigmab.tree.model import SigmaBTree, SoftOutput
 from sigmab.tree.spec import TreeSpec, load_tree, save_tree_weights
-from sigmab.utils.progress import progress_bar
 
 CHECKPOINT_FORMAT = "sigmab.finetune/1"
 FINETUNED_WEIGHTS = "finetuned.safetensors"
@@ -128,29 +116,105 @@ def _temperature(cfg: FinetuneConfig, step: int, soft_steps: int) -> float:
     return cfg.temperature_start * (cfg.temperature_end / cfg.temperature_start) ** frac
 
 
-def _freeze(tree: SigmaBTree, cfg: FinetuneConfig) -> list[dict[str, Any]]:
-    """Parameter groups of what trains; frozen parts get ``requires_grad=False``."""
-    for p in tree.backbone.parameters():
-        p.requires_grad_(cfg.train_backbone)
-    for p in tree.routers.parameters():
-        p.requires_grad_(cfg.router_lr > 0)
-    groups = [{"params": [p for p in tree.nodes.parameters()], "lr_scale": 1.0}]
-    if cfg.train_backbone:
-        groups.append({"params": list(tree.backbone.parameters()), "lr_scale": 1.0})
-    if cfg.router_lr > 0:
-        groups.append({"params": list(tree.routers.parameters()), "lr_scale": cfg.router_lr / cfg.lr,
-                       "weight_decay": 0.0})
-    return groups
-
-
-def _set_train_mode(tree: SigmaBTree, cfg: FinetuneConfig) -> None:
-    tree.train()
-    if not cfg.train_backbone:
-        tree.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics, so routing inputs do not drift
-
-
 def _source(spec: TreeSpec) -> dict[str, Any]:
     return dict(spec.convert_config.get("source") or {})
+
+
+class TreeFinetuning(TrainingMethod):
+    """Soft phase (every node on every input, temperature annealed; mixture, routed-leaf, balance, distillation
+    and anchor terms), then a hard phase under argmax routing as at inference."""
+
+    checkpoint_format = CHECKPOINT_FORMAT
+    metric_fields = METRIC_FIELDS
+    find_unused_parameters = True
+
+    def __init__(self, tree: SigmaBTree, cfg: FinetuneConfig, *, steps_per_epoch: int, teacher: nn.Module | None,
+                 anchor: SigmaBTree | None, targets: dict[str, torch.Tensor], eval_loader: Any, eval_split: str,
+                 num_classes: int, initial_leaves: torch.Tensor | None) -> None:
+        super().__init__(tree)
+        self.tree, self.cfg, self.teacher, self.anchor, self.targets = tree, cfg, teacher, anchor, targets
+        self.soft_steps = cfg.soft_epochs * steps_per_epoch
+        self.eval_loader, self.eval_split, self.num_classes = eval_loader, eval_split, num_classes
+        self.initial_leaves = initial_leaves
+        self.soft_phase, self.temperature = True, float("nan")
+        self.result: TreeEval | None = None
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """What trains; frozen parts get ``requires_grad=False``."""
+        tree, cfg = self.tree, self.cfg
+        for p in tree.backbone.parameters():
+            p.requires_grad_(cfg.train_backbone)
+        for p in tree.routers.parameters():
+            p.requires_grad_(cfg.router_lr > 0)
+        groups = [{"params": list(tree.nodes.parameters()), "lr_scale": 1.0}]
+        if cfg.train_backbone:
+            groups.append({"params": list(tree.backbone.parameters()), "lr_scale": 1.0})
+        if cfg.router_lr > 0:
+            groups.append({"params": list(tree.routers.parameters()), "lr_scale": cfg.router_lr / cfg.lr,
+                           "weight_decay": 0.0})
+        return groups
+
+    def train_module(self) -> nn.Module:
+        return _TrainStep(self.tree)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.soft_phase = epoch < self.cfg.soft_epochs
+        self.tree.train()
+        if not self.cfg.train_backbone:
+            self.tree.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics: routing inputs stay put
+
+    def describe(self, epoch: int, epochs: int) -> str:
+        return f"{'soft' if epoch < self.cfg.soft_epochs else 'hard'} epoch {epoch + 1}/{epochs}"
+
+    def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        teacher_logits = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
+        decisions = self.anchor.router_decisions(x) if self.anchor is not None else None
+        if not self.soft_phase:
+            logits, hard_router_logits = module(x, None)
+            loss = F.cross_entropy(logits, y)
+            if decisions is not None:
+                loss = loss + cfg.anchor_weight * anchor_loss(hard_router_logits, decisions, cfg.temperature_end)
+            if teacher_logits is not None:
+                loss = loss + cfg.distill_weight * distill_loss(logits, teacher_logits, cfg.distill_temperature)
+            return loss, logits
+        self.temperature = _temperature(cfg, step, self.soft_steps)
+        soft = SoftOutput(*module(x, self.temperature))
+        mixture = soft.mixture_log_probs()
+        loss = cfg.mixture_weight * F.nll_loss(mixture, y) + cfg.routed_weight * routed_leaf_loss(soft, y)
+        if cfg.balance_weight > 0 and cfg.router_lr > 0:
+            loss = loss + cfg.balance_weight * balance_loss(soft.router_probs, self.targets)
+        if teacher_logits is not None:
+            weights = soft.leaf_probs.detach()
+            loss = loss + cfg.distill_weight * sum(
+                distill_loss(z, teacher_logits, cfg.distill_temperature, weights[:, leaf])
+                for leaf, z in enumerate(soft.leaf_logits))
+        if decisions is not None:
+            loss = loss + cfg.anchor_weight * anchor_loss(
+                {name: (None, z) for name, z in soft.router_logits.items()}, decisions, self.temperature)
+        return loss, mixture
+
+    def evaluate(self, stats: EpochStats) -> dict[str, Any]:
+        self.result = result = evaluate_tree(self.tree, self.eval_loader, self.num_classes)
+        shares = result.leaf_share
+        return {
+            "epoch": stats.epoch, "phase": "soft" if self.soft_phase else "hard",
+            "temperature": round(self.temperature, 5) if self.soft_phase else "", "lr": round(stats.lr, 8),
+            "train_loss": round(stats.loss, 6), "train_top1": round(stats.top1, 4),
+            "eval_split": self.eval_split, "eval_top1": round(result.top1, 4),
+            "leaf_shares": ";".join(f"{float(s):.4f}" for s in shares),
+            "min_leaf_share": round(float(shares.min()), 4),
+            "route_agreement": round(float((result.leaf_ids == self.initial_leaves).double().mean()), 4),
+        }
+
+    def summary(self, row: dict[str, Any]) -> str:
+        return (f"epoch {row['epoch']}/{self.cfg.epochs} ({row['phase']}): train loss {row['train_loss']:.4f} | "
+                f"hard-routed {row['eval_split']} top-1 {row['eval_top1']:.2f}% | leaf shares {row['leaf_shares']} | "
+                f"same leaf as converted {100 * row['route_agreement']:.1f}%")
 
 
 def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True,
@@ -158,12 +222,8 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     """Fine-tune the tree saved in ``tree_dir``; returns the tree and its hard-routed evaluation
     (``None`` on ranks other than 0, which do not evaluate)."""
     tree_dir = Path(tree_dir)
-    device = resolve_device(cfg.device)
-    info = dist_info or init_distributed(device)
-    run_dir = tree_dir / "finetune"
-    last = check_run_folder(run_dir, resume=resume)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    ctx = start_run(cfg, tree_dir / "finetune", resume=resume, dist_info=dist_info)
+    device, info = ctx.device, ctx.dist
     tree, spec = load_tree(tree_dir, weights="tree.safetensors")
     ds_info, train_set, eval_set, eval_split, teacher = finetune_inputs(
         cfg, _source(spec), meta=spec.dense_meta, what="tree")
@@ -177,99 +237,17 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     converted = copy.deepcopy(tree).eval()
     anchor = converted if cfg.anchor_weight > 0 and routing_can_drift else None
     torch.manual_seed(cfg.seed)
-    groups = _freeze(tree, cfg)
-    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    if resume:
-        history, start_epoch = restore_run(last, fmt=CHECKPOINT_FORMAT, model=tree, optimizer=optimizer)
-    if info.is_main:
-        save_config(cfg, run_dir / "config.yaml")
-
-    step_module = data_parallel(_TrainStep(tree), device, info, find_unused_parameters=True)
     loader, eval_loader = cfg.loaders(ds_info, train_set, eval_set, mean=meta.mean, std=meta.std, rank=info.rank,
                                       world_size=info.world_size)
-    steps_per_epoch = len(loader)
-    total_steps, soft_steps = cfg.epochs * steps_per_epoch, cfg.soft_epochs * steps_per_epoch
     targets = {name: torch.tensor(spec.router_target(name) or [0.5, 0.5], device=device) for name in tree.routers}
     # Leaves of the evaluation inputs under the converted routing: the reference for routing drift.
     initial_leaves = evaluate_tree(converted, eval_loader, eval_set.num_classes).leaf_ids if info.is_main else None
-
-    result: TreeEval | None = None
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        soft_phase = epoch < cfg.soft_epochs
-        loader.set_epoch(epoch)
-        _set_train_mode(tree, cfg)
-        meter, lr, temperature = EpochMeter(), cfg.lr, float("nan")
-        bar = progress_bar(loader, enabled=progress and info.is_main,
-                           desc=f"{'soft' if soft_phase else 'hard'} epoch {epoch + 1}/{cfg.epochs}")
-        for i, (x, y) in enumerate(bar):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            step = epoch * steps_per_epoch + i
-            lr = cosine_lr(step, total_steps=total_steps, warmup_steps=0, peak_lr=cfg.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_scale"]
-            teacher_logits = None
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher_logits = teacher(x)
-            decisions = anchor.router_decisions(x) if anchor is not None else None
-            if soft_phase:
-                temperature = _temperature(cfg, step, soft_steps)
-                leaf_logits, leaf_log_probs, router_probs, raw_router_logits = step_module(x, temperature)
-                soft = SoftOutput(leaf_logits, leaf_log_probs, router_probs, raw_router_logits)
-                mixture = soft.mixture_log_probs()
-                loss = cfg.mixture_weight * F.nll_loss(mixture, y) + cfg.routed_weight * routed_leaf_loss(soft, y)
-                if cfg.balance_weight > 0 and cfg.router_lr > 0:
-                    loss = loss + cfg.balance_weight * balance_loss(router_probs, targets)
-                if teacher_logits is not None:
-                    weights = soft.leaf_probs.detach()
-                    loss = loss + cfg.distill_weight * sum(
-                        distill_loss(z, teacher_logits, cfg.distill_temperature, weights[:, leaf])
-                        for leaf, z in enumerate(leaf_logits))
-                if decisions is not None:
-                    loss = loss + cfg.anchor_weight * anchor_loss(
-                        {name: (None, z) for name, z in raw_router_logits.items()}, decisions, temperature)
-                prediction = mixture
-            else:
-                logits, hard_router_logits = step_module(x, None)
-                loss = F.cross_entropy(logits, y)
-                if decisions is not None:
-                    loss = loss + cfg.anchor_weight * anchor_loss(hard_router_logits, decisions, cfg.temperature_end)
-                if teacher_logits is not None:
-                    loss = loss + cfg.distill_weight * distill_loss(logits, teacher_logits, cfg.distill_temperature)
-                prediction = logits
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            meter.update(loss, prediction, y)
-            bar.set_postfix(meter.postfix(), refresh=False)
-        broadcast_buffers(tree, info)
-        if info.is_main:
-            result = evaluate_tree(tree, eval_loader, eval_set.num_classes)
-            shares = result.leaf_share
-            history.append({
-                "epoch": epoch + 1, "phase": "soft" if soft_phase else "hard",
-                "temperature": round(temperature, 5) if soft_phase else "", "lr": round(lr, 8),
-                "train_loss": round(meter.loss, 6), "train_top1": round(meter.top1, 4),
-                "eval_split": eval_split, "eval_top1": round(result.top1, 4),
-                "leaf_shares": ";".join(f"{float(s):.4f}" for s in shares),
-                "min_leaf_share": round(float(shares.min()), 4),
-                "route_agreement": round(float((result.leaf_ids == initial_leaves).double().mean()), 4),
-                "epoch_seconds": round(time.perf_counter() - t0, 3),
-            })
-            write_metrics(run_dir / "metrics.csv", history, METRIC_FIELDS)
-            save_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT, model=tree.state_dict(),
-                                   optimizer=optimizer.state_dict(), epoch=epoch, history=history,
-                                   config=config_to_dict(cfg))
-            if progress or not info.enabled:
-                bar.write(f"epoch {epoch + 1}/{cfg.epochs} ({history[-1]['phase']}): train loss "
-                          f"{history[-1]['train_loss']:.4f} | hard-routed {eval_split} top-1 {result.top1:.2f}% | "
-                          f"leaf shares {history[-1]['leaf_shares']} | same leaf as converted "
-                          f"{100 * history[-1]['route_agreement']:.1f}%")
-        barrier(info)
+    method = TreeFinetuning(tree, cfg, steps_per_epoch=len(loader), teacher=teacher, anchor=anchor, targets=targets,
+                            eval_loader=eval_loader, eval_split=eval_split, num_classes=eval_set.num_classes,
+                            initial_leaves=initial_leaves)
+    fit(method, cfg, ctx, loader, epochs=cfg.epochs, progress=progress)
     tree.eval().cpu()
+    result = method.result
     if info.is_main:
         if result is None:
             result = evaluate_tree(tree, eval_loader, eval_set.num_classes)

@@ -16,7 +16,7 @@ from torch import nn
 
 from sigmab.graph import Decomposition, block_handler
 from sigmab.importance import ActivationImportance
-from sigmab.tree.model import pooled
+from sigmab.routing import pooled
 from sigmab.utils.progress import progress_bar
 
 

@@ -17,8 +17,9 @@ from sigmab.cluster import spherical_kmeans
 from sigmab.errors import ConfigError
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, get_adapter
 from sigmab.importance import get_importance, top_channels
+from sigmab.routing import CosineRouter, RouterModule, node_key, pooled, router_key
 from sigmab.tree.calibrate import CalibrationStats, calibrate
-from sigmab.tree.model import Router, SigmaBTree, pooled
+from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import NodeSpec, TreeSpec, build_backbone, build_node
 
 
@@ -161,9 +162,8 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
     bounds = splits + [len(dec.blocks)]
     backbone = build_backbone(dec, splits[0])
     nodes: dict[str, nn.Module] = {}
-    routers: dict[str, Router] = {}
+    routers: dict[str, RouterModule] = {}
     node_specs: dict[str, NodeSpec] = {}
-    router_channels: dict[str, int] = {}
     leaves = torch.full((n,), -1, dtype=torch.long)
     sizes: dict[str, int] = {}
     all_channels = torch.arange(dec.width_before(splits[0]))
@@ -172,17 +172,16 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
                    out_idx: torch.Tensor, depth: int) -> None:
         km = spherical_kmeans(features, 2, seed=cfg.seed + len(bits), restarts=cfg.kmeans_restarts,
                               min_share=cfg.min_share)
-        router = Router(features.shape[1])
+        router = CosineRouter(features.shape[1])
         router.init_from_clusters(features, km.centroids, km.labels, scale=cfg.router_scale)
-        routers[f"r{bits}"] = router
-        router_channels[f"r{bits}"] = features.shape[1]
+        routers[router_key(bits)] = router
         for branch in (0, 1):
             child = f"{bits}{branch}"
             child_samples = samples[km.labels == branch]
-            sizes[f"n{child}"] = int(child_samples.numel())
+            sizes[node_key(child)] = int(child_samples.numel())
             if child_samples.numel() < cfg.min_leaf_samples:
-                raise ConfigError(f"node n{child} received {child_samples.numel()} calibration samples, fewer than "
-                                  f"min_leaf_samples={cfg.min_leaf_samples}; raise calib_size or min_share")
+                raise ConfigError(f"node {node_key(child)} received {child_samples.numel()} calibration samples, "
+                                  f"fewer than min_leaf_samples={cfg.min_leaf_samples}; raise calib_size or min_share")
             build(child, child_samples, path, out_idx, depth + 1)
 
     def build(bits: str, samples: torch.Tensor, path: list[nn.Module], in_idx: torch.Tensor, depth: int) -> None:
@@ -193,7 +192,7 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
         is_leaf = depth == cfg.depth
         spec = NodeSpec(start, end, channels, channels[-1].out.tolist() if is_leaf else None)
         node = build_node(dec, spec)
-        nodes[f"n{bits}"], node_specs[f"n{bits}"] = node, spec
+        nodes[node_key(bits)], node_specs[node_key(bits)] = node, spec
         if is_leaf:
             leaves[samples] = int(bits, 2)
             return
@@ -206,6 +205,7 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
     tree = SigmaBTree(backbone, nodes, routers, cfg.depth)
     tree.meta = model.meta
     config: dict[str, Any] = dict(vars(cfg))
-    spec = TreeSpec(model.meta, cfg.depth, [dec.block_names[i] for i in splits], node_specs, router_channels, config,
+    spec = TreeSpec(model.meta, cfg.depth, [dec.block_names[i] for i in splits], node_specs,
+                    {key: router.spec() for key, router in routers.items()}, config,
                     sizes)
     return Conversion(tree.eval(), spec, leaves, sizes)

@@ -20,8 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from sigmab.routing import routed_leaves
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.progress import progress_bar
+
+__all__ = ["LeafDiagnosis", "RoutingDiagnosis", "diagnose_routing", "routed_leaves"]
 
 
 @dataclass(frozen=True)
@@ -51,20 +54,6 @@ class RoutingDiagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "routing_headroom_pp": self.routing_headroom_pp}
-
-
-def routed_leaves(router_logits: dict[str, torch.Tensor], depth: int) -> torch.Tensor:
-    """Leaf index (N,) that argmax routing reaches, given every router's logits (N, 2) on every input."""
-    n = next(iter(router_logits.values())).shape[0]
-    ids = torch.zeros(n, dtype=torch.long)  # the branches chosen so far, read as a binary number
-    for level in range(depth):
-        step = torch.zeros(n, dtype=torch.long)
-        for prefix in range(2**level):
-            at = ids == prefix
-            bits = format(prefix, f"0{level}b") if level else ""
-            step[at] = router_logits[f"r{bits}"][at].argmax(1)
-        ids = ids * 2 + step
-    return ids
 
 
 @torch.inference_mode()

@@ -19,10 +19,14 @@ from sigmab.errors import CheckpointError
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose
 from sigmab.models import ModelMeta, build_from_meta
 from sigmab.models.checkpoint import load_folder_weights, read_folder_spec, save_state_dict
-from sigmab.tree.model import Router, SigmaBTree
+from sigmab.routing import RouterSpec, build_router, node_key
+from sigmab.routing.names import children, unit_bits
+from sigmab.tree.model import SigmaBTree
 from sigmab.utils.io import atomic_write_json
 
-SPEC_FORMAT = "sigmab.tree/1"
+# /2: each router is a {kind, in_channels, settings} entry (/1 stored its input channels: a cosine router).
+SPEC_FORMAT = "sigmab.tree/2"
+READABLE_FORMATS = ("sigmab.tree/1", SPEC_FORMAT)
 SPEC_FILE = "tree.json"
 
 
@@ -51,14 +55,13 @@ class TreeSpec:
     depth: int
     split_points: list[str]
     nodes: dict[str, NodeSpec]
-    routers: dict[str, int]  # router name -> input channels
+    routers: dict[str, RouterSpec]
     convert_config: dict[str, Any] = field(default_factory=dict)
     node_sizes: dict[str, int] = field(default_factory=dict)  # calibration samples per node (k-means)
 
     def router_target(self, router: str) -> list[float] | None:
         """The k-means shares of a router's two children, the balance target during fine-tuning."""
-        bits = router[1:]
-        sizes = [self.node_sizes.get(f"n{bits}{b}") for b in (0, 1)]
+        sizes = [self.node_sizes.get(node_key(child)) for child in children(unit_bits(router))]
         if None in sizes or sum(sizes) == 0:
             return None
         return [s / sum(sizes) for s in sizes]
@@ -66,16 +69,19 @@ class TreeSpec:
     def to_json(self) -> dict[str, Any]:
         return {"format": SPEC_FORMAT, "dense_meta": self.dense_meta.to_dict(), "depth": self.depth,
                 "split_points": self.split_points, "nodes": {k: v.to_json() for k, v in self.nodes.items()},
-                "routers": self.routers, "convert_config": self.convert_config, "node_sizes": self.node_sizes}
+                "routers": {k: v.to_json() for k, v in self.routers.items()},
+                "convert_config": self.convert_config, "node_sizes": self.node_sizes}
 
     @classmethod
     def from_json(cls, d: dict[str, Any], *, source: str = "tree spec") -> TreeSpec:
-        if d.get("format") != SPEC_FORMAT:
-            raise CheckpointError(f"{source}: not a sigmab tree spec (format {d.get('format')!r})")
+        if not isinstance(d, dict) or d.get("format") not in READABLE_FORMATS:
+            found = d.get("format") if isinstance(d, dict) else None
+            raise CheckpointError(f"{source}: not a sigmab tree spec (format {found!r})")
         try:
             return cls(ModelMeta.from_dict(d["dense_meta"]), int(d["depth"]), list(d["split_points"]),
                        {k: NodeSpec.from_json(v) for k, v in d["nodes"].items()},
-                       {k: int(v) for k, v in d["routers"].items()}, dict(d.get("convert_config") or {}),
+                       {k: RouterSpec.from_json(v) for k, v in d["routers"].items()},
+                       dict(d.get("convert_config") or {}),
                        {k: int(v) for k, v in (d.get("node_sizes") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{source}: malformed tree spec ({exc!r})") from None
@@ -99,7 +105,7 @@ def build_tree(dense: nn.Module, spec: TreeSpec) -> SigmaBTree:
     dec = decompose(dense)
     first = dec.split_index(spec.split_points[0])
     nodes = {k: build_node(dec, v) for k, v in spec.nodes.items()}
-    routers = {k: Router(c) for k, c in spec.routers.items()}
+    routers = {k: build_router(v) for k, v in spec.routers.items()}
     tree = SigmaBTree(build_backbone(dec, first), nodes, routers, spec.depth)
     tree.meta = spec.dense_meta
     return tree.eval()

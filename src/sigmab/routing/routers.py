@@ -1,0 +1,112 @@
+"""Router kinds: modules that map the stream at a split point (N, C, ...) to two branch logits (N, 2).
+
+A kind is registered by name with :func:`register_router`; ``tree.json`` records each router as a
+:class:`RouterSpec` (kind, input channels, settings), and :func:`build_router` rebuilds it. A new kind
+only needs a class here: the walk over the tree, export and the runtimes read nothing but the logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sigmab.errors import CheckpointError, ConfigError
+
+DEFAULT_ROUTER = "cosine"
+_KINDS: dict[str, type[RouterModule]] = {}
+
+
+def pooled(x: torch.Tensor) -> torch.Tensor:
+    """Global average over every dim after the channel dim: (N, C, ...) -> (N, C)."""
+    return x.flatten(2).mean(2)
+
+
+class RouterModule(nn.Module):
+    """Base of every router kind: ``forward`` (N, C, ...) -> (N, 2) logits; argmax picks the branch."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor's keyword arguments beyond ``in_channels`` (JSON values), saved in ``tree.json``."""
+        return {}
+
+    def spec(self) -> RouterSpec:
+        return RouterSpec(self.kind, self.in_channels, self.settings())
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    kind: str
+    in_channels: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "in_channels": self.in_channels, "settings": self.settings}
+
+    @classmethod
+    def from_json(cls, value: Any) -> RouterSpec:
+        """A router entry of ``tree.json``; format 1 stored only the input channels (a cosine router)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(DEFAULT_ROUTER, value)
+        if not isinstance(value, dict):
+            raise CheckpointError(f"a router entry must be an object, got {value!r}")
+        return cls(str(value["kind"]), int(value["in_channels"]), dict(value.get("settings") or {}))
+
+
+def register_router(cls: type[RouterModule]) -> type[RouterModule]:
+    """Class decorator: make ``cls`` buildable from a :class:`RouterSpec` of kind ``cls.kind``."""
+    if cls.kind in _KINDS:
+        raise ValueError(f"router kind {cls.kind!r} is already registered")
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+def router_kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+def build_router(spec: RouterSpec) -> RouterModule:
+    if spec.kind not in _KINDS:
+        raise ConfigError(f"unknown router kind {spec.kind!r}; known: {', '.join(router_kinds())}")
+    if spec.in_channels < 1:
+        raise CheckpointError(f"a router needs >= 1 input channel, got {spec.in_channels}")
+    return _KINDS[spec.kind](spec.in_channels, **spec.settings)
+
+
+
+@register_router
+class CosineRouter(RouterModule):
+    """Pooled features, L2 normalisation, a 2-row linear map; initialised from spherical k-means
+    (rows = scale x centroids), so its argmax reproduces the clustering."""
+
+    kind = "cosine"
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__(in_channels)
+        self.proj = nn.Linear(in_channels, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.normalize(pooled(x), dim=1))
+
+    @torch.no_grad()
+    def init_from_clusters(self, features: torch.Tensor, centroids: torch.Tensor, labels: torch.Tensor,
+                           *, scale: float) -> None:
+        """Rows = ``scale`` x centroids (2, C); the bias sets the decision threshold so that argmax reproduces
+        ``labels`` (N,) of ``features`` (N, C) (a threshold rule on the cosine margin, also under the balance
+        constraint)."""
+        f = F.normalize(features.double(), dim=1)
+        c = centroids.double()
+        margin = f @ (c[0] - c[1])
+        lo = margin[labels == 1].max() if bool((labels == 1).any()) else margin.min() - 1
+        hi = margin[labels == 0].min() if bool((labels == 0).any()) else margin.max() + 1
+        threshold = float((lo + hi) / 2) if lo < hi else 0.0
+        self.proj.weight.copy_(scale * c.float())
+        self.proj.bias.copy_(torch.tensor([-scale * threshold / 2, scale * threshold / 2]))

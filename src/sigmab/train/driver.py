@@ -1,0 +1,177 @@
+"""The one training driver: set-up, the epoch loop, metrics rows and resume, shared by every method.
+
+Dense training, tree fine-tuning, pruned fine-tuning and nested training differ only in what
+trains, the loss of a batch and what is evaluated after an epoch. Each is a :class:`TrainingMethod`;
+:func:`start_run` and :func:`fit` do the rest the same way for all of them:
+
+- device (``--device``) and ``torchrun`` (DDP: every rank trains on its shard, BatchNorm buffers are
+  broadcast from rank 0 after each epoch; rank 0 alone evaluates, logs and writes);
+- the run folder: ``config.yaml``, ``metrics.csv`` (one row per epoch), ``last.pt`` (weights,
+  optimizer, history; ``weights_only``-loadable), resume from it bit for bit;
+- SGD over the method's parameter groups (a group's ``lr_scale`` multiplies the learning rate),
+  cosine learning rate per step with optional linear warm-up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from sigmab.config import config_to_dict, save_config
+from sigmab.train.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_buffers,
+    data_parallel,
+    init_distributed,
+    resolve_device,
+)
+from sigmab.train.meter import EpochMeter
+from sigmab.train.options import LoopOptions
+from sigmab.train.run_folder import check_run_folder, restore_run, save_resume_checkpoint, write_metrics
+from sigmab.train.schedule import cosine_lr
+from sigmab.utils.progress import progress_bar
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run trains and writes: the resolved device, the process group, the folder and its resume file."""
+
+    device: torch.device
+    dist: DistInfo
+    run_dir: Path
+    last: Path
+    resume: bool
+
+
+def start_run(cfg: LoopOptions, run_dir: str | Path, *, resume: bool, dist_info: DistInfo | None = None
+              ) -> RunContext:
+    """Check the folder (refuse to overwrite a run or to resume nothing), pick the device, join ``torchrun``."""
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.device)
+    dist = dist_info or init_distributed(device)
+    last = check_run_folder(run_dir, resume=resume)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return RunContext(device, dist, run_dir, last, resume)
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What the driver measured over one training epoch (``epoch`` counts from 1)."""
+
+    epoch: int
+    lr: float
+    loss: float
+    top1: float
+
+
+class TrainingMethod:
+    """The per-method parts of a run. Subclasses set the class attributes and implement :meth:`loss`
+    and :meth:`evaluate`; the defaults train every parameter of ``model`` in training mode."""
+
+    checkpoint_format: ClassVar[str]
+    metric_fields: ClassVar[tuple[str, ...]]
+    find_unused_parameters: ClassVar[bool] = False
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model  # what is saved in last.pt, resumed and broadcast
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.model.parameters())}]
+
+    def train_module(self) -> nn.Module:
+        """The module DDP wraps; :meth:`loss` calls it (wrapped) for everything that needs gradients."""
+        return self.model
+
+    def start_epoch(self, epoch: int) -> None:
+        """Before epoch ``epoch`` (from 0): set training modes and phase."""
+        self.model.train()
+
+    def describe(self, epoch: int, epochs: int) -> str:
+        return f"epoch {epoch + 1}/{epochs}"
+
+    def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scalar loss, predictions (B, K) for the running top-1) of batch ``x`` (B, ...), ``y`` (B,)."""
+        raise NotImplementedError
+
+    def evaluate(self, stats: EpochStats) -> dict[str, Any]:
+        """Rank 0, after an epoch: the metrics row (``epoch_seconds`` is added by the driver)."""
+        raise NotImplementedError
+
+    def summary(self, row: dict[str, Any]) -> str:
+        """The line printed after an epoch."""
+        raise NotImplementedError
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """Fields stored in ``last.pt`` beside weights, optimizer, epoch, history and config."""
+        return {}
+
+
+def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
+                lr_at: Callable[[int], float], *, epoch: int, device: torch.device, desc: str, progress: bool
+                ) -> EpochStats:
+    """One pass over ``loader`` with the learning rate set per step and batches moved to ``device``."""
+    meter, lr, steps = EpochMeter(), float("nan"), len(loader)
+    bar = progress_bar(loader, enabled=progress, desc=desc)
+    for i, (x, y) in enumerate(bar):
+        step = epoch * steps + i
+        lr = lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss, prediction = method.loss(module, x, y, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        meter.update(loss, prediction, y)
+        bar.set_postfix(meter.postfix(), refresh=False)
+    return EpochStats(epoch + 1, lr, meter.loss, meter.top1)
+
+
+def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, *, epochs: int,
+        warmup_epochs: float = 0.0, nesterov: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Train ``method`` for ``epochs`` over ``loader`` (this rank's shard, with ``set_epoch``), resuming from
+    ``ctx.last`` when asked; returns the metrics history (every epoch, resumed ones included)."""
+    dist = ctx.dist
+    optimizer = torch.optim.SGD(method.param_groups(), lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov,
+                                weight_decay=cfg.weight_decay)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if ctx.resume:
+        history, start = restore_run(ctx.last, fmt=method.checkpoint_format, model=method.model, optimizer=optimizer)
+    if dist.is_main:
+        save_config(cfg, ctx.run_dir / "config.yaml")
+    module = data_parallel(method.train_module(), ctx.device, dist,
+                           **({"find_unused_parameters": True} if method.find_unused_parameters else {}))
+    steps = len(loader)
+    lr_at = partial(cosine_lr, total_steps=max(1, epochs * steps), warmup_steps=int(round(warmup_epochs * steps)),
+                    peak_lr=cfg.lr)
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        loader.set_epoch(epoch)
+        method.start_epoch(epoch)
+        stats = train_epoch(method, module, loader, optimizer, lr_at, epoch=epoch, device=ctx.device,
+                            desc=method.describe(epoch, epochs), progress=progress and dist.is_main)
+        broadcast_buffers(method.model, dist)
+        if dist.is_main:
+            row = method.evaluate(stats)
+            row["epoch_seconds"] = round(time.perf_counter() - t0, 3)
+            history.append(row)
+            write_metrics(ctx.run_dir / "metrics.csv", history, method.metric_fields)
+            save_resume_checkpoint(ctx.last, fmt=method.checkpoint_format, model=method.model.state_dict(),
+                                   optimizer=optimizer.state_dict(), epoch=epoch, history=history,
+                                   config=config_to_dict(cfg), **method.checkpoint_extra())
+            if progress or not dist.enabled:
+                tqdm.write(method.summary(row))
+        barrier(dist)
+    return history
