@@ -9,6 +9,7 @@ from torch import nn
 from sigmab.baselines import NestedSparseNet, Route, magnitude_keep_levels, storage_cost
 from sigmab.baselines.nested import calibrate_route, default_routes, norm_layers, route_cost
 from sigmab.baselines.nested_train import NestedConfig, load_nested, train_nested
+from sigmab.cli import main
 from sigmab.errors import ConfigError
 from tests.helpers import digits_resnet_checkpoint, tiny_resnet
 
@@ -200,3 +201,32 @@ def test_training_writes_a_folder_that_reloads_to_the_same_outputs(tmp_path: Pat
                 assert all(torch.equal(a, b) for a, b in zip(again.norm_stats(j, level), net.norm_stats(j, level)))
     with pytest.raises(ConfigError, match="already"):
         train_nested(checkpoint, cfg, tmp_path / "nested", progress=False)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)"))])
+def test_nested_training_runs_where_device_says(device: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sigmab nested --device` reaches the trainer: the device is resolved and every training batch is there."""
+    import sigmab.train.driver as driver
+
+    checkpoint = digits_resnet_checkpoint(tmp_path / "dense", epochs=1)
+    asked, seen = [], set()
+    real_resolve, real_forward = driver.resolve_device, NestedSparseNet.forward
+
+    def resolve(name: str) -> torch.device:
+        asked.append(name)
+        return real_resolve(name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            seen.add(x.device.type)
+        return real_forward(self, x)
+
+    monkeypatch.setattr(driver, "resolve_device", resolve)
+    monkeypatch.setattr(NestedSparseNet, "forward", forward)
+    assert main(["nested", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(tmp_path / "n"),
+                 "--sparsities", "[0.5, 0.8]", "--epochs", "1", "--calibration-batches", "0", "--device", device,
+                 "--no-progress"]) == 0
+    assert asked == [device] and seen == {device}
+    net, _ = load_nested(tmp_path / "n")
+    assert next(net.parameters()).device.type == "cpu"  # the folder holds CPU weights either way

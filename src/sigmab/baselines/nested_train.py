@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +27,16 @@ from sigmab.baselines.nested import (
     route_cost,
     storage_cost,
 )
-from sigmab.config import config_to_dict, save_config
+from sigmab.config import config_to_dict
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.eval import count_params, evaluate
 from sigmab.inputs import check_classes, load_dense_for
 from sigmab.models import ModelMeta, build_from_meta
 from sigmab.models.checkpoint import read_folder_spec, save_state_dict
+from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.losses import distill_loss
-from sigmab.train.meter import EpochMeter
 from sigmab.train.options import LOOP_HELP, LoopOptions
-from sigmab.train.run_folder import check_run_folder, restore_run, save_resume_checkpoint, write_metrics
-from sigmab.train.schedule import cosine_lr
 from sigmab.utils.io import atomic_write_json
-from sigmab.utils.progress import progress_bar
 
 # /2: per-level BatchNorm running statistics (/1 shared one set, which no level evaluates with).
 NESTED_FORMAT = "sigmab.nested/2"
@@ -83,21 +79,56 @@ NESTED_HELP = {
 }
 
 
-def _loss(net: NestedSparseNet, x: torch.Tensor, y: torch.Tensor, teacher: nn.Module | None,
-          cfg: NestedConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean over levels of CE + distillation, the densest level's logits)."""
-    target = None
-    if teacher is not None:
-        with torch.no_grad():
-            target = teacher(x)
-    total, densest = x.new_zeros(()), None
-    for level in range(net.num_levels):
-        logits = net.forward_at(x, level)
-        densest = logits if densest is None else densest
-        total = total + F.cross_entropy(logits, y)
-        if target is not None:
-            total = total + cfg.distill_weight * distill_loss(logits, target, cfg.distill_temperature)
-    return total / net.num_levels, densest
+class _EveryLevel(nn.Module):
+    """What DDP wraps: the nested net at every level on one batch, (B, ...) -> (levels, B, K)."""
+
+    def __init__(self, net: NestedSparseNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.net.forward_at(x, level) for level in range(self.net.num_levels)])
+
+
+class NestedTraining(TrainingMethod):
+    """Every level on every batch: mean over levels of cross-entropy plus distillation from the dense model;
+    after an epoch, the densest and the sparsest level are evaluated."""
+
+    checkpoint_format = CHECKPOINT_FORMAT
+    metric_fields = METRIC_FIELDS
+
+    def __init__(self, net: NestedSparseNet, cfg: NestedConfig, *, teacher: nn.Module | None, eval_loader: Any,
+                 eval_split: str) -> None:
+        super().__init__(net)
+        self.net, self.cfg, self.teacher, self.eval_loader, self.eval_split = net, cfg, teacher, eval_loader, eval_split
+
+    def train_module(self) -> nn.Module:
+        return _EveryLevel(self.net)
+
+    def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        target = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                target = self.teacher(x)
+        total = x.new_zeros(())
+        levels = module(x)
+        for logits in levels:
+            total = total + F.cross_entropy(logits, y)
+            if target is not None:
+                total = total + self.cfg.distill_weight * distill_loss(logits, target, self.cfg.distill_temperature)
+        return total / len(levels), levels[0]
+
+    def evaluate(self, stats: EpochStats) -> dict[str, Any]:
+        tops = [evaluate(self.net.set_route(level), self.eval_loader).top1 for level in (0, self.net.num_levels - 1)]
+        self.net.set_route(0)
+        return {"epoch": stats.epoch, "lr": round(stats.lr, 8), "train_loss": round(stats.loss, 6),
+                "train_top1_densest": round(stats.top1, 4), "eval_split": self.eval_split,
+                "eval_top1_densest": round(tops[0], 4), "eval_top1_sparsest": round(tops[1], 4)}
+
+    def summary(self, row: dict[str, Any]) -> str:
+        return (f"epoch {row['epoch']}/{self.cfg.epochs}: train loss {row['train_loss']:.4f} | {row['eval_split']} "
+                f"top-1 densest {row['eval_top1_densest']:.2f}% sparsest {row['eval_top1_sparsest']:.2f}%")
 
 
 def save_nested(net: NestedSparseNet, meta: ModelMeta, folder: Path, *, config: dict[str, Any]) -> None:
@@ -144,52 +175,22 @@ def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, 
     out = Path(out)
     if cfg.dataset is None:
         raise ConfigError("--dataset is required")
-    last = check_run_folder(out, resume=resume)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    ctx = start_run(cfg, out, resume=resume)
     dense, info = load_dense_for(checkpoint, dataset=cfg.dataset, arch=arch)
     meta = dense.meta
     train_set, eval_set, eval_split = cfg.load_data(cfg.dataset, cfg.data_root)
     check_classes(meta, train_set, cfg.dataset)
     torch.manual_seed(cfg.seed)
-    net = NestedSparseNet(copy.deepcopy(dense), cfg.sparsities)
-    teacher = dense.eval() if cfg.distill_weight > 0 else None
-    optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    history: list[dict[str, Any]] = []
-    start = 0
-    if resume:
-        history, start = restore_run(last, fmt=CHECKPOINT_FORMAT, model=net, optimizer=optimizer)
-    save_config(cfg, out / "config.yaml")
-    loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std)
-    total_steps = max(1, cfg.epochs * len(loader))
-    for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        loader.set_epoch(epoch)
-        net.train()
-        meter, lr = EpochMeter(), cfg.lr
-        bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-        for i, (x, y) in enumerate(bar):
-            lr = cosine_lr(epoch * len(loader) + i, total_steps=total_steps, warmup_steps=0, peak_lr=cfg.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, densest = _loss(net, x, y, teacher, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            meter.update(loss, densest, y)
-            bar.set_postfix(meter.postfix(), refresh=False)
-        tops = [evaluate(net.set_route(level), eval_loader).top1 for level in (0, net.num_levels - 1)]
-        net.set_route(0)
-        history.append({"epoch": epoch + 1, "lr": round(lr, 8), "train_loss": round(meter.loss, 6),
-                        "train_top1_densest": round(meter.top1, 4), "eval_split": eval_split,
-                        "eval_top1_densest": round(tops[0], 4), "eval_top1_sparsest": round(tops[1], 4),
-                        "epoch_seconds": round(time.perf_counter() - t0, 3)})
-        write_metrics(out / "metrics.csv", history, METRIC_FIELDS)
-        save_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT, model=net.state_dict(), optimizer=optimizer.state_dict(),
-                               epoch=epoch, history=history, config=config_to_dict(cfg))
-        if progress:
-            bar.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {meter.loss:.4f} | {eval_split} top-1 "
-                      f"densest {tops[0]:.2f}% sparsest {tops[1]:.2f}%")
+    net = NestedSparseNet(copy.deepcopy(dense), cfg.sparsities).to(ctx.device)
+    teacher = dense.to(ctx.device).eval() if cfg.distill_weight > 0 else None
+    loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std,
+                                      rank=ctx.dist.rank, world_size=ctx.dist.world_size)
+    method = NestedTraining(net, cfg, teacher=teacher, eval_loader=eval_loader, eval_split=eval_split)
+    fit(method, cfg, ctx, loader, epochs=cfg.epochs, progress=progress)
+    net.cpu()
+    dense.cpu()
+    if not ctx.dist.is_main:  # under torchrun, rank 0 alone calibrates, evaluates and writes
+        return {}
     routes = default_routes(net)
     if cfg.calibration_batches:
         loader.set_epoch(cfg.epochs)  # a seeded order no training epoch used
