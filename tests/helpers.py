@@ -32,6 +32,15 @@ def mask_hook(keep: torch.Tensor, width: int):
     return hook
 
 
+def assert_same_function(actual: torch.Tensor, expected: torch.Tensor, *, ulps: float = 1024.0) -> None:
+    """``actual`` equals ``expected`` up to rounding: an absolute tolerance of ``ulps`` units of the dtype's
+    epsilon at the scale of the largest output. A deep random network's logits reach the hundreds, and a
+    float reduction's rounding error scales with the magnitudes summed, not with each small element, so
+    a fixed 1e-5 flips with the thread count (summation order) of the machine."""
+    scale = max(1.0, float(expected.abs().max()))
+    torch.testing.assert_close(actual, expected, atol=ulps * torch.finfo(expected.dtype).eps * scale, rtol=0)
+
+
 def tiny_resnet(depth: int = 20, widths: tuple[int, int, int] = (8, 16, 32), seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return randomise_bn(build_model(f"resnet{depth}", widths=list(widths)), seed)
