@@ -35,7 +35,7 @@ from sigmab.baselines.nested_train import NestedConfig, evaluate_routes, load_ne
 from sigmab.config import preset_layer, read_preset, resolve_config
 from sigmab.data import load_split
 from sigmab.errors import ConfigError
-from sigmab.eval import evaluate, profile_model
+from sigmab.eval import RESULT_FIELDS, ModelReport, evaluate, profile_model
 from sigmab.importance.filters import CRITERIA
 from sigmab.models import load_model
 from sigmab.prune import PruneConfig
@@ -173,7 +173,7 @@ def _pruned(grid: dict[str, Any], run: dict[str, Any], work: Path, prune_cfg: Pr
     val = evaluate_pruned_folder(folder, split="val", val_fraction=finetune_cfg.val_fraction,
                                  seed=finetune_cfg.seed) if finetune_cfg.val_fraction > 0 else None
     test = evaluate_pruned_folder(folder, split="test")
-    return folder, {**test, "leaves": [], "diagnosis": None}, val
+    return folder, test, val
 
 
 def grid_results(grid: dict[str, Any]) -> Path:
@@ -208,15 +208,17 @@ def run_nested(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress
     stored = val_rows["L0"]["params"]
     paths = []
     for row in rows:
+        # A route has one path; the net stores its densest level's weights (and the level counts).
+        report = ModelReport.static(method="nested", dataset=grid["dataset"], split="test",
+                                    n_samples=len(test), top1=row["top1"], dense_top1=round(dense_top1, 4),
+                                    params=row["params"], macs=row["macs"], dense_params=val["dense_params"],
+                                    dense_macs=dense_macs)
         result = {
             "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": "nested",
             "run_id": f"{run['id']}:{row['route']}", "route": row["route"], "levels": row["levels"],
-            "config": {"nested": vars(cfg)}, "top1": row["top1"], "dense_top1": round(dense_top1, 4),
+            "config": {"nested": vars(cfg)}, **{k: report.to_dict()[k] for k in RESULT_FIELDS},
+            "stored_params": stored, "storage_bytes": val["storage_bytes"],
             "val_top1": val_rows[row["route"]]["top1"], "dense_val_top1": val["dense_top1"],
-            "active_params_mean": float(row["params"]), "active_params_max": row["params"],
-            "active_params_min": row["params"], "stored_params": stored, "storage_bytes": val["storage_bytes"],
-            "dense_params": val["dense_params"], "active_macs_mean": row["macs"], "dense_macs": dense_macs,
-            "weight_bytes_per_inference": row["params"] * 4, "leaves": [], "diagnosis": None,
             "finetune_epochs": cfg.epochs, "wall_seconds": time.perf_counter() - t0, "seed": seed,
             "git_commit": git_commit(), "machine": machine(),
             "finetune_metrics_csv": (folder / "metrics.csv").read_text() if (folder / "metrics.csv").is_file() else "",
@@ -240,11 +242,9 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: b
         "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": method,
         "run_id": run["id"],
         "config": {"convert" if method == "sigmab" else "prune": vars(build_cfg), "finetune": vars(finetune_cfg)},
-        "top1": test["top1"], "dense_top1": test["dense_top1"], "val_top1": None if val is None else val["top1"],
+        "val_top1": None if val is None else val["top1"],
         "dense_val_top1": None if val is None else val["dense_top1"],
-        **{k: test[k] for k in ("active_params_mean", "active_params_max", "active_params_min", "stored_params",
-                                "dense_params", "active_macs_mean", "dense_macs", "weight_bytes_per_inference")},
-        "leaves": test["leaves"], "diagnosis": test["diagnosis"], "finetune_epochs": finetune_cfg.epochs,
+        **{k: test[k] for k in RESULT_FIELDS}, "finetune_epochs": finetune_cfg.epochs,
         "wall_seconds": time.perf_counter() - t0, "seed": seed, "git_commit": git_commit(), "machine": machine(),
         "finetune_metrics_csv": (folder / "finetune" / "metrics.csv").read_text(),
     }

@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.common import git_commit, machine
 from sigmab.baselines.dispatch_pipeline import DispatchConfig, dispatch_models, dispatch_splits, load_models
 from sigmab.errors import ConfigError
-from sigmab.eval import evaluate, profile_model
+from sigmab.eval import BYTES_PER_WEIGHT, RESULT_FIELDS, ModelReport, evaluate, profile_model
 from sigmab.models import load_model
 from sigmab.utils.io import atomic_write_json
 
@@ -75,17 +75,19 @@ def run_dispatch_grid(grid: dict[str, Any], run: dict[str, Any], seed: int, cfg:
     out = []
     for k, row in enumerate(report["front"]):
         own = row["dispatcher_params"]
+        point = ModelReport(
+            method="dispatch", dataset=grid["dataset"], split="test-half" if cfg.learn_on == "test-half" else "test",
+            n_samples=len(test), top1=row["top1"], dense_top1=round(dense_top1, 4),
+            active_params_mean=row["mean_params"], active_params_max=own + max(m["max_params"] for m in models),
+            active_params_min=own + min(m["mean_params"] for m in models),
+            active_macs_mean=row["mean_macs"], stored_params=own + report["stored_params_models"],
+            weight_bytes_per_inference=row["mean_params"] * BYTES_PER_WEIGHT["fp32"], weight_precision="fp32",
+            dense_params=profile.params, dense_macs=profile.macs)
         result = {
             "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": "dispatch",
             "run_id": f"{run['id']}:f{k}", "config": {"dispatch": vars(cfg), "models": run["models"],
                                                        "settings": row["settings"]},
-            "top1": row["top1"], "dense_top1": round(dense_top1, 4), "val_top1": row["val_top1"],
-            "dense_val_top1": None, "active_params_mean": row["mean_params"],
-            "active_params_max": own + max(m["max_params"] for m in models),
-            "active_params_min": own + min(m["mean_params"] for m in models),
-            "stored_params": own + report["stored_params_models"], "dense_params": profile.params,
-            "active_macs_mean": row["mean_macs"], "dense_macs": profile.macs,
-            "weight_bytes_per_inference": row["mean_params"] * 4, "leaves": [], "diagnosis": None,
+            **{k: point.to_dict()[k] for k in RESULT_FIELDS}, "val_top1": row["val_top1"], "dense_val_top1": None,
             "dispatch": {"models": models, "shares": row["shares"], "oracle_top1": report["oracle_top1"],
                          "dispatcher_macs": row["dispatcher_macs"], "dispatcher_params": own},
             "finetune_epochs": 0, "wall_seconds": time.perf_counter() - t0, "seed": seed,

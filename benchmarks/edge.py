@@ -17,7 +17,7 @@ from benchmarks.cifar import add_resnet56_run_args
 from benchmarks.common import ROOT, write_result
 from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload
 from sigmab.edge.study import format_table, run_study, sram_sweep
-from sigmab.inputs import load_model_or_folder
+from sigmab.folders import load_model_or_folder
 from sigmab.tree.report import evaluate_tree_folder
 from sigmab.tree.routes import load_routes
 

@@ -26,7 +26,7 @@ from benchmarks.common import seconds, summarise, write_result
 from sigmab.data import Normalize, load_split
 from sigmab.eval import profile_model
 from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_any, path_module
-from sigmab.inputs import load_model_or_folder
+from sigmab.folders import load_model_or_folder
 from sigmab.tree import cost_summary
 
 

@@ -20,6 +20,7 @@ from benchmarks.edge_report import edge_section, write_edge_plots
 from benchmarks.points_report import points_section, write_points_plots
 from sigmab.data import get_dataset_info
 from sigmab.errors import ConfigError
+from sigmab.eval import RESULT_FIELDS
 from sigmab.utils.io import atomic_write_text
 
 Result = dict[str, Any]
@@ -35,10 +36,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 REQUIRED["sigmab_smoke"] = ("model", "convert_args", "finetune_args", "converted", "finetuned",
                              "finetune_metrics_csv", "convert_seconds", "finetune_seconds", "machine", "git_commit")
-REQUIRED["cifar_run"] = ("model", "dataset", "method", "config", "top1", "dense_top1", "active_params_mean",
-                          "active_params_max", "stored_params", "dense_params", "active_macs_mean",
-                          "weight_bytes_per_inference", "finetune_epochs", "wall_seconds", "seed", "git_commit",
-                          "leaves", "run_id")
+REQUIRED["cifar_run"] = ("model", "dataset", "method", "config", *RESULT_FIELDS, "finetune_epochs", "wall_seconds",
+                          "seed", "git_commit", "run_id")
 REQUIRED["edge"] = ("model", "tree", "pruned", "policies", "tree_top1", "leaf_share", "n_inputs", "orders", "devices",
                     "workloads", "results", "sweep_device", "sweep", "machine", "git_commit")
 REQUIRED["inference_speed"] = ("model", "batch_size", "latency_inputs", "repeats", "baseline", "rows", "busiest_leaf",

@@ -34,6 +34,7 @@ def test_resume_extends_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(rows) == 3  # header + 2 epochs
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path / "demo"), "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -71,6 +72,7 @@ def test_misfit_checkpoint_and_dataset_mismatch(tmp_path: Path, capsys: pytest.C
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_eval_of_shared_resnet20_prints_its_top1(capsys: pytest.CaptureFixture[str]) -> None:
     weights, data = require_shared("weights/resnet20-12fca82f.th", "data/cifar10.npz")
     assert main(["eval", "--checkpoint", str(weights), "--arch", "resnet20", "--dataset", "cifar10",

@@ -46,6 +46,7 @@ def test_eval_routes_feed_edge_sim_with_json_and_plots(folders, capsys) -> None:
     assert plot.read_bytes()[:4] == b"\x89PNG" and (folders["root"] / "edge-sweep.png").is_file()
 
 
+@pytest.mark.slow
 def test_export_and_package_commands(folders, capsys) -> None:
     """The CLI's wiring; ONNX against PyTorch is tested in tests/export (here .pt2 only, to keep it fast)."""
     exported, package = folders["root"] / "export", folders["root"] / "pkg"

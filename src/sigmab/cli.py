@@ -15,25 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sigmab import __version__
+from sigmab.baselines.nested_train import evaluate_nested_folder, format_nested_report
 from sigmab.cli_baselines import add_dispatch, add_nested
 from sigmab.cli_deploy import add_edge_sim, add_export, add_package
-from sigmab.config import (
-    add_config_flags,
-    config_flags,
-    list_presets,
-    preset_layer,
-    read_preset,
-    read_yaml_config,
-    resolve_config,
-)
+from sigmab.config import add_config_flags, command_config, list_presets, read_preset
 from sigmab.data import load_split
 from sigmab.demo import run_demo
 from sigmab.errors import ConfigError, SigmabError
 from sigmab.eval import evaluate, profile_model
 from sigmab.inputs import check_classes, load_dense_for
 from sigmab.models import list_models
-from sigmab.models.checkpoint import load_checkpoint
-from sigmab.prune import PRUNE_HELP, PruneConfig, is_pruned_folder
+from sigmab.models.checkpoint import load_checkpoint, read_folder_spec
+from sigmab.prune import PRUNE_HELP, PruneConfig
 from sigmab.prune.finetune import PRUNE_FINETUNE_HELP, PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, format_pruned_report, prune_checkpoint
 from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
@@ -46,6 +39,7 @@ from sigmab.tree.convert import CONVERT_HELP, ConvertConfig
 from sigmab.tree.pipeline import convert_checkpoint
 from sigmab.tree.report import evaluate_tree_folder, format_convert_report, format_tree_report
 from sigmab.tree.spec import read_spec
+from sigmab.utils.manifest import folder_kind
 
 DEMO_RUN_DIR = Path("runs/demo")
 
@@ -62,19 +56,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
-    flags = config_flags(args, TrainConfig)
-    layers = []
-    saved = args.out / "config.yaml"
-    if args.resume and saved.is_file():
-        layers.append(read_yaml_config(str(saved)))
-    elif args.config:
-        layers.append(read_yaml_config(args.config))
-    return resolve_config(TrainConfig, *layers, flags)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    cfg = _train_config(args)
+    cfg = command_config(TrainConfig, args, run_config=args.out / "config.yaml")
     result = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     if result.final is not None:  # rank 0 (or a single process) reports
         print(f"{cfg.arch} on {cfg.dataset}: {result.eval_split} top-1 {result.final.top1:.2f}% | "
@@ -83,10 +66,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="top-1, parameters and MACs of a dense checkpoint, a tree or a pruned model",
-                       description="Evaluate a dense checkpoint (--checkpoint), or a SigmaB tree or pruned-model "
-                                   "folder (RUN).")
-    p.add_argument("run", nargs="?", type=Path, help="folder written by `sigmab convert` or `sigmab prune`")
+    p = sub.add_parser("eval", help="top-1, parameters and MACs of a dense checkpoint or of any run folder",
+                       description="Evaluate a dense checkpoint (--checkpoint), or a run folder (RUN): a SigmaB tree, "
+                                   "a pruned model, a nested sparse net (every route) or a `sigmab train` run.")
+    p.add_argument("run", nargs="?", type=Path,
+                   help="run folder: a tree (`sigmab convert`), pruned model, nested net or `sigmab train` run")
     p.add_argument("--checkpoint", type=Path, help="dense weights: .safetensors, .pt or .th")
     p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata (e.g. resnet56)")
     p.add_argument("--dataset", help="dataset name (a tree folder records its own)")
@@ -105,11 +89,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     if (args.run is None) == (args.checkpoint is None):
-        raise ConfigError("give either a tree folder (RUN) or --checkpoint")
-    if args.save_routes is not None and (args.run is None or is_pruned_folder(args.run)):
-        raise ConfigError("--save-routes is for tree folders (a dense or pruned model has one path)")
-    if args.run is not None:
-        return _eval_tree(args)
+        raise ConfigError("give either a run folder (RUN) or --checkpoint")
+    kind = folder_kind(args.run) if args.run is not None else "dense"
+    if args.save_routes is not None and kind != "tree":
+        raise ConfigError(f"--save-routes is for tree folders (a {kind} model has no routes)")
+    if kind == "dense" and args.run is not None:  # a `sigmab train` run folder: its weights and its dataset
+        args.checkpoint = args.run / "model.safetensors"
+        args.dataset = args.dataset or read_folder_spec(args.run / "summary.json", what="training run").get("dataset")
+    elif args.run is not None:
+        return _eval_folder(args, kind)
     if args.dataset is None:
         raise ConfigError("--dataset is required with --checkpoint")
     model, _ = load_dense_for(args.checkpoint, dataset=args.dataset, arch=args.arch)
@@ -134,15 +122,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_tree(args: argparse.Namespace) -> int:
-    if is_pruned_folder(args.run):
-        report = evaluate_pruned_folder(args.run, dataset=args.dataset, data_root=args.data_root, split=args.split,
-                                        batch_size=args.batch_size, progress=not (args.no_progress or args.json))
+def _eval_folder(args: argparse.Namespace, kind: str) -> int:
+    data = dict(dataset=args.dataset, data_root=args.data_root, split=args.split, batch_size=args.batch_size,
+                progress=not (args.no_progress or args.json))
+    if kind == "pruned":
+        report = evaluate_pruned_folder(args.run, **data)
         print(json.dumps(report) if args.json else format_pruned_report(report))
         return 0
-    report = evaluate_tree_folder(args.run, dataset=args.dataset, data_root=args.data_root, split=args.split,
-                                  batch_size=args.batch_size, routes=args.save_routes,
-                                  progress=not (args.no_progress or args.json))
+    if kind == "nested":
+        report = evaluate_nested_folder(args.run, **data)
+        print(json.dumps(report) if args.json else format_nested_report(report, args.run))
+        return 0
+    report = evaluate_tree_folder(args.run, routes=args.save_routes, **data)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -178,9 +169,7 @@ def _check_preset_model(preset: str, checkpoint: Path, arch: str | None) -> None
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    flags = config_flags(args, ConvertConfig)
-    cfg = resolve_config(ConvertConfig, preset_layer(args.preset, "convert"),
-                         read_yaml_config(args.config) if args.config else {}, flags)
+    cfg = command_config(ConvertConfig, args, step="convert")
     if args.preset:
         _check_preset_model(args.preset, args.checkpoint, args.arch)
     conversion, report = convert_checkpoint(args.checkpoint, arch=args.arch, dataset=args.dataset,
@@ -205,11 +194,7 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    flags = config_flags(args, FinetuneConfig)
-    saved = args.run / "finetune" / "config.yaml"
-    layers = [read_yaml_config(str(saved))] if args.resume and saved.is_file() else (
-        [preset_layer(args.preset, "finetune")] + ([read_yaml_config(args.config)] if args.config else []))
-    cfg = resolve_config(FinetuneConfig, *layers, flags)
+    cfg = command_config(FinetuneConfig, args, step="finetune", run_config=args.run / "finetune" / "config.yaml")
     read_spec(args.run)  # a bad folder fails before the process group starts
     _, result = finetune(args.run, cfg, resume=args.resume, progress=not args.no_progress)
     if result is not None:
@@ -233,23 +218,10 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_prune)
 
 
-def _split_layers(args: argparse.Namespace, *classes: type) -> list[dict]:
-    """The --config YAML and the flags, each split between the option dataclasses that own the keys."""
-    yaml_layer = read_yaml_config(args.config) if args.config else {}
-    known = set().union(*(c.__dataclass_fields__ for c in classes))
-    unknown = sorted(set(yaml_layer) - known)
-    if unknown:
-        raise ConfigError(f"{args.config}: unknown option(s) {', '.join(unknown)}")
-    flags = vars(args)
-    return [{**{k: v for k, v in yaml_layer.items() if k in c.__dataclass_fields__},
-             **{k: v for k, v in flags.items() if k in c.__dataclass_fields__}} for c in classes]
-
-
 def _cmd_prune(args: argparse.Namespace) -> int:
-    prune_layer, finetune_layer = _split_layers(args, PruneConfig, PruneFinetuneConfig)
-    saved = args.out / "finetune" / "config.yaml"
-    ft_cfg = resolve_config(PruneFinetuneConfig, read_yaml_config(str(saved)) if args.resume and saved.is_file()
-                            else finetune_layer)
+    owners = (PruneConfig, PruneFinetuneConfig)  # one --config YAML holds the options of both steps
+    ft_cfg = command_config(PruneFinetuneConfig, args, run_config=args.out / "finetune" / "config.yaml",
+                            owners=owners)
     if args.resume:
         read_pruned_spec(args.out)  # a bad folder fails before any work
     else:
@@ -257,7 +229,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             raise ConfigError("--checkpoint is required (unless --resume)")
         if ft_cfg.dataset is None:
             raise ConfigError("--dataset is required")
-        cfg = resolve_config(PruneConfig, prune_layer)
+        cfg = command_config(PruneConfig, args, owners=owners)
         if (args.out / PRUNED_SPEC).exists():
             raise ConfigError(f"{args.out} already holds a pruned model; choose another --out (or --resume)")
     # Under torchrun, rank 0 alone prunes; every rank fine-tunes its shard.

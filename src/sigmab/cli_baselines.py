@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sigmab.config import add_config_flags, config_flags, read_yaml_config, resolve_config
+from sigmab.config import add_config_flags, command_config
 
 
 def add_nested(sub: argparse._SubParsersAction) -> None:
@@ -27,22 +27,12 @@ def add_nested(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_nested(args: argparse.Namespace) -> int:
-    from sigmab.baselines.nested_train import NestedConfig, train_nested
+    from sigmab.baselines.nested_train import NestedConfig, format_nested_report, train_nested
 
-    flags = config_flags(args, NestedConfig)
-    saved = args.out / "config.yaml"
-    layer = read_yaml_config(str(saved)) if args.resume and saved.is_file() else (
-        read_yaml_config(args.config) if args.config else {})
-    cfg = resolve_config(NestedConfig, layer, flags)
+    cfg = command_config(NestedConfig, args, run_config=args.out / "config.yaml")
     report = train_nested(args.checkpoint, cfg, args.out, arch=args.arch, resume=args.resume,
                           progress=not args.no_progress)
-    print(f"dense: {report['eval_split']} top-1 {report['dense_top1']:.2f}% | {report['dense_params']:,} params | "
-          f"{report['dense_bytes']:,} bytes")
-    print(f"{'route':<12} {'top-1':>8} {'params':>10} {'of dense':>9} {'MACs':>14}")
-    for r in report["routes"]:
-        print(f"{r['route']:<12} {r['top1']:>7.2f}% {r['params']:>10,} {100 * r['params_fraction']:>8.1f}% "
-              f"{r['macs']:>14,.0f}")
-    print(f"storage of every level: {report['storage_bytes']:,} bytes | folder {args.out}")
+    print(format_nested_report(report, args.out))
     return 0
 
 
@@ -74,7 +64,7 @@ def add_dispatch(sub: argparse._SubParsersAction) -> None:
 def _cmd_dispatch(args: argparse.Namespace) -> int:
     from sigmab.baselines.dispatch_pipeline import DispatchConfig, run_dispatch
 
-    cfg = resolve_config(DispatchConfig, config_flags(args, DispatchConfig))
+    cfg = command_config(DispatchConfig, args)
     arch = args.arch and [None if a == "-" else a for a in args.arch]
     report = run_dispatch([str(m) for m in args.models], cfg, args.out,
                           arch=arch[0] if arch and len(arch) == 1 else arch, progress=not args.no_progress)

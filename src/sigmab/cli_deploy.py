@@ -9,7 +9,9 @@ from sigmab.errors import ConfigError
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", nargs="?", type=Path, help="tree folder (`sigmab convert`) or pruned folder (`sigmab prune`)")
+    p.add_argument("run", nargs="?", type=Path,
+                   help="run folder: a tree (`sigmab convert`), pruned model, nested net (one graph per level) or "
+                        "`sigmab train` run")
     p.add_argument("--checkpoint", type=Path, help="a dense checkpoint instead of RUN")
     p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata (e.g. resnet56)")
 
@@ -28,7 +30,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from sigmab.export import export_any, onnx_available
-    from sigmab.inputs import load_model_or_folder
+    from sigmab.folders import load_model_or_folder
 
     onnx = not args.no_onnx
     if onnx and not onnx_available():
@@ -91,7 +93,7 @@ def add_edge_sim(sub: argparse._SubParsersAction) -> None:
 def _cmd_edge_sim(args: argparse.Namespace) -> int:
     from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload
     from sigmab.edge.study import format_table, results_json, run_study, sram_sweep
-    from sigmab.inputs import load_model_or_folder
+    from sigmab.folders import load_model_or_folder
     from sigmab.tree.routes import load_routes
     from sigmab.utils.io import atomic_write_json
 

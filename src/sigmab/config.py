@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,3 +157,37 @@ def read_preset(name: str) -> dict[str, Any]:
 def preset_layer(name: str | None, section: str) -> dict[str, Any]:
     """The options one step takes from preset ``name`` (empty when no preset is given)."""
     return dict(read_preset(name).get(section, {})) if name else {}
+
+
+def layered_config(config_cls: type[C], *, preset: str | None = None, step: str | None = None,
+                   config: str | None = None, saved: Path | None = None, flags: dict[str, Any] | None = None,
+                   owners: Sequence[type] = ()) -> C:
+    """The one layering of every command: defaults < preset ``preset``'s ``step`` section < the ``config`` YAML
+    file < ``flags``. A resumed run passes its folder's ``saved`` config.yaml, which replaces preset and YAML (it
+    continues with the settings it started with); flags still win. ``owners``: when one YAML file holds the
+    options of several config classes, the classes that share it (keys of none of them are refused; each class
+    takes its own)."""
+    if saved is not None:
+        layers = [read_yaml_config(str(saved))]
+    else:
+        yaml_layer = read_yaml_config(config) if config else {}
+        if owners:
+            known = {f.name for c in owners for f in dataclasses.fields(c)}
+            unknown = sorted(set(yaml_layer) - known)
+            if unknown:
+                raise ConfigError(f"{config}: unknown option(s) {', '.join(unknown)}")
+            names = {f.name for f in dataclasses.fields(config_cls)}
+            yaml_layer = {k: v for k, v in yaml_layer.items() if k in names}
+        layers = [preset_layer(preset, step) if step else {}, yaml_layer]
+    return resolve_config(config_cls, *layers, flags or {})
+
+
+def command_config(config_cls: type[C], args: argparse.Namespace, *, step: str | None = None,
+                   run_config: Path | None = None, owners: Sequence[type] = ()) -> C:
+    """:func:`layered_config` from a command's parsed ``--preset``, ``--config``, ``--resume`` and the flags
+    :func:`add_config_flags` made; ``run_config`` is where the run folder keeps its resolved config."""
+    resume = bool(getattr(args, "resume", False))
+    saved = run_config if resume and run_config is not None and run_config.is_file() else None
+    return layered_config(config_cls, preset=getattr(args, "preset", None), step=step,
+                          config=getattr(args, "config", None), saved=saved, flags=config_flags(args, config_cls),
+                          owners=owners)

@@ -54,22 +54,3 @@ def folder_eval_data(source: dict[str, Any], meta: Any, *, what: str, dataset: s
     data = load_split(dataset, split, root=data_root, val_fraction=val_fraction, seed=seed)
     check_classes(meta, data, dataset)
     return dataset, data, data.loader(batch_size=batch_size, mean=meta.mean, std=meta.std)
-
-
-def load_model_or_folder(run: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str] | None = None, *,
-                         arch: str | None = None) -> tuple[str, nn.Module, Any]:
-    """(kind, model in eval mode, dense meta) of a tree folder, a pruned-model folder or a dense checkpoint;
-    kind is ``tree``, ``pruned`` or ``dense``. Exactly one of ``run`` and ``checkpoint`` is given."""
-    from sigmab.prune.spec import is_pruned_folder, load_pruned
-    from sigmab.tree.spec import load_tree
-
-    if (run is None) == (checkpoint is None):
-        raise ConfigError("give either a tree or pruned-model folder, or a dense checkpoint")
-    if checkpoint is not None:
-        model = load_model(checkpoint, arch=arch)
-        return "dense", model.eval(), model.meta
-    if is_pruned_folder(run):
-        net, spec = load_pruned(run)
-        return "pruned", net.eval(), spec.dense_meta
-    tree, spec = load_tree(run)
-    return "tree", tree, spec.dense_meta

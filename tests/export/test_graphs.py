@@ -7,6 +7,8 @@ from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_model, export_tree,
 from sigmab.prune import PruneConfig, prune
 from tests.helpers import calibration_batch, tiny_resnet, tiny_tree
 
+pytestmark = pytest.mark.slow  # exports every unit and path of a tree to ONNX (about 40 s)
+
 pytest.importorskip("onnxruntime", reason="the [export] extra (installed by `make test`) is needed")
 TOL = {"atol": 1e-5, "rtol": 1e-5}
 

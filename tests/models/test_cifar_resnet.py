@@ -34,6 +34,7 @@ def test_output_shape_and_num_classes_override() -> None:
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 @pytest.mark.parametrize(("arch", "file", "top1"), [
     ("resnet20", "weights/resnet20-12fca82f.th", 91.73),
     ("resnet56", "weights/resnet56-4bfd9763.th", 93.39),

@@ -18,6 +18,8 @@ from sigmab.tree import ConvertConfig, load_tree
 from sigmab.tree.pipeline import convert_checkpoint
 from tests.helpers import digits_resnet_checkpoint
 
+pytestmark = pytest.mark.slow  # two gloo processes per run, four runs
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -23,7 +23,8 @@ CFG = dict(depth=2, split_points=["layer2.0", "layer3.0"], widths=[0.5, 0.5], ca
 
 def test_convert_writes_a_tree_folder_with_a_report(checkpoint: Path, tmp_path: Path) -> None:
     conversion, report = convert_checkpoint(checkpoint, dataset="digits", out=tmp_path / "t", cfg=ConvertConfig(**CFG))
-    assert {p.name for p in (tmp_path / "t").iterdir()} == {"tree.json", "tree.safetensors", "report.json"}
+    assert {p.name for p in (tmp_path / "t").iterdir()} == {"tree.json", "tree.safetensors", "report.json",
+                                                            "sigmab.json"}
     saved = json.loads((tmp_path / "t" / "report.json").read_text())
     assert saved["dense_params"] == sum(p.numel() for p in load_model(checkpoint).parameters())
     assert saved["stored_params"] == sum(p.numel() for p in load_tree(tmp_path / "t")[0].parameters())

@@ -10,7 +10,7 @@ from sigmab.tree import load_tree, save_tree
 
 def test_reload_reproduces_outputs_exactly(sliced, tmp_path: Path) -> None:
     save_tree(sliced.tree, sliced.spec, tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"tree.json", "tree.safetensors"}
+    assert {p.name for p in tmp_path.iterdir()} == {"tree.json", "tree.safetensors", "sigmab.json"}
     tree, spec = load_tree(tmp_path)
     x = torch.randn(20, 3, 32, 32)
     with torch.no_grad():

@@ -26,7 +26,8 @@ from sigmab.baselines.genetic import Gene, genetic_search
 from sigmab.data import load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import profile_model
-from sigmab.inputs import check_classes, load_model_or_folder
+from sigmab.folders import load_model_or_folder
+from sigmab.inputs import check_classes
 from sigmab.tree.metrics import path_costs
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.io import atomic_write_json

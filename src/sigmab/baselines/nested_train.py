@@ -30,13 +30,14 @@ from sigmab.baselines.nested import (
 from sigmab.config import config_to_dict
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.eval import count_params, evaluate
-from sigmab.inputs import check_classes, load_dense_for
-from sigmab.models import ModelMeta, build_from_meta
+from sigmab.inputs import check_classes, folder_eval_data, load_dense_for
+from sigmab.models import ModelMeta, build_from_meta, load_model
 from sigmab.models.checkpoint import read_folder_spec, save_state_dict
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.losses import distill_loss
 from sigmab.train.options import LOOP_HELP, LoopOptions
 from sigmab.utils.io import atomic_write_json
+from sigmab.utils.manifest import write_folder_manifest
 
 # /2: per-level BatchNorm running statistics (/1 shared one set, which no level evaluates with).
 NESTED_FORMAT = "sigmab.nested/2"
@@ -136,6 +137,7 @@ def save_nested(net: NestedSparseNet, meta: ModelMeta, folder: Path, *, config: 
                                       "sparsities": list(net.sparsities), "layers": net.layers,
                                       "calibrated_routes": [list(r.levels) for r in net.route_stats], "config": config})
     save_state_dict(net, folder / WEIGHTS, metadata={"format": NESTED_FORMAT})
+    write_folder_manifest(folder, kind="nested", spec_format=NESTED_FORMAT)
 
 
 def load_nested(folder: str | Path) -> tuple[NestedSparseNet, dict[str, Any]]:
@@ -182,6 +184,7 @@ def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, 
     check_classes(meta, train_set, cfg.dataset)
     torch.manual_seed(cfg.seed)
     net = NestedSparseNet(copy.deepcopy(dense), cfg.sparsities).to(ctx.device)
+    net.meta = meta
     teacher = dense.to(ctx.device).eval() if cfg.distill_weight > 0 else None
     loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std,
                                       rank=ctx.dist.rank, world_size=ctx.dist.world_size)
@@ -201,14 +204,49 @@ def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, 
     source = {"checkpoint": str(Path(checkpoint).resolve()), "arch": meta.arch, "dataset": cfg.dataset,
               "data_root": str(Path(cfg.data_root).resolve()) if cfg.data_root else None}
     save_nested(net, meta, out, config={**config_to_dict(cfg), "source": source})
-    input_shape = eval_set.input_shape
-    dense_params = count_params(dense)
-    rows = evaluate_routes(net, eval_loader, input_shape, routes, dense_params=dense_params,
-                           progress=progress)
-    storage = storage_cost(net)
-    report = {"method": "nested", "dataset": cfg.dataset, "eval_split": eval_split, "sparsities": list(net.sparsities),
-              "dense_top1": round(evaluate(dense, eval_loader).top1, 4), "dense_params": dense_params,
-              "routes": rows, "storage_bytes": storage.total, "storage": vars(storage) | {"total": storage.total},
-              "dense_bytes": dense_params * 4, "epochs": cfg.epochs}
+    report = nested_report(net, dense, eval_loader, eval_set.input_shape, routes, dataset=cfg.dataset,
+                           split=eval_split, epochs=cfg.epochs, progress=progress)
     atomic_write_json(out / "report.json", report)
     return report
+
+
+def nested_report(net: NestedSparseNet, dense: nn.Module | None, loader: Any, input_shape: tuple[int, ...],
+                  routes: list[Route], *, dataset: str, split: str, epochs: int, progress: bool = False
+                  ) -> dict[str, Any]:
+    """Every route's Top-1 and costs on ``loader``, the storage of all levels, and the dense model beside them
+    (``dense_top1`` is ``None`` without it)."""
+    dense_params = count_params(build_from_meta(net.meta))
+    rows = evaluate_routes(net, loader, input_shape, routes, dense_params=dense_params, progress=progress)
+    storage = storage_cost(net)
+    dense_top1 = None if dense is None else round(evaluate(dense, loader).top1, 4)
+    return {"method": "nested", "dataset": dataset, "eval_split": split, "sparsities": list(net.sparsities),
+            "dense_top1": dense_top1, "dense_params": dense_params,
+            "routes": rows, "storage_bytes": storage.total, "storage": vars(storage) | {"total": storage.total},
+            "dense_bytes": dense_params * 4, "epochs": epochs}
+
+
+def evaluate_nested_folder(folder: str | Path, *, dataset: str | None = None, data_root: str | None = None,
+                           split: str = "test", batch_size: int = 256, progress: bool = False) -> dict[str, Any]:
+    """:func:`nested_report` of the nested net in ``folder`` for its default routes (`sigmab eval`)."""
+    folder = Path(folder)
+    net, spec = load_nested(folder)
+    config = dict(spec.get("config") or {})
+    source = dict(config.get("source") or {})
+    dataset, data, loader = folder_eval_data(source, net.meta, what="nested", dataset=dataset, data_root=data_root,
+                                             split=split, val_fraction=float(config.get("val_fraction", 0.0)),
+                                             seed=int(config.get("seed", 0)), batch_size=batch_size)
+    checkpoint = source.get("checkpoint")
+    dense = load_model(checkpoint, arch=source.get("arch")) if checkpoint and Path(checkpoint).is_file() else None
+    return nested_report(net, dense, loader, data.input_shape, default_routes(net), dataset=dataset, split=split,
+                         epochs=int(config.get("epochs", 0)), progress=progress)
+
+
+def format_nested_report(report: dict[str, Any], folder: str | Path) -> str:
+    dense = "n/a" if report["dense_top1"] is None else f"{report['dense_top1']:.2f}%"
+    lines = [f"dense: {report['eval_split']} top-1 {dense} | {report['dense_params']:,} params | "
+             f"{report['dense_bytes']:,} bytes",
+             f"{'route':<12} {'top-1':>8} {'params':>10} {'of dense':>9} {'MACs':>14}"]
+    lines += [f"{r['route']:<12} {r['top1']:>7.2f}% {r['params']:>10,} {100 * r['params_fraction']:>8.1f}% "
+              f"{r['macs']:>14,.0f}" for r in report["routes"]]
+    lines.append(f"storage of every level: {report['storage_bytes']:,} bytes | folder {folder}")
+    return "\n".join(lines)

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from sigmab.errors import ConfigError
+from sigmab.eval.report import BYTES_PER_WEIGHT
 
-BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
 _KEYS = ("weight_sram_bytes", "offchip_bytes_per_s", "macs_per_s")
 
 

@@ -187,4 +187,22 @@ def export_any(kind: str, model: nn.Module, meta: Any, folder: str | os.PathLike
     if kind == "tree":
         assert isinstance(model, SigmaBTree)
         return export_tree(model, example, folder, onnx=onnx, paths=paths, preprocess=preprocess)
+    if kind == "nested":
+        return export_levels(model, example, folder, onnx=onnx, preprocess=preprocess)
     return export_model(model, example, folder, onnx=onnx, preprocess=preprocess)
+
+
+def export_levels(net: Any, example: torch.Tensor, folder: str | os.PathLike[str], *, onnx: bool = True,
+                  preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export a nested sparse net as one graph per level, ``level-<i>`` (densest first): the level is fixed at
+    export, its masked weights baked into the graph."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = net.route
+    try:
+        graphs = [_export_one(f"level-{level}", "level", net.set_route(level).eval(), example, folder, onnx)
+                  for level in range(net.num_levels)]
+    finally:
+        net.set_route(previous)
+    return _write_manifest(folder, graphs, {"kind": "nested", "levels": net.num_levels,
+                                            "preprocess": preprocess or {}})

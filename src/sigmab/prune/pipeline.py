@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from sigmab.errors import ConfigError
-from sigmab.eval import evaluate, profile_model
+from sigmab.eval import ModelReport, evaluate, profile_model
 from sigmab.importance.filters import get_criterion
 from sigmab.inputs import calibration_images, folder_eval_data, load_dense_for
 from sigmab.models import build_from_meta, load_model
 from sigmab.prune.plan import PruneConfig, prune
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned, save_pruned
-from sigmab.tree.metrics import BYTES_PER_WEIGHT
 from sigmab.utils.io import atomic_write_json
 
 
@@ -53,7 +52,8 @@ def evaluate_pruned_folder(folder: str | Path, *, dataset: str | None = None, da
                            val_fraction: float = 0.0, seed: int = 0, precision: str = "fp32",
                            progress: bool = False) -> dict[str, Any]:
     """Top-1 and costs of the pruned model in ``folder`` (fine-tuned weights when present), with the
-    dense model beside it when its checkpoint is readable; the keys match a tree folder's report."""
+    dense model beside it when its checkpoint is readable: a :class:`ModelReport` (one path: active = stored)
+    with the folder's weights and pruning settings beside it."""
     folder = Path(folder)
     net, spec = load_pruned(folder)
     source = dict(spec.prune_config.get("source") or {})
@@ -69,17 +69,14 @@ def evaluate_pruned_folder(folder: str | Path, *, dataset: str | None = None, da
     if with_dense and checkpoint and Path(checkpoint).is_file():
         dense = load_model(checkpoint, arch=source.get("arch"))
         dense_top1 = evaluate(dense, loader, progress=progress, channels_last=True).top1
+    report = ModelReport.static(
+        method=str(spec.prune_config.get("criterion")), dataset=dataset, split=split, n_samples=result.n_samples,
+        top1=round(result.top1, 4), dense_top1=None if dense_top1 is None else round(dense_top1, 4),
+        params=profile.params, macs=profile.macs, precision=precision, dense_params=dense_profile.params,
+        dense_macs=dense_profile.macs)
     return {
         "run": str(folder), "weights": FINETUNED_WEIGHTS if (folder / FINETUNED_WEIGHTS).is_file() else PRUNED_WEIGHTS,
-        "method": spec.prune_config.get("criterion"), "dataset": dataset, "split": split,
-        "n_samples": result.n_samples, "top1": round(result.top1, 4),
-        "dense_top1": None if dense_top1 is None else round(dense_top1, 4),
-        "params": profile.params, "macs": profile.macs, "stored_params": profile.params,
-        "active_params_mean": float(profile.params), "active_params_min": profile.params,
-        "active_params_max": profile.params, "active_macs_mean": float(profile.macs),
-        "weight_bytes_per_inference": profile.params * BYTES_PER_WEIGHT[precision], "weight_precision": precision,
-        "dense_params": dense_profile.params, "dense_macs": dense_profile.macs,
-        "active_params_reduction": 1.0 - profile.params / dense_profile.params,
+        **report.to_dict(), "params": profile.params, "macs": profile.macs,
         "prune_config": {k: v for k, v in spec.prune_config.items() if k != "source"},
     }
 

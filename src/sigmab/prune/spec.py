@@ -21,6 +21,7 @@ from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose,
 from sigmab.models import ModelMeta, build_from_meta
 from sigmab.models.checkpoint import load_folder_weights, read_folder_spec, save_state_dict
 from sigmab.utils.io import atomic_write_json
+from sigmab.utils.manifest import write_folder_manifest
 
 PRUNED_FORMAT = "sigmab.pruned/1"
 PRUNED_SPEC = "pruned.json"
@@ -109,14 +110,11 @@ def save_pruned(net: PrunedNet, spec: PrunedSpec, folder: str | os.PathLike[str]
     folder = Path(folder)
     atomic_write_json(folder / PRUNED_SPEC, spec.to_json())
     save_pruned_weights(net, folder / weights)
+    write_folder_manifest(folder, kind="pruned", spec_format=PRUNED_FORMAT)
 
 
 def save_pruned_weights(net: nn.Module, path: str | os.PathLike[str]) -> None:
     save_state_dict(net, path, metadata={"format": PRUNED_FORMAT})
-
-
-def is_pruned_folder(folder: str | os.PathLike[str]) -> bool:
-    return (Path(folder) / PRUNED_SPEC).is_file()
 
 
 def read_pruned_spec(folder: str | os.PathLike[str]) -> PrunedSpec:

@@ -171,7 +171,7 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
             save_resume_checkpoint(ctx.last, fmt=method.checkpoint_format, model=method.model.state_dict(),
                                    optimizer=optimizer.state_dict(), epoch=epoch, history=history,
                                    config=config_to_dict(cfg), **method.checkpoint_extra())
-            if progress or not dist.enabled:
+            if progress:
                 tqdm.write(method.summary(row))
         barrier(dist)
     return history

@@ -29,6 +29,7 @@ from sigmab.train.config import TrainConfig
 from sigmab.train.distributed import DistInfo
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.utils.io import atomic_write_json
+from sigmab.utils.manifest import write_folder_manifest
 
 CHECKPOINT_FORMAT = "sigmab.train/1"
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "eval_split", "eval_loss", "eval_top1", "epoch_seconds")
@@ -100,6 +101,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
     if result is None:  # resumed a finished run
         result = evaluate(model, eval_loader)
     save_model(model, ctx.run_dir / "model.safetensors")
+    write_folder_manifest(ctx.run_dir, kind="dense", spec_format=CHECKPOINT_FORMAT)
     atomic_write_json(ctx.run_dir / "summary.json", {
         "arch": meta.arch, "dataset": cfg.dataset, "eval_split": eval_split, "top1": result.top1,
         "loss": result.loss, "n_samples": result.n_samples, "params": profile.params, "macs": profile.macs,

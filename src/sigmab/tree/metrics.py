@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from sigmab.eval import profile_model
+from sigmab.eval.report import BYTES_PER_WEIGHT
 from sigmab.tree.model import PathModel, SigmaBTree
-
-BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
 @dataclass(frozen=True)

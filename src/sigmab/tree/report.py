@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sigmab.errors import ConfigError
-from sigmab.eval import evaluate, profile_model
+from sigmab.eval import ModelReport, evaluate, profile_model
 from sigmab.inputs import folder_eval_data
 from sigmab.models import build_from_meta, load_model
 from sigmab.tree.diagnostics import diagnose_routing
@@ -50,20 +50,18 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
     elif diagnose:
         raise ConfigError(f"diagnosing {run} needs its dense checkpoint, {checkpoint!r}, which is not readable")
     weights = "finetuned.safetensors" if (run / "finetuned.safetensors").is_file() else "tree.safetensors"
-    return {
-        "run": str(run), "weights": weights, "dataset": dataset, "split": split, "n_samples": result.n_samples,
-        "top1": round(result.top1, 4), "dense_top1": None if dense_top1 is None else round(dense_top1, 4),
-        "params": costs["active_params_mean"], "macs": costs["active_macs_mean"],
-        **{k: v for k, v in costs.items() if k != "paths"},
-        "dense_params": dense_profile.params, "dense_macs": dense_profile.macs,
-        "active_params_reduction": 1.0 - costs["active_params_mean"] / dense_profile.params,
-        "leaves": [{"leaf": leaf, "share": float(share), "top1": top1, "params": path["params"],
-                    "macs": path["macs"], "class_counts": classes.tolist()}
-                   for leaf, share, top1, path, classes in zip(tree.leaves, result.leaf_share, result.leaf_top1,
-                                                               costs["paths"], result.leaf_classes)],
-        "split_points": spec.split_points, "depth": spec.depth,
-        **({"diagnosis": diagnosis} if diagnose else {}),
-    }
+    leaves = [{"leaf": leaf, "share": float(share), "top1": top1, "params": path["params"], "macs": path["macs"],
+               "class_counts": classes.tolist()}
+              for leaf, share, top1, path, classes in zip(tree.leaves, result.leaf_share, result.leaf_top1,
+                                                          costs["paths"], result.leaf_classes)]
+    report = ModelReport(
+        method="sigmab", dataset=dataset, split=split, n_samples=result.n_samples, top1=round(result.top1, 4),
+        dense_top1=None if dense_top1 is None else round(dense_top1, 4),
+        **{k: costs[k] for k in ("active_params_mean", "active_params_min", "active_params_max", "active_macs_mean",
+                                 "stored_params", "weight_bytes_per_inference", "weight_precision")},
+        dense_params=dense_profile.params, dense_macs=dense_profile.macs, leaves=leaves, diagnosis=diagnosis)
+    return {"run": str(run), "weights": weights, **report.to_dict(), "params": costs["active_params_mean"],
+            "macs": costs["active_macs_mean"], "split_points": spec.split_points, "depth": spec.depth}
 
 
 def format_tree_report(r: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from sigmab.routing import RouterSpec, build_router, node_key
 from sigmab.routing.names import children, unit_bits
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.io import atomic_write_json
+from sigmab.utils.manifest import write_folder_manifest
 
 # /2: each router is a {kind, in_channels, settings} entry (/1 stored its input channels: a cosine router).
 SPEC_FORMAT = "sigmab.tree/2"
@@ -117,6 +118,7 @@ def save_tree(tree: SigmaBTree, spec: TreeSpec, folder: str | os.PathLike[str], 
     folder = Path(folder)
     atomic_write_json(folder / SPEC_FILE, spec.to_json())
     save_tree_weights(tree, folder / weights)
+    write_folder_manifest(folder, kind="tree", spec_format=SPEC_FORMAT)
 
 
 def save_tree_weights(tree: SigmaBTree, path: str | os.PathLike[str]) -> None:

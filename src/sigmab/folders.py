@@ -1,0 +1,82 @@
+"""One opener for every model a command can be pointed at: a run folder of any kind, or a dense checkpoint.
+
+The kind comes from the folder's manifest (:mod:`sigmab.utils.manifest`); each kind has one loader
+here, so a new kind of folder is one entry in ``_LOADERS``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from sigmab.baselines.nested_train import load_nested
+from sigmab.errors import ConfigError
+from sigmab.models import ModelMeta, load_model
+from sigmab.prune.spec import load_pruned
+from sigmab.tree.spec import load_tree
+from sigmab.utils.manifest import folder_kind
+
+
+@dataclass(frozen=True)
+class OpenedModel:
+    """``kind`` (``tree``, ``pruned``, ``nested``, ``dense``), the model in eval mode, the dense model's metadata
+    and the folder's spec (``None`` for a dense model)."""
+
+    kind: str
+    model: nn.Module
+    meta: ModelMeta
+    spec: Any = None
+
+
+def _tree(folder: Path) -> OpenedModel:
+    tree, spec = load_tree(folder)
+    return OpenedModel("tree", tree, spec.dense_meta, spec)
+
+
+def _pruned(folder: Path) -> OpenedModel:
+    net, spec = load_pruned(folder)
+    return OpenedModel("pruned", net.eval(), spec.dense_meta, spec)
+
+
+def _nested(folder: Path) -> OpenedModel:
+    net, spec = load_nested(folder)
+    return OpenedModel("nested", net.eval(), net.meta, spec)
+
+
+def _dense(folder: Path) -> OpenedModel:
+    model = load_model(folder / "model.safetensors")
+    return OpenedModel("dense", model.eval(), model.meta)
+
+
+_LOADERS: dict[str, Callable[[Path], OpenedModel]] = {"tree": _tree, "pruned": _pruned, "nested": _nested,
+                                                      "dense": _dense}
+
+
+def open_folder(folder: str | os.PathLike[str]) -> OpenedModel:
+    """The model of run folder ``folder``, loaded the way its kind is (fine-tuned weights when present)."""
+    folder = Path(folder)
+    return _LOADERS[folder_kind(folder)](folder)
+
+
+def open_model(run: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str] | None = None, *,
+               arch: str | None = None) -> OpenedModel:
+    """A run folder (``run``) or a dense checkpoint (``checkpoint``, ``arch`` for files without sigmab
+    metadata); exactly one of the two."""
+    if (run is None) == (checkpoint is None):
+        raise ConfigError("give either a run folder (tree, pruned, nested or dense training) or a dense checkpoint")
+    if checkpoint is not None:
+        model = load_model(checkpoint, arch=arch)
+        return OpenedModel("dense", model.eval(), model.meta)
+    return open_folder(run)
+
+
+def load_model_or_folder(run: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str] | None = None, *,
+                         arch: str | None = None) -> tuple[str, nn.Module, ModelMeta]:
+    """(kind, model in eval mode, dense meta): :func:`open_model` as a tuple."""
+    opened = open_model(run, checkpoint, arch=arch)
+    return opened.kind, opened.model, opened.meta
