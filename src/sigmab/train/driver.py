@@ -152,7 +152,7 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
     if dist.is_main:
         save_config(cfg, ctx.run_dir / "config.yaml")
     module = data_parallel(method.train_module(), ctx.device, dist,
-                           **({"find_unused_parameters": True} if method.find_unused_parameters else {}))
+                           find_unused_parameters=method.find_unused_parameters)
     steps = len(loader)
     lr_at = partial(cosine_lr, total_steps=max(1, epochs * steps), warmup_steps=int(round(warmup_epochs * steps)),
                     peak_lr=cfg.lr)
