@@ -19,3 +19,7 @@ class ConfigError(SigmabError):
 
 class InputError(SigmabError, ValueError):
     """A model input has the wrong shape or holds invalid values (e.g. NaN point coordinates)."""
+
+
+class TrainingError(SigmabError):
+    """Training diverged (a non-finite loss); the run stops before it saves anything from the bad step."""

@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sigmab.config import config_to_dict, save_config
+from sigmab.errors import TrainingError
 from sigmab.train.distributed import (
     DistInfo,
     barrier,
@@ -130,6 +131,11 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
             group["lr"] = lr * group.get("lr_scale", 1.0)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss, prediction = method.loss(module, x, y, step)
+        if not bool(torch.isfinite(loss.detach())):
+            # Stop before the step or any save: last.pt and the weights files keep the last good epoch.
+            raise TrainingError(f"training diverged: the loss is {float(loss.detach())} at epoch {epoch + 1}, batch {i + 1} "
+                                f"(lr {lr:g}); nothing from this epoch was saved. Lower --lr (or other settings) "
+                                f"and start again, or --resume from the last good epoch")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
