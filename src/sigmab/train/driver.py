@@ -14,6 +14,7 @@ trains, the loss of a batch and what is evaluated after an epoch. Each is a :cla
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,9 +132,10 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
             group["lr"] = lr * group.get("lr_scale", 1.0)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss, prediction = method.loss(module, x, y, step)
-        if not bool(torch.isfinite(loss.detach())):
+        value = float(loss.detach())
+        if not math.isfinite(value):
             # Stop before the step or any save: last.pt and the weights files keep the last good epoch.
-            raise TrainingError(f"training diverged: the loss is {float(loss.detach())} at epoch {epoch + 1}, batch {i + 1} "
+            raise TrainingError(f"training diverged: the loss is {value} at epoch {epoch + 1}, batch {i + 1} "
                                 f"(lr {lr:g}); nothing from this epoch was saved. Lower --lr (or other settings) "
                                 f"and start again, or --resume from the last good epoch")
         optimizer.zero_grad(set_to_none=True)
