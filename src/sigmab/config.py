@@ -42,12 +42,26 @@ def _yaml_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid YAML: {text!r} ({exc})") from None
 
 
+def _with_default(text: str, f: dataclasses.Field) -> str:
+    """A flag's help with its default appended, unless the text already says what the default is."""
+    if "default" in text:
+        return text
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return text
+    shown = "none" if value is None else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...")
+    return f"{text} (default: {shown.strip()})" if text else f"default: {shown.strip()}"
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, *, help_texts: dict[str, str]) -> None:
     """Add one flag per field of ``config_cls``; unset flags stay out of the namespace (``SUPPRESS``)."""
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         kind = _base_type(hints[f.name])
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_texts.get(f.name, "")}
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": _with_default(help_texts.get(f.name, ""), f)}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif kind in (int, float, str):

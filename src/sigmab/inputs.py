@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import torch
@@ -33,10 +34,20 @@ def check_classes(meta: Any, split: DataSplit, dataset: str) -> None:
                           f"{split.num_classes}")
 
 
-def calibration_images(dataset: str, data_root: str | None, meta: Any, *, size: int, seed: int) -> torch.Tensor:
-    """A seeded random subset of ``size`` training images, preprocessed as the model expects: (N, C, H, W)."""
+def calibration_images(dataset: str, data_root: str | None, meta: Any, *, size: int | None, seed: int,
+                       default_size: int | None = None) -> torch.Tensor:
+    """A seeded random subset of ``size`` training images, preprocessed as the model expects: (N, C, H, W).
+    ``size=None`` takes ``default_size`` images, or the whole training set when it is smaller (with a note);
+    an explicit ``size`` larger than the training set is an error."""
     train = load_split(dataset, "train", root=data_root)
     check_classes(meta, train, dataset)
+    if size is None:
+        if default_size is None:
+            raise ConfigError("calibration_images needs a size or a default_size")
+        size = min(default_size, len(train))
+        if size < default_size:
+            print(f"note: calibrating on all {size:,} training images of {dataset} (fewer than the default "
+                  f"{default_size:,})", file=sys.stderr)
     if size > len(train):
         raise ConfigError(f"calib_size {size} exceeds the {len(train)} training images of {dataset}")
     return sample_images(train, size, seed=seed, mean=meta.mean, std=meta.std)

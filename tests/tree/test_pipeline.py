@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from sigmab.cli import main
+from sigmab.cli import build_parser, main
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.models import load_model
 from sigmab.tree import ConvertConfig, load_tree
@@ -90,3 +90,20 @@ def test_preset_sets_defaults_that_flags_override(checkpoint: Path, tmp_path: Pa
     saved = yaml.safe_load((Path(out) / "finetune" / "config.yaml").read_text())
     assert saved["distill_weight"] == 1.0 and saved["lr"] == 0.01  # from the preset
     assert saved["batch_size"] == 64 and saved["soft_epochs"] == 0  # flags win
+
+
+def test_convert_defaults_work_on_every_bundled_dataset_and_help_shows_them(
+        checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """digits has 1,438 training images, fewer than the default calib_size: the default takes them all, with a
+    note; --help shows every option's default; convert says a tree needs fine-tuning."""
+    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(tmp_path / "t"),
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "calibrating on all 1,438 training images of digits" in captured.err
+    assert "next: `sigmab finetune" in captured.out
+    assert json.loads((tmp_path / "t" / "tree.json").read_text())["convert_config"]["calib_size"] is None
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["convert"]
+    text = " ".join(sub.format_help().split())
+    assert "--kmeans-restarts INT k-means restarts (best cost wins) (default: 5)" in text
+    assert "--widths YAML inner-channel keep ratio per depth, as YAML, e.g. '[0.5, 0.25]' (default: per arch" in text
+    assert text.count("(default:") >= 10

@@ -23,13 +23,16 @@ from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import NodeSpec, TreeSpec, build_backbone, build_node
 
 
+DEFAULT_CALIB_SIZE = 2000
+
+
 @dataclass
 class ConvertConfig:
     depth: int = 2
     split_points: list[str] | None = None
     widths: list[float] | None = None  # inner-channel keep ratio per depth (default 0.5 each)
     residual_widths: list[float] | None = None  # residual-stream keep ratio per depth (default 1.0 each)
-    calib_size: int = 2000
+    calib_size: int | None = None  # None: DEFAULT_CALIB_SIZE, or the whole training set when it is smaller
     importance: str = "mean_abs"
     min_share: float = 0.2
     kmeans_restarts: int = 5
@@ -58,9 +61,9 @@ class ConvertConfig:
                               f"{self.split_points}")
         if not 0.0 <= self.min_share <= 0.5:
             raise ConfigError(f"min_share must be in [0, 0.5], got {self.min_share}")
-        if self.min_leaf_samples < 1 or self.calib_size < 1 or self.batch_size < 1:
+        if self.min_leaf_samples < 1 or (self.calib_size is not None and self.calib_size < 1) or self.batch_size < 1:
             raise ConfigError("calib_size, batch_size and min_leaf_samples must be >= 1")
-        if self.calib_size < 2**self.depth * self.min_leaf_samples:
+        if self.calib_size is not None and self.calib_size < 2**self.depth * self.min_leaf_samples:
             raise ConfigError(f"a depth-{self.depth} tree needs at least {2**self.depth * self.min_leaf_samples} "
                               f"calibration samples ({2**self.depth} leaves x {self.min_leaf_samples}); "
                               f"calib_size is {self.calib_size}")
@@ -81,7 +84,8 @@ CONVERT_HELP = {
     "split_points": "block names the tree splits before, as YAML, e.g. '[layer2.0, layer3.0]' (default per arch)",
     "widths": "inner-channel keep ratio per depth, as YAML, e.g. '[0.5, 0.25]' (default: per arch, else 0.5 each)",
     "residual_widths": "residual-stream keep ratio per depth, as YAML (default 1.0 each)",
-    "calib_size": "calibration images drawn from the training split",
+    "calib_size": "calibration images drawn from the training split (default: 2000, or the whole training set "
+                  "when it is smaller)",
     "importance": "channel statistic: mean_abs or rms",
     "min_share": "k-means balance: each child gets at least this share of its parent's samples",
     "kmeans_restarts": "k-means restarts (best cost wins)",

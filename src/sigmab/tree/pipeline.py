@@ -16,7 +16,7 @@ import torch
 from sigmab.errors import ConfigError
 from sigmab.eval import profile_model
 from sigmab.inputs import calibration_images, load_dense_for
-from sigmab.tree.convert import Conversion, ConvertConfig, convert
+from sigmab.tree.convert import DEFAULT_CALIB_SIZE, Conversion, ConvertConfig, convert
 from sigmab.tree.metrics import cost_summary
 from sigmab.tree.spec import SPEC_FILE, save_tree
 from sigmab.utils.io import atomic_write_json
@@ -30,7 +30,8 @@ def convert_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path,
     if (out / SPEC_FILE).exists():
         raise ConfigError(f"{out} already holds a converted tree; choose another --out")
     model, _ = load_dense_for(checkpoint, dataset=dataset, arch=arch)
-    images = calibration_images(dataset, data_root, model.meta, size=cfg.calib_size, seed=cfg.seed)
+    images = calibration_images(dataset, data_root, model.meta, size=cfg.calib_size, seed=cfg.seed,
+                                default_size=DEFAULT_CALIB_SIZE)
     t0 = time.perf_counter()
     conversion = convert(model, images, cfg, progress=progress)
     seconds = time.perf_counter() - t0
