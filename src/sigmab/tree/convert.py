@@ -22,7 +22,6 @@ from sigmab.tree.calibrate import CalibrationStats, calibrate
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import NodeSpec, TreeSpec, build_backbone, build_node
 
-
 DEFAULT_CALIB_SIZE = 2000
 
 
