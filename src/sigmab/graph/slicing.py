@@ -7,7 +7,9 @@ layer types join with :func:`register_slicer`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -114,3 +116,28 @@ def channel_map(in_idx: torch.Tensor, out_idx: torch.Tensor, *, offset: int = 0)
     """For each dense output id in ``out_idx``, the position in ``in_idx`` of dense id ``out - offset``, or -1."""
     lookup = {int(d): p for p, d in enumerate(in_idx.tolist())}
     return torch.tensor([lookup.get(int(d) - offset, -1) for d in out_idx.tolist()], dtype=torch.long)
+
+
+def slice_stem(stem: nn.Module, out_idx: torch.Tensor) -> nn.Module:
+    """A conv-BN-activation stem (a Sequential) with only the ``out_idx`` output channels."""
+    if not isinstance(stem, nn.Sequential):
+        raise NotImplementedError(f"slicing a {type(stem).__name__} stem is not supported")
+    layers, sliced_conv = [], False
+    for layer in stem:
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+            if sliced_conv:
+                raise NotImplementedError("slicing a stem with more than one convolution is not supported")
+            layers.append(slice_layer(layer, out_idx=out_idx))
+            sliced_conv = True
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layers.append(slice_layer(layer, out_idx=out_idx))
+        else:
+            layers.append(copy.deepcopy(layer))
+    return nn.Sequential(*layers)
+
+
+def sliced_stem(dec: Any, stem_out: list[int]) -> nn.Module:
+    """A copy of decomposition ``dec``'s stem keeping the ``stem_out`` output channels (the whole stem if all)."""
+    if len(stem_out) == dec.stem_width:
+        return copy.deepcopy(dec.stem)
+    return slice_stem(dec.stem, torch.tensor(stem_out, dtype=torch.long))

@@ -7,7 +7,6 @@ and ``report.json``. The network is rebuilt from the dense architecture and the 
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ import torch
 from torch import nn
 
 from sigmab.errors import CheckpointError
-from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, slice_layer
+from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose
+from sigmab.graph.slicing import sliced_stem
 from sigmab.models import ModelMeta, build_from_meta
 from sigmab.models.checkpoint import load_folder_weights, read_folder_spec, save_state_dict
 from sigmab.utils.io import atomic_write_json
@@ -69,29 +69,10 @@ class PrunedNet(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
-def slice_stem(stem: nn.Module, out_idx: torch.Tensor) -> nn.Module:
-    """A conv-BN-activation stem (a Sequential) with only the ``out_idx`` output channels."""
-    if not isinstance(stem, nn.Sequential):
-        raise NotImplementedError(f"slicing a {type(stem).__name__} stem is not supported")
-    layers, sliced_conv = [], False
-    for layer in stem:
-        if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-            if sliced_conv:
-                raise NotImplementedError("slicing a stem with more than one convolution is not supported")
-            layers.append(slice_layer(layer, out_idx=out_idx))
-            sliced_conv = True
-        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
-            layers.append(slice_layer(layer, out_idx=out_idx))
-        else:
-            layers.append(copy.deepcopy(layer))
-    return nn.Sequential(*layers)
-
-
 def build_from_decomposition(dec: Decomposition, spec: PrunedSpec) -> PrunedNet:
-    idx = lambda ids: torch.tensor(ids, dtype=torch.long)  # noqa: E731
-    stem = dec.stem if len(spec.stem_out) == dec.stem_width else slice_stem(dec.stem, idx(spec.stem_out))
     blocks = [block_handler(block).slice(block, ch) for block, ch in zip(dec.blocks, spec.blocks)]
-    net = PrunedNet(copy.deepcopy(stem), blocks, dec.head.sliced(idx(spec.head_in)))
+    net = PrunedNet(sliced_stem(dec, spec.stem_out), blocks,
+                    dec.head.sliced(torch.tensor(spec.head_in, dtype=torch.long)))
     net.meta = spec.dense_meta
     return net.eval()
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from sigmab.errors import CheckpointError
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose
+from sigmab.graph.slicing import sliced_stem
 from sigmab.models import ModelMeta, build_from_meta
 from sigmab.models.checkpoint import load_folder_weights, read_folder_spec, save_state_dict
 from sigmab.routing import RouterSpec, build_router, node_key
@@ -25,7 +26,8 @@ from sigmab.tree.model import SigmaBTree
 from sigmab.utils.io import atomic_write_json
 from sigmab.utils.manifest import write_folder_manifest
 
-# /2: each router is a {kind, in_channels, settings} entry (/1 stored its input channels: a cosine router).
+# /2: each router is a {kind, in_channels, settings} entry (/1 stored its input channels: a cosine router);
+# an optional "backbone" entry slices the shared backbone too (absent: the backbone is the dense one).
 SPEC_FORMAT = "sigmab.tree/2"
 READABLE_FORMATS = ("sigmab.tree/1", SPEC_FORMAT)
 SPEC_FILE = "tree.json"
@@ -51,6 +53,22 @@ class NodeSpec:
 
 
 @dataclass
+class BackboneSpec:
+    """A sliced backbone: the stem's kept output channels and the kept channels of every block before the
+    first split point (a tree built from a static prune shares the prune's backbone)."""
+
+    stem_out: list[int]
+    blocks: list[BlockChannels]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stem_out": self.stem_out, "blocks": [b.to_json() for b in self.blocks]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> BackboneSpec:
+        return cls([int(c) for c in d["stem_out"]], [BlockChannels.from_json(b) for b in d["blocks"]])
+
+
+@dataclass
 class TreeSpec:
     dense_meta: ModelMeta
     depth: int
@@ -59,6 +77,7 @@ class TreeSpec:
     routers: dict[str, RouterSpec]
     convert_config: dict[str, Any] = field(default_factory=dict)
     node_sizes: dict[str, int] = field(default_factory=dict)  # calibration samples per node (k-means)
+    backbone: BackboneSpec | None = None  # None: the dense backbone
 
     def router_target(self, router: str) -> list[float] | None:
         """The k-means shares of a router's two children, the balance target during fine-tuning."""
@@ -71,7 +90,8 @@ class TreeSpec:
         return {"format": SPEC_FORMAT, "dense_meta": self.dense_meta.to_dict(), "depth": self.depth,
                 "split_points": self.split_points, "nodes": {k: v.to_json() for k, v in self.nodes.items()},
                 "routers": {k: v.to_json() for k, v in self.routers.items()},
-                "convert_config": self.convert_config, "node_sizes": self.node_sizes}
+                "convert_config": self.convert_config, "node_sizes": self.node_sizes,
+                **({"backbone": self.backbone.to_json()} if self.backbone is not None else {})}
 
     @classmethod
     def from_json(cls, d: dict[str, Any], *, source: str = "tree spec") -> TreeSpec:
@@ -83,7 +103,8 @@ class TreeSpec:
                        {k: NodeSpec.from_json(v) for k, v in d["nodes"].items()},
                        {k: RouterSpec.from_json(v) for k, v in d["routers"].items()},
                        dict(d.get("convert_config") or {}),
-                       {k: int(v) for k, v in (d.get("node_sizes") or {}).items()})
+                       {k: int(v) for k, v in (d.get("node_sizes") or {}).items()},
+                       BackboneSpec.from_json(d["backbone"]) if d.get("backbone") is not None else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{source}: malformed tree spec ({exc!r})") from None
 
@@ -97,8 +118,15 @@ def build_node(dec: Decomposition, spec: NodeSpec) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def build_backbone(dec: Decomposition, first_split: int) -> nn.Sequential:
-    return nn.Sequential(dec.stem, *dec.blocks[:first_split])
+def build_backbone(dec: Decomposition, first_split: int, spec: BackboneSpec | None = None) -> nn.Sequential:
+    """The stem and the blocks before ``first_split``: dense, or sliced as ``spec`` says."""
+    if spec is None:
+        return nn.Sequential(dec.stem, *dec.blocks[:first_split])
+    if len(spec.blocks) != first_split:
+        raise CheckpointError(f"the backbone spec has {len(spec.blocks)} blocks; the first split point is after "
+                              f"{first_split}")
+    return nn.Sequential(sliced_stem(dec, spec.stem_out),
+                         *[block_handler(dec.blocks[i]).slice(dec.blocks[i], ch) for i, ch in enumerate(spec.blocks)])
 
 
 def build_tree(dense: nn.Module, spec: TreeSpec) -> SigmaBTree:
@@ -107,7 +135,7 @@ def build_tree(dense: nn.Module, spec: TreeSpec) -> SigmaBTree:
     first = dec.split_index(spec.split_points[0])
     nodes = {k: build_node(dec, v) for k, v in spec.nodes.items()}
     routers = {k: build_router(v) for k, v in spec.routers.items()}
-    tree = SigmaBTree(build_backbone(dec, first), nodes, routers, spec.depth)
+    tree = SigmaBTree(build_backbone(dec, first, spec.backbone), nodes, routers, spec.depth)
     tree.meta = spec.dense_meta
     return tree.eval()
 

@@ -1,0 +1,97 @@
+"""A tree whose every path is a static prune: static pruning as a special case of a SigmaB-Net.
+
+The backbone and every node take the pruned network's channel sets *and its weights* (fine-tuned or
+not); routers are fitted by spherical k-means on the pruned backbone's (and inner nodes') pooled
+features, as in :func:`sigmab.tree.convert.convert`. Before any specialisation every path computes
+the pruned network exactly, so "tree >= static" is reachable by construction: what routing adds
+comes from training the leaves on their own inputs afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from sigmab.cluster import spherical_kmeans
+from sigmab.errors import ConfigError
+from sigmab.graph import decompose
+from sigmab.models import build_from_meta
+from sigmab.prune.spec import PrunedNet, PrunedSpec
+from sigmab.routing import CosineRouter, RouterModule, node_key, pooled, router_key
+from sigmab.routing.names import children
+from sigmab.tree.convert import Conversion, ConvertConfig, resolve_split_points
+from sigmab.tree.model import SigmaBTree
+from sigmab.tree.spec import BackboneSpec, NodeSpec, TreeSpec
+
+
+@torch.no_grad()
+def _run(modules: list[nn.Module], images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``images`` (N, ...) through ``modules`` in sequence, in eval mode and in batches: the stream (N, C, ...)."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        h = images[i : i + batch_size]
+        for m in modules:
+            h = m.eval()(h)
+        out.append(h)
+    return torch.cat(out)
+
+
+def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg: ConvertConfig) -> Conversion:
+    """A depth-``cfg.depth`` tree splitting ``net`` (left untouched) at ``cfg.split_points`` (default: the
+    architecture's); ``images`` (N, C, H, W) are normalised calibration inputs for the routers. Channel widths in
+    ``cfg`` are ignored: every node keeps the prune's channels."""
+    dense = build_from_meta(spec.dense_meta)
+    dec = decompose(dense)
+    splits = resolve_split_points(dec, dense, cfg)
+    if len(net.blocks) != len(dec.blocks):
+        raise ConfigError(f"the pruned network has {len(net.blocks)} blocks; its {spec.dense_meta.arch} has "
+                          f"{len(dec.blocks)}")
+    n = images.shape[0]
+    if n < 2**cfg.depth * cfg.min_leaf_samples:
+        raise ConfigError(f"{n} calibration samples are too few for {2**cfg.depth} leaves "
+                          f"(need {2**cfg.depth * cfg.min_leaf_samples})")
+    bounds = splits + [len(dec.blocks)]
+    backbone = nn.Sequential(copy.deepcopy(net.stem), *copy.deepcopy(list(net.blocks[: splits[0]])))
+    nodes: dict[str, nn.Module] = {}
+    node_specs: dict[str, NodeSpec] = {}
+    routers: dict[str, RouterModule] = {}
+    sizes: dict[str, int] = {}
+    leaves = torch.full((n,), -1, dtype=torch.long)
+
+    def grow(bits: str, samples: torch.Tensor, stream: torch.Tensor) -> None:
+        """Fit router ``r<bits>`` on ``stream`` (the inputs ``samples`` reaching it) and build its children."""
+        features = pooled(stream)
+        km = spherical_kmeans(features, 2, seed=cfg.seed + len(bits), restarts=cfg.kmeans_restarts,
+                              min_share=cfg.min_share)
+        router = CosineRouter(features.shape[1])
+        router.init_from_clusters(features, km.centroids, km.labels, scale=cfg.router_scale)
+        routers[router_key(bits)] = router
+        depth = len(bits) + 1
+        start, end = bounds[depth - 1], bounds[depth]
+        is_leaf = depth == cfg.depth
+        for branch, child in enumerate(children(bits)):
+            chosen = km.labels == branch
+            sizes[node_key(child)] = int(chosen.sum())
+            if int(chosen.sum()) < cfg.min_leaf_samples:
+                raise ConfigError(f"node {node_key(child)} received {int(chosen.sum())} calibration samples, "
+                                  f"fewer than min_leaf_samples={cfg.min_leaf_samples}")
+            layers = copy.deepcopy(list(net.blocks[start:end])) + ([copy.deepcopy(net.head)] if is_leaf else [])
+            nodes[node_key(child)] = node = nn.Sequential(*layers)
+            node_specs[node_key(child)] = NodeSpec(start, end, spec.blocks[start:end],
+                                                   list(spec.head_in) if is_leaf else None)
+            if is_leaf:
+                leaves[samples[chosen]] = int(child, 2)
+            else:
+                grow(child, samples[chosen], _run([node], stream[chosen], cfg.batch_size))
+
+    grow("", torch.arange(n), _run([backbone], images, cfg.batch_size))
+    tree = SigmaBTree(backbone, nodes, routers, cfg.depth)
+    tree.meta = spec.dense_meta
+    config: dict[str, Any] = {**vars(cfg), "from_pruned": dict(spec.prune_config)}
+    tree_spec = TreeSpec(spec.dense_meta, cfg.depth, [dec.block_names[i] for i in splits], node_specs,
+                         {key: r.spec() for key, r in routers.items()}, config, sizes,
+                         BackboneSpec(list(spec.stem_out), spec.blocks[: splits[0]]))
+    return Conversion(tree.eval(), tree_spec, leaves, sizes)
