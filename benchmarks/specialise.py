@@ -1,0 +1,169 @@
+"""Does routing beat static pruning? Leaves that start from the fine-tuned static prune, then specialise.
+
+Hypothesis (issue 19, rung b): spend the static budget first (prune, fine-tune ``static.epochs``), then
+split the fine-tuned prune into a tree (its backbone shared, a copy of the rest per leaf, k-means routers:
+:func:`sigmab.tree.from_pruned.tree_from_pruned`) and train every leaf on its own routed inputs only
+(hard routing, distillation from the dense model) for ``specialise.epochs``. Against it: the same prune
+fine-tuned ``specialise.epochs`` more on all inputs, same schedule. Every path of the tree *is* the prune
+plus its routers, so the active parameters match; both arms see the same number of epochs of data.
+The hypothesis is refuted where the tree's routed Top-1 is not above the continued prune's.
+
+Each run writes ``benchmarks/results/specialise/<id>.json``: test Top-1 of the start (tree before
+specialisation = the prune, the sanity rung), of the continued prune and of the specialised tree; the
+specialisation gain (routed minus best single leaf on all inputs), oracle Top-1, routing shares,
+parameters, device and wall time. Work folders under ``benchmarks/runs/`` make every stage resumable.
+
+    python -m benchmarks.specialise --config benchmarks/configs/specialise_resnet20.yaml [--only ID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.common import RESULTS, ROOT, git_commit, machine
+from sigmab.config import resolve_config
+from sigmab.errors import ConfigError
+from sigmab.eval import evaluate
+from sigmab.inputs import calibration_images, folder_eval_data
+from sigmab.prune import PruneConfig
+from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
+from sigmab.prune.pipeline import evaluate_pruned_folder, prune_checkpoint
+from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned
+from sigmab.train.distributed import resolve_device
+from sigmab.train.finetune import FinetuneConfig, finetune
+from sigmab.tree import ConvertConfig, load_tree, save_tree
+from sigmab.tree.from_pruned import tree_from_pruned
+from sigmab.tree.report import evaluate_tree_folder
+from sigmab.utils.io import atomic_write_json
+
+RUNS = ROOT / "benchmarks" / "runs" / "specialise"
+OUT = RESULTS / "specialise"
+
+
+def _path(p: str) -> Path:
+    return Path(p) if Path(p).is_absolute() else (ROOT / p).resolve()
+
+
+def _static(grid: dict[str, Any], work: Path, *, progress: bool) -> Path:
+    """The fine-tuned static prune every run starts from (pruned and fine-tuned once, resumable)."""
+    folder = work / "static"
+    cfg = resolve_config(PruneFinetuneConfig, grid["static"])
+    if not (folder / PRUNED_SPEC).is_file():
+        prune_checkpoint(_path(grid["weights"]), arch=grid["model"], dataset=grid["dataset"],
+                         data_root=str(_path(grid["data"])) if grid.get("data") else None, out=folder,
+                         cfg=resolve_config(PruneConfig, grid["prune"]), seed=cfg.seed, progress=progress)
+    if not (folder / FINETUNED_WEIGHTS).is_file():
+        finetune_pruned(folder, cfg, resume=(folder / "finetune" / "last.pt").is_file(), progress=progress)
+    return folder
+
+
+def _continued(static: Path, work: Path, settings: dict[str, Any], grid: dict[str, Any], *, progress: bool) -> Path:
+    """The static prune fine-tuned ``settings['epochs']`` more on every input (the same schedule as the leaves)."""
+    folder = work / f"static-plus-{settings['epochs']}ep-lr{settings['lr']}"
+    if not (folder / PRUNED_SPEC).is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in (PRUNED_SPEC, "report.json"):
+            shutil.copy2(static / name, folder / name)
+        shutil.copy2(static / FINETUNED_WEIGHTS, folder / PRUNED_WEIGHTS)  # start from the fine-tuned weights
+    if not (folder / FINETUNED_WEIGHTS).is_file():
+        cfg = resolve_config(PruneFinetuneConfig, grid["static"], settings)
+        finetune_pruned(folder, cfg, resume=(folder / "finetune" / "last.pt").is_file(), progress=progress)
+    return folder
+
+
+def _tree(static: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *, progress: bool) -> Path:
+    """Split the fine-tuned prune into a tree, then train every leaf on its own routed inputs."""
+    folder = work / run["id"]
+    if not (folder / "tree.json").is_file():
+        net, spec = load_pruned(static)
+        cfg = resolve_config(ConvertConfig, run["tree"])
+        source = dict(spec.prune_config.get("source") or {})
+        images = calibration_images(grid["dataset"], source.get("data_root"), spec.dense_meta, size=cfg.calib_size,
+                                    seed=cfg.seed, default_size=2000)
+        conversion = tree_from_pruned(net, spec, images, cfg)
+        conversion.spec.convert_config["source"] = source
+        folder.mkdir(parents=True, exist_ok=True)
+        save_tree(conversion.tree, conversion.spec, folder)
+    if not (folder / "finetuned.safetensors").is_file():
+        specialise = {k: v for k, v in grid["static"].items() if k != "epochs"}
+        cfg = resolve_config(FinetuneConfig, specialise, {"soft_epochs": 0, "hard_epochs": run["specialise"]["epochs"],
+                                                          **{k: v for k, v in run["specialise"].items()
+                                                             if k != "epochs"}})
+        finetune(folder, cfg, resume=(folder / "finetune" / "last.pt").is_file(), progress=progress)
+    return folder
+
+
+def _start_top1(tree_dir: Path) -> float:
+    """Test Top-1 of the tree before specialisation: every path is the prune, so this is the prune's."""
+    tree, spec = load_tree(tree_dir, weights="tree.safetensors")
+    source = dict(spec.convert_config.get("source") or {})
+    _, _, loader = folder_eval_data(source, spec.dense_meta, what="tree", dataset=None, data_root=None,
+                                    split="test", val_fraction=0.0, seed=0, batch_size=256)
+    return evaluate(tree, loader).top1
+
+
+def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_dir: Path = RUNS,
+            results_dir: Path = OUT) -> Path:
+    """Both arms of one run (the shared static start is built once per grid); returns the result file."""
+    t0 = time.perf_counter()
+    work = runs_dir / grid["name"]
+    static = _static(grid, work, progress=progress)
+    continued = _continued(static, work, run["specialise"], grid, progress=progress)
+    tree_dir = _tree(static, work, run, grid, progress=progress)
+    static_report = evaluate_pruned_folder(static, split="test")
+    continued_report = evaluate_pruned_folder(continued, split="test")
+    tree_report = evaluate_tree_folder(tree_dir, split="test", diagnose=True)
+    diagnosis = tree_report["diagnosis"]
+    best_single = max(leaf["top1_all"] for leaf in diagnosis["leaves"])
+    result = {
+        "benchmark": "specialise", "model": grid["model"], "dataset": grid["dataset"], "run_id": run["id"],
+        "config": {"prune": grid["prune"], "static": grid["static"], "tree": run["tree"],
+                   "specialise": run["specialise"]},
+        "static_epochs": grid["static"]["epochs"], "extra_epochs": run["specialise"]["epochs"],
+        "static_top1": static_report["top1"], "tree_start_top1": round(_start_top1(tree_dir), 4),
+        "static_continued_top1": continued_report["top1"], "tree_top1": tree_report["top1"],
+        "dense_top1": tree_report["dense_top1"],
+        "tree_minus_static_pp": round(tree_report["top1"] - continued_report["top1"], 4),
+        "best_single_leaf_top1": best_single, "specialisation_gain_pp": round(tree_report["top1"] - best_single, 4),
+        "oracle_top1": diagnosis["oracle_top1"],
+        "leaves": tree_report["leaves"], "diagnosis": diagnosis, "split_points": tree_report["split_points"],
+        "static_params": continued_report["active_params_mean"],
+        "active_params_mean": tree_report["active_params_mean"],
+        "stored_params": tree_report["stored_params"], "dense_params": tree_report["dense_params"],
+        "device": str(resolve_device(grid["static"].get("device", "auto"))),
+        "wall_seconds": time.perf_counter() - t0, "git_commit": git_commit(), "machine": machine(),
+        "tree_metrics_csv": (tree_dir / "finetune" / "metrics.csv").read_text(),
+        "static_continued_metrics_csv": (continued / "finetune" / "metrics.csv").read_text(),
+    }
+    out = results_dir / f"{run['id']}.json"
+    atomic_write_json(out, result)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True, help="grid YAML (benchmarks/configs/specialise_*.yaml)")
+    parser.add_argument("--only", action="append", help="run only this id (repeatable)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    grid = yaml.safe_load(args.config.read_text())
+    grid.setdefault("name", args.config.stem)
+    ids = [r["id"] for r in grid["runs"]]
+    unknown = sorted(set(args.only or []) - set(ids))
+    if unknown:
+        raise ConfigError(f"unknown run id(s) {', '.join(unknown)}; the grid has {', '.join(ids)}")
+    for run in grid["runs"]:
+        if args.only and run["id"] not in args.only:
+            continue
+        out = run_one(grid, run, progress=not args.no_progress)
+        print(f"{run['id']}: {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
