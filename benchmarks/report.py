@@ -18,6 +18,8 @@ from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.edge_report import edge_section, write_edge_plots
 from benchmarks.points_report import points_section, write_points_plots
+from benchmarks.specialise_report import REQUIRED as SPECIALISE_REQUIRED
+from benchmarks.specialise_report import specialise_section
 from sigmab.data import get_dataset_info
 from sigmab.errors import ConfigError
 from sigmab.eval import RESULT_FIELDS
@@ -47,6 +49,7 @@ REQUIRED["resnet50_analytic"] = ("model", "input_size", "dense_params", "dense_m
                                  "machine", "git_commit")
 REQUIRED["epoch_time"] = ("grid", "config", "model", "dataset", "device", "batch_size", "epochs", "epoch_seconds",
                           "projected_minutes", "budget_minutes", "fits_budget", "machine", "git_commit")
+REQUIRED["specialise"] = SPECIALISE_REQUIRED
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
@@ -62,7 +65,8 @@ def load_results(folder: Path) -> dict[str, list[Result]]:
         if not (folder / name).is_file():
             raise ReportError(f"missing result file {folder / name}; regenerate it (see BENCHMARKS.md)")
     by_kind: dict[str, list[Result]] = {}
-    for path in [p for pattern in ("*.json", "cifar/*.json", "points/*.json") for p in sorted(folder.glob(pattern))]:
+    patterns = ("*.json", "cifar/*.json", "points/*.json", "specialise/*.json")
+    for path in [p for pattern in patterns for p in sorted(folder.glob(pattern))]:
         try:
             result = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
@@ -283,7 +287,7 @@ SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
-    "edge": edge_section}
+    "specialise": specialise_section, "edge": edge_section}
 
 
 

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import benchmarks.specialise as specialise
+from benchmarks.specialise_report import REQUIRED, specialise_section
 from tests.helpers import digits_resnet_checkpoint
 
 
@@ -25,3 +26,8 @@ def test_a_run_writes_both_arms_and_the_tree_starts_as_the_prune(tmp_path: Path)
     assert result["oracle_top1"] >= max(leaf["top1_all"] for leaf in result["diagnosis"]["leaves"])
     epochs = [line.split(",")[0] for line in result["tree_metrics_csv"].strip().splitlines()[1:]]
     assert epochs == ["1"] and result["static_continued_metrics_csv"].count("\n") == 2  # header + 1 epoch each
+    section = "\n".join(specialise_section([result]))
+    assert section.startswith("## Does routing beat static pruning?") and "`tiny-d1`" in section
+    won = result["tree_minus_static_pp"] > 0
+    assert f"beats the equally trained static prune in {int(won)} of 1 runs" in section
+    assert all(k in result for k in REQUIRED)
