@@ -4,6 +4,7 @@ from sigmab.routing.names import leaf_index, leaf_names, node_key, path_keys, ro
 from sigmab.routing.routers import (
     DEFAULT_ROUTER,
     CosineRouter,
+    MLPRouter,
     RouterModule,
     RouterSpec,
     build_router,
@@ -24,6 +25,7 @@ from sigmab.routing.walk import (
 __all__ = [
     "DEFAULT_ROUTER",
     "CosineRouter",
+    "MLPRouter",
     "RouterModule",
     "RouterSpec",
     "build_router",

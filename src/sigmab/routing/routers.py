@@ -110,3 +110,24 @@ class CosineRouter(RouterModule):
         threshold = float((lo + hi) / 2) if lo < hi else 0.0
         self.proj.weight.copy_(scale * c.float())
         self.proj.bias.copy_(torch.tensor([-scale * threshold / 2, scale * threshold / 2]))
+
+
+@register_router
+class MLPRouter(RouterModule):
+    """Pooled features, L2 normalisation, one hidden ReLU layer, two logits: a router trained to pick the leaf
+    that serves an input best (:mod:`sigmab.tree.router_fit`), not initialised from clusters."""
+
+    kind = "mlp"
+
+    def __init__(self, in_channels: int, hidden: int = 64) -> None:
+        super().__init__(in_channels)
+        if hidden < 1:
+            raise ConfigError(f"an mlp router needs hidden >= 1, got {hidden}")
+        self.hidden = hidden
+        self.net = nn.Sequential(nn.Linear(in_channels, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+
+    def settings(self) -> dict[str, Any]:
+        return {"hidden": self.hidden}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(F.normalize(pooled(x), dim=1))
