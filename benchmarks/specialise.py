@@ -19,6 +19,7 @@ parameters, device and wall time. Work folders under ``benchmarks/runs/`` make e
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ import yaml
 
 from benchmarks.common import RESULTS, ROOT, git_commit, machine
 from sigmab.config import resolve_config
+from sigmab.data import load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import evaluate
 from sigmab.inputs import calibration_images, folder_eval_data
@@ -40,6 +42,7 @@ from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree, save_tree
 from sigmab.tree.from_pruned import tree_from_pruned
 from sigmab.tree.report import evaluate_tree_folder
+from sigmab.tree.router_fit import collect_routing_data, fit_routers
 from sigmab.utils.io import atomic_write_json
 
 RUNS = ROOT / "benchmarks" / "runs" / "specialise"
@@ -99,6 +102,45 @@ def _tree(static: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *
     return folder
 
 
+def _trained_routers(tree_dir: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *, progress: bool
+                     ) -> tuple[Path, dict[str, Any]]:
+    """Rung (d), then (c): routers retrained to pick each training input's lowest-loss leaf
+    (:mod:`sigmab.tree.router_fit`); with ``routers.respecialise`` epochs, the leaves then train again on the
+    inputs the new routers send them (one hard-EM step)."""
+    settings = dict(run["routers"])
+    folder = work / f"{run['id']}-routers"
+    report_file = folder / "router_fit.json"
+    if not report_file.is_file():
+        tree, spec = load_tree(tree_dir)
+        source = dict(spec.convert_config.get("source") or {})
+        static = grid["static"]
+        train_set = load_split(grid["dataset"], "train", root=source.get("data_root"),
+                               val_fraction=static.get("val_fraction", 0.0), seed=static.get("seed", 0))
+        loader = train_set.loader(batch_size=256, mean=spec.dense_meta.mean, std=spec.dense_meta.std)
+        data = collect_routing_data(tree, loader, progress=progress)
+        fit = fit_routers(tree, spec, data, kind=settings.get("kind", "mlp"), settings=settings.get("settings"),
+                          epochs=settings.get("epochs", 30), lr=settings.get("lr", 1e-2), seed=static.get("seed", 0))
+        folder.mkdir(parents=True, exist_ok=True)
+        save_tree(tree, spec, folder)
+        atomic_write_json(report_file, fit)
+    respecialise = settings.get("respecialise", 0)
+    if respecialise and not (folder / "finetuned.safetensors").is_file():
+        cfg = resolve_config(FinetuneConfig, {k: v for k, v in grid["static"].items() if k != "epochs"},
+                             {"soft_epochs": 0, "hard_epochs": respecialise,
+                              **{k: v for k, v in run["specialise"].items() if k != "epochs"}})
+        finetune(folder, cfg, resume=(folder / "finetune" / "last.pt").is_file(), progress=progress)
+    return folder, json.loads(report_file.read_text())
+
+
+def _tree_summary(report: dict[str, Any]) -> dict[str, Any]:
+    diagnosis = report["diagnosis"]
+    best = max(leaf["top1_all"] for leaf in diagnosis["leaves"])
+    return {"top1": report["top1"], "best_single_leaf_top1": best,
+            "specialisation_gain_pp": round(report["top1"] - best, 4), "oracle_top1": diagnosis["oracle_top1"],
+            "leaf_shares": [leaf["share"] for leaf in report["leaves"]],
+            "active_params_mean": report["active_params_mean"], "stored_params": report["stored_params"]}
+
+
 def _start_top1(tree_dir: Path) -> float:
     """Test Top-1 of the tree before specialisation: every path is the prune, so this is the prune's."""
     tree, spec = load_tree(tree_dir, weights="tree.safetensors")
@@ -119,8 +161,7 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
     static_report = evaluate_pruned_folder(static, split="test")
     continued_report = evaluate_pruned_folder(continued, split="test")
     tree_report = evaluate_tree_folder(tree_dir, split="test", diagnose=True)
-    diagnosis = tree_report["diagnosis"]
-    best_single = max(leaf["top1_all"] for leaf in diagnosis["leaves"])
+    tree = _tree_summary(tree_report)
     result = {
         "benchmark": "specialise", "model": grid["model"], "dataset": grid["dataset"], "run_id": run["id"],
         "config": {"prune": grid["prune"], "static": grid["static"], "tree": run["tree"],
@@ -130,9 +171,9 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         "static_continued_top1": continued_report["top1"], "tree_top1": tree_report["top1"],
         "dense_top1": tree_report["dense_top1"],
         "tree_minus_static_pp": round(tree_report["top1"] - continued_report["top1"], 4),
-        "best_single_leaf_top1": best_single, "specialisation_gain_pp": round(tree_report["top1"] - best_single, 4),
-        "oracle_top1": diagnosis["oracle_top1"],
-        "leaves": tree_report["leaves"], "diagnosis": diagnosis, "split_points": tree_report["split_points"],
+        **{k: tree[k] for k in ("best_single_leaf_top1", "specialisation_gain_pp", "oracle_top1")},
+        "leaves": tree_report["leaves"], "diagnosis": tree_report["diagnosis"],
+        "split_points": tree_report["split_points"],
         "static_params": continued_report["active_params_mean"],
         "active_params_mean": tree_report["active_params_mean"],
         "stored_params": tree_report["stored_params"], "dense_params": tree_report["dense_params"],
@@ -141,6 +182,22 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         "tree_metrics_csv": (tree_dir / "finetune" / "metrics.csv").read_text(),
         "static_continued_metrics_csv": (continued / "finetune" / "metrics.csv").read_text(),
     }
+    if run.get("routers"):
+        routed_dir, fit = _trained_routers(tree_dir, work, run, grid, progress=progress)
+        routed = _tree_summary(evaluate_tree_folder(routed_dir, split="test", diagnose=True))
+        extra = run["routers"].get("respecialise", 0)
+        matched = result["static_continued_top1"]
+        if extra:  # the static arm gets the re-specialisation's epochs too
+            matched = evaluate_pruned_folder(_continued(static, work, {**run["specialise"],
+                                                                       "epochs": run["specialise"]["epochs"] + extra},
+                                                        grid, progress=progress), split="test")["top1"]
+        result["trained_routers"] = {**routed, "settings": run["routers"], "fit_on_train": fit,
+                                     "static_matched_top1": matched,
+                                     "tree_minus_static_pp": round(routed["top1"] - matched, 4),
+                                     "respecialised_epochs": run["routers"].get("respecialise", 0),
+                                     "metrics_csv": (routed_dir / "finetune" / "metrics.csv").read_text()
+                                     if (routed_dir / "finetune" / "metrics.csv").is_file() else ""}
+        result["wall_seconds"] = time.perf_counter() - t0
     out = results_dir / f"{run['id']}.json"
     atomic_write_json(out, result)
     return out

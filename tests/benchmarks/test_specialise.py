@@ -15,7 +15,8 @@ def test_a_run_writes_both_arms_and_the_tree_starts_as_the_prune(tmp_path: Path)
             "prune": {"criterion": "fpgm", "target_reduction": 0.5, "scope": "inner"},
             "static": {"epochs": 1, "lr": 0.02, "distill_weight": 1.0, "batch_size": 64, "val_fraction": 0.1},
             "runs": [{"id": "tiny-d1", "tree": {"depth": 1, "calib_size": 400},
-                      "specialise": {"epochs": 1, "lr": 0.02}}]}
+                      "specialise": {"epochs": 1, "lr": 0.02},
+                      "routers": {"kind": "mlp", "settings": {"hidden": 8}, "epochs": 5, "respecialise": 1}}]}
     out = specialise.run_one(grid, grid["runs"][0], progress=False, runs_dir=tmp_path / "runs",
                              results_dir=tmp_path / "results")
     result = json.loads(out.read_text())
@@ -26,6 +27,12 @@ def test_a_run_writes_both_arms_and_the_tree_starts_as_the_prune(tmp_path: Path)
     assert result["oracle_top1"] >= max(leaf["top1_all"] for leaf in result["diagnosis"]["leaves"])
     epochs = [line.split(",")[0] for line in result["tree_metrics_csv"].strip().splitlines()[1:]]
     assert epochs == ["1"] and result["static_continued_metrics_csv"].count("\n") == 2  # header + 1 epoch each
+    routed = result["trained_routers"]
+    fit = routed["fit_on_train"]
+    assert fit["after"]["oracle_top1"] == fit["before"]["oracle_top1"]  # routing does not change the leaves
+    assert abs(sum(fit["after"]["leaf_shares"]) - 1) < 1e-9 and 0 <= fit["after"]["routed_top1"] <= 100
+    assert routed["respecialised_epochs"] == 1 and routed["metrics_csv"].count("\n") == 2
+    assert routed["active_params_mean"] > result["static_params"]  # an mlp router costs more than a cosine one
     section = "\n".join(specialise_section([result]))
     assert section.startswith("## Does routing beat static pruning?") and "`tiny-d1`" in section
     won = result["tree_minus_static_pp"] > 0
