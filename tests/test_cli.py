@@ -138,3 +138,10 @@ def test_point_sets_run_through_train_convert_finetune_prune_and_eval(
     assert main(["prune", "--checkpoint", checkpoint, "--out", str(tmp_path / "all"), "--scope", "all",
                  "--keep-ratio", "0.5", *common]) == 2
     assert "scope 'inner'" in capsys.readouterr().err
+
+
+def test_top_level_help_is_a_whole_sentence_without_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "input dispatcher." in " ".join(text.split())

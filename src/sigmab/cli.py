@@ -42,6 +42,10 @@ from sigmab.tree.spec import read_spec
 from sigmab.utils.manifest import folder_kind
 
 DEMO_RUN_DIR = Path("runs/demo")
+DESCRIPTION = ("Rebuild a pretrained dense network as a SigmaB-Net (a shared backbone, binary routers and "
+               "channel-sliced leaves; each input runs one root-to-leaf path) and measure it beside static "
+               "pruning, nested sparse networks and an input dispatcher. `sigmab demo` runs the whole pipeline on "
+               "bundled data; `sigmab COMMAND --help` shows each command's options and defaults.")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -279,7 +283,7 @@ def _add_presets(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sigmab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sigmab", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"sigmab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_prune, add_nested, add_dispatch, _add_eval,

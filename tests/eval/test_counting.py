@@ -56,3 +56,10 @@ def test_profiling_restores_each_modules_own_mode() -> None:
     assert wrapper.training and not inner.training
     profile_model(wrapper, (1, 8, 8))
     assert wrapper.training and not any(m.training for m in inner.modules())
+
+
+def test_the_per_module_table_keeps_its_columns_aligned_for_long_names_and_types() -> None:
+    profile = profile_model(build_model("resnet20"), (3, 32, 32))  # ZeroPadShortcut: a 15-letter type
+    lines = profile.table().splitlines()
+    assert len({len(line) for line in lines}) == 1  # padded and right-aligned columns: every row as long
+    assert any("ZeroPadShortcut" in line for line in lines)

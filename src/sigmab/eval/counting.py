@@ -55,10 +55,13 @@ class Profile:
     macs: int
 
     def table(self) -> str:
-        lines = [f"{'module':<28} {'type':<12} {'params':>10} {'MACs':>14}"]
+        """One row per leaf module; the name and type columns are as wide as their longest entry."""
+        name_w = max([len("module"), len("total"), *(len(m.name) for m in self.modules)])
+        kind_w = max([len("type"), *(len(m.kind) for m in self.modules)])
+        lines = [f"{'module':<{name_w}}  {'type':<{kind_w}}  {'params':>10}  {'MACs':>14}"]
         for m in self.modules:
-            lines.append(f"{m.name:<28} {m.kind:<12} {m.params:>10,} {m.macs:>14,}")
-        lines.append(f"{'total':<28} {'':<12} {self.params:>10,} {self.macs:>14,}")
+            lines.append(f"{m.name:<{name_w}}  {m.kind:<{kind_w}}  {m.params:>10,}  {m.macs:>14,}")
+        lines.append(f"{'total':<{name_w}}  {'':<{kind_w}}  {self.params:>10,}  {self.macs:>14,}")
         return "\n".join(lines)
 
 
