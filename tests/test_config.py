@@ -76,3 +76,27 @@ def test_presets_are_packaged_and_checked() -> None:
     assert preset_layer(None, "convert") == {}
     with pytest.raises(ConfigError, match="unknown preset 'nope'; available: cifar10-resnet20"):
         read_preset("nope")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--arch", "small_cnn", "--dataset", "digits", "--lr", "inf"], "lr: expected a finite number"),
+    (["train", "--arch", "small_cnn", "--dataset", "digits", "--lr", "nan"], "lr: expected a finite number"),
+    (["train", "--arch", "small_cnn", "--dataset", "digits", "--momentum", "5"], "momentum must be in [0, 1)"),
+    (["train", "--arch", "small_cnn", "--dataset", "digits", "--weight-decay", "-1"], "weight_decay must be >= 0"),
+    (["finetune", "TREE", "--distill-temperature", "0"], "distill_temperature must be > 0"),
+    (["finetune", "TREE", "--distill-weight", "nan"], "distill_weight: expected a finite number"),
+    (["convert", "--checkpoint", "x.th", "--dataset", "digits", "--router-scale", "nan"], "router_scale: expected"),
+    (["convert", "--checkpoint", "x.th", "--dataset", "digits", "--router-scale", "0"], "router_scale must be > 0"),
+    (["convert", "--checkpoint", "x.th", "--dataset", "digits", "--router-scale", "-10"], "router_scale must be > 0"),
+    (["prune", "--checkpoint", "x.th", "--dataset", "digits", "--keep-ratio", "0.5", "--lr", "inf"], "lr: expected"),
+])
+def test_non_finite_and_out_of_range_settings_are_refused_before_any_work(
+        argv: list[str], message: str, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sigmab.cli import main
+
+    argv = [str(tmp_path / "tree") if a == "TREE" else a for a in argv]
+    out = tmp_path / "out"
+    assert main([*argv, *([] if argv[0] == "finetune" else ["--out", str(out)])]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "tree").exists()

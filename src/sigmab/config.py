@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -114,6 +115,8 @@ def _coerce(config_cls: type, name: str, value: Any, hint: Any) -> Any:
         if kind in (int, float, str):
             if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
                 raise TypeError
+            if kind is float and not math.isfinite(float(value)):  # no setting of sigmab means nan or inf
+                raise ConfigError(f"{name}: expected a finite number, got {value!r}")
             return kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None

@@ -58,6 +58,7 @@ class FinetuneConfig(LoopOptions):
              "soft_epochs + hard_epochs must be >= 1"),
             (self.router_lr >= 0, "router_lr must be >= 0"),
             (0 < self.temperature_end <= self.temperature_start, "need 0 < temperature_end <= temperature_start"),
+            (self.distill_temperature > 0, "distill_temperature must be > 0"),
             (min(self.mixture_weight, self.routed_weight, self.distill_weight, self.balance_weight,
                  self.anchor_weight) >= 0,
              "loss weights must be >= 0"),

@@ -30,6 +30,8 @@ class LoopOptions:
         checks = [
             (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
+            (0.0 <= self.momentum < 1.0, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
             (self.crop_padding is None or self.crop_padding >= 0, "crop_padding must be >= 0"),
             (self.threads is None or self.threads >= 1, "threads must be >= 1"),

@@ -58,6 +58,8 @@ class ConvertConfig:
                                               or len(self.split_points) != self.depth):
             raise ConfigError(f"split_points needs {self.depth} entries for depth {self.depth}, got "
                               f"{self.split_points}")
+        if not self.router_scale > 0:
+            raise ConfigError(f"router_scale must be > 0 (it scales the centroid rows), got {self.router_scale}")
         if not 0.0 <= self.min_share <= 0.5:
             raise ConfigError(f"min_share must be in [0, 0.5], got {self.min_share}")
         if self.min_leaf_samples < 1 or (self.calib_size is not None and self.calib_size < 1) or self.batch_size < 1:
