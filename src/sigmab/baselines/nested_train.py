@@ -32,7 +32,7 @@ from sigmab.errors import CheckpointError, ConfigError
 from sigmab.eval import count_params, evaluate
 from sigmab.inputs import check_classes, folder_eval_data, load_dense_for
 from sigmab.models import ModelMeta, build_from_meta, load_model
-from sigmab.models.checkpoint import read_folder_spec, save_state_dict
+from sigmab.models.checkpoint import read_folder_spec, recorded_source, save_state_dict
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.losses import distill_loss
 from sigmab.train.options import LOOP_HELP, LoopOptions
@@ -231,7 +231,7 @@ def evaluate_nested_folder(folder: str | Path, *, dataset: str | None = None, da
     folder = Path(folder)
     net, spec = load_nested(folder)
     config = dict(spec.get("config") or {})
-    source = dict(config.get("source") or {})
+    source = recorded_source(folder, config.get("source"))
     dataset, data, loader = folder_eval_data(source, net.meta, what="nested", dataset=dataset, data_root=data_root,
                                              split=split, val_fraction=float(config.get("val_fraction", 0.0)),
                                              seed=int(config.get("seed", 0)), batch_size=batch_size)

@@ -15,7 +15,7 @@ import torch
 
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.export.graphs import EXPORT_FORMAT, MANIFEST
-from sigmab.models.checkpoint import read_folder_spec
+from sigmab.models.checkpoint import file_in_folder, read_folder_spec
 from sigmab.routing import walk_hard
 
 
@@ -47,7 +47,7 @@ class OnnxGraphs:
             graph = self.manifest["graphs"].get(name)
             if graph is None or "onnx" not in graph["files"]:
                 raise CheckpointError(f"{self.folder}: no ONNX graph {name!r} in the export")
-            self._sessions[name] = _session(self.folder / graph["files"]["onnx"])
+            self._sessions[name] = _session(file_in_folder(self.folder, graph["files"]["onnx"], manifest=MANIFEST))
         return self._sessions[name].run(None, {self.manifest["input"]: np.ascontiguousarray(x, np.float32)})[0]
 
 

@@ -184,3 +184,26 @@ def read_folder_spec(path: Path, *, what: str, fmt: str | None = None) -> dict[s
         found = data.get("format") if isinstance(data, dict) else None
         raise CheckpointError(f"{path}: not a sigmab {what} (format {found!r}, expected {fmt!r})")
     return data
+
+
+def file_in_folder(folder: str | os.PathLike[str], name: str, *, manifest: str) -> Path:
+    """The file ``name`` that ``manifest`` (a file in ``folder``) names, refused unless it lies inside ``folder``:
+    a manifest must not send a reader to ``../..`` or to an absolute path elsewhere."""
+    root = Path(folder).resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise CheckpointError(f"{Path(folder) / manifest} names {name!r}, which lies outside {folder}; a manifest may "
+                              "only name files inside its own folder")
+    return path
+
+
+def recorded_source(folder: str | os.PathLike[str], source: dict[str, Any] | None) -> dict[str, Any]:
+    """A folder's record of where its model came from (``checkpoint``, ``data_root``...), with relative paths
+    taken relative to the folder, never to the reader's working directory. These paths were given by the user
+    on the command line that built the folder, so unlike manifest entries they may lie outside it."""
+    source = dict(source or {})
+    for key in ("checkpoint", "data_root"):
+        value = source.get(key)
+        if value and not Path(value).is_absolute():
+            source[key] = str((Path(folder) / value).resolve())
+    return source

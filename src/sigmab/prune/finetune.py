@@ -17,6 +17,7 @@ from torch import nn
 
 from sigmab.errors import ConfigError
 from sigmab.eval import EvalResult, evaluate
+from sigmab.models.checkpoint import recorded_source
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_WEIGHTS, PrunedNet, load_pruned, save_pruned_weights
 from sigmab.train.distributed import DistInfo, barrier
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
@@ -98,7 +99,7 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
     ctx = start_run(cfg, folder / "finetune", resume=resume, dist_info=dist_info)
     net, spec = load_pruned(folder, weights=PRUNED_WEIGHTS)
     ds_info, train_set, eval_set, eval_split, teacher = finetune_inputs(
-        cfg, dict(spec.prune_config.get("source") or {}), meta=spec.dense_meta, what="pruned-model")
+        cfg, recorded_source(folder, spec.prune_config.get("source")), meta=spec.dense_meta, what="pruned-model")
     meta = spec.dense_meta
     net.to(ctx.device)
     if teacher is not None:

@@ -12,6 +12,7 @@ from sigmab.eval import ModelReport, evaluate, profile_model
 from sigmab.importance.filters import get_criterion
 from sigmab.inputs import calibration_images, folder_eval_data, load_dense_for
 from sigmab.models import build_from_meta, load_model
+from sigmab.models.checkpoint import recorded_source
 from sigmab.prune.plan import PruneConfig, prune
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned, save_pruned
 from sigmab.utils.io import atomic_write_json
@@ -56,7 +57,7 @@ def evaluate_pruned_folder(folder: str | Path, *, dataset: str | None = None, da
     with the folder's weights and pruning settings beside it."""
     folder = Path(folder)
     net, spec = load_pruned(folder)
-    source = dict(spec.prune_config.get("source") or {})
+    source = recorded_source(folder, spec.prune_config.get("source"))
     meta = spec.dense_meta
     dataset, data, loader = folder_eval_data(source, meta, what="pruned-model", dataset=dataset,
                                              data_root=data_root, split=split, val_fraction=val_fraction, seed=seed,

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from sigmab.errors import CheckpointError
-from sigmab.models.checkpoint import read_folder_spec
+from sigmab.models.checkpoint import file_in_folder, read_folder_spec
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import TreeSpec
 from sigmab.utils.io import atomic_path, atomic_write_json
@@ -64,8 +64,10 @@ def write_package(tree: SigmaBTree, spec: TreeSpec, folder: str | os.PathLike[st
 def read_package_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     manifest = read_folder_spec(Path(folder) / PACKAGE_MANIFEST, what="package", fmt=PACKAGE_FORMAT)
     for name, unit in manifest["units"].items():
-        if not (Path(folder) / unit["file"]).is_file():
+        path = file_in_folder(folder, unit["file"], manifest=PACKAGE_MANIFEST)
+        if not path.is_file():
             raise CheckpointError(f"{folder}: unit {name!r} has no weights file {unit['file']}")
+        unit["path"] = str(path)
     return manifest
 
 

@@ -66,7 +66,7 @@ class LeafOnDemandRunner:
 
     def _load(self, name: str) -> int:
         """Read unit ``name``'s weights into its module; returns the bytes read."""
-        with safe_open(str(self.folder / self.manifest["units"][name]["file"]), framework="pt") as f:
+        with safe_open(self.manifest["units"][name]["path"], framework="pt") as f:
             # Copied out of the memory map: tensors there sit at unaligned offsets, which sends
             # convolutions down other kernels and changes the rounding.
             tensors = {k: f.get_tensor(k).clone() for k in f.keys()}

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sigmab.errors import ConfigError
+from sigmab.models.checkpoint import recorded_source
 from sigmab.train.distributed import DistInfo, barrier
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.inputs import finetune_inputs
@@ -117,8 +118,8 @@ def _temperature(cfg: FinetuneConfig, step: int, soft_steps: int) -> float:
     return cfg.temperature_start * (cfg.temperature_end / cfg.temperature_start) ** frac
 
 
-def _source(spec: TreeSpec) -> dict[str, Any]:
-    return dict(spec.convert_config.get("source") or {})
+def _source(tree_dir: Path, spec: TreeSpec) -> dict[str, Any]:
+    return recorded_source(tree_dir, spec.convert_config.get("source"))
 
 
 class TreeFinetuning(TrainingMethod):
@@ -227,7 +228,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     device, info = ctx.device, ctx.dist
     tree, spec = load_tree(tree_dir, weights="tree.safetensors")
     ds_info, train_set, eval_set, eval_split, teacher = finetune_inputs(
-        cfg, _source(spec), meta=spec.dense_meta, what="tree")
+        cfg, _source(tree_dir, spec), meta=spec.dense_meta, what="tree")
 
     meta = spec.dense_meta
     tree.to(device)

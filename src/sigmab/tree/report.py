@@ -9,6 +9,7 @@ from sigmab.errors import ConfigError
 from sigmab.eval import ModelReport, evaluate, profile_model
 from sigmab.inputs import folder_eval_data
 from sigmab.models import build_from_meta, load_model
+from sigmab.models.checkpoint import recorded_source
 from sigmab.tree.diagnostics import diagnose_routing
 from sigmab.tree.evaluate import evaluate_tree
 from sigmab.tree.metrics import cost_summary
@@ -27,7 +28,7 @@ def evaluate_tree_folder(run: str | Path, *, dataset: str | None = None, data_ro
     ``routes`` names a file to save every input's leaf and label in (:mod:`sigmab.tree.routes`)."""
     run = Path(run)
     tree, spec = load_tree(run)
-    source = dict(spec.convert_config.get("source") or {})
+    source = recorded_source(run, spec.convert_config.get("source"))
     meta = spec.dense_meta
     dataset, data, loader = folder_eval_data(source, meta, what="tree", dataset=dataset, data_root=data_root,
                                              split=split, val_fraction=val_fraction, seed=seed,
