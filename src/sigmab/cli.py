@@ -247,7 +247,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
               f"({100 * report['params_reduction']:.1f}% fewer), uniform keep ratio {report['uniform_keep']:.3f}")
     barrier(info)
     if ft_cfg.epochs > 0:
-        _, result = finetune_pruned(args.out, ft_cfg, resume=args.resume, progress=not args.no_progress,
+        # A prune killed before its first fine-tuning epoch ended has nothing to resume: fine-tune it afresh.
+        resume = args.resume and (args.out / "finetune" / "last.pt").is_file()
+        _, result = finetune_pruned(args.out, ft_cfg, resume=resume, progress=not args.no_progress,
                                     dist_info=info)
         if result is not None:
             print(f"fine-tuned: top-1 {result.top1:.2f}% | weights {args.out / PRUNE_FINETUNED}")

@@ -107,3 +107,26 @@ def test_convert_defaults_work_on_every_bundled_dataset_and_help_shows_them(
     assert "--kmeans-restarts INT k-means restarts (best cost wins) (default: 5)" in text
     assert "--widths YAML inner-channel keep ratio per depth, as YAML, e.g. '[0.5, 0.25]' (default: per arch" in text
     assert text.count("(default:") >= 10
+
+
+def test_a_conversion_killed_after_tree_json_leaves_no_folder(checkpoint: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import sigmab.tree.spec as spec_module
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "t"
+    monkeypatch.setattr(spec_module, "save_tree_weights", killed)  # between tree.json and tree.safetensors
+    with pytest.raises(KeyboardInterrupt):
+        convert_checkpoint(checkpoint, dataset="digits", out=out, cfg=ConvertConfig(**CFG))
+    monkeypatch.undo()
+    assert not out.exists()
+    convert_checkpoint(checkpoint, dataset="digits", out=out, cfg=ConvertConfig(**CFG))  # a rerun is accepted
+    assert (out / "tree.safetensors").is_file()
+
+
+def test_an_unwritable_out_fails_before_calibration(checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot write the tree folder"):
+        convert_checkpoint(checkpoint, dataset="digits", out=tmp_path / "file" / "t", cfg=ConvertConfig(**CFG))

@@ -15,7 +15,7 @@ from sigmab.models import build_from_meta, load_model
 from sigmab.models.checkpoint import recorded_source
 from sigmab.prune.plan import PruneConfig, prune
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned, save_pruned
-from sigmab.utils.io import atomic_write_json
+from sigmab.utils.io import atomic_write_json, building_folder
 
 
 def prune_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path, cfg: PruneConfig, seed: int = 0,
@@ -28,6 +28,14 @@ def prune_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path, c
     out = Path(out)
     if (out / PRUNED_SPEC).exists():
         raise ConfigError(f"{out} already holds a pruned model; choose another --out (or --resume)")
+    with building_folder(out, what="pruned-model") as folder:
+        report = _prune_into(folder, checkpoint, dataset=dataset, cfg=cfg, seed=seed, arch=arch,
+                             data_root=data_root, progress=progress)
+    return report
+
+
+def _prune_into(out: Path, checkpoint: str | Path, *, dataset: str, cfg: PruneConfig, seed: int, arch: str | None,
+                data_root: str | None, progress: bool) -> dict[str, Any]:
     model, _ = load_dense_for(checkpoint, dataset=dataset, arch=arch)
     images = None
     if get_criterion(cfg.criterion).statistic is not None:

@@ -19,7 +19,7 @@ from sigmab.inputs import calibration_images, load_dense_for
 from sigmab.tree.convert import DEFAULT_CALIB_SIZE, Conversion, ConvertConfig, convert
 from sigmab.tree.metrics import cost_summary
 from sigmab.tree.spec import SPEC_FILE, save_tree
-from sigmab.utils.io import atomic_write_json
+from sigmab.utils.io import atomic_write_json, building_folder
 
 
 def convert_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path, cfg: ConvertConfig,
@@ -29,6 +29,14 @@ def convert_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path,
     out = Path(out)
     if (out / SPEC_FILE).exists():
         raise ConfigError(f"{out} already holds a converted tree; choose another --out")
+    with building_folder(out, what="tree") as folder:
+        conversion, report = _convert_into(folder, checkpoint, dataset=dataset, cfg=cfg, arch=arch,
+                                           data_root=data_root, progress=progress)
+    return conversion, report
+
+
+def _convert_into(out: Path, checkpoint: str | Path, *, dataset: str, cfg: ConvertConfig, arch: str | None,
+                  data_root: str | None, progress: bool) -> tuple[Conversion, dict[str, Any]]:
     model, _ = load_dense_for(checkpoint, dataset=dataset, arch=arch)
     images = calibration_images(dataset, data_root, model.meta, size=cfg.calib_size, seed=cfg.seed,
                                 default_size=DEFAULT_CALIB_SIZE)

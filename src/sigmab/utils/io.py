@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,3 +55,29 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path`` atomically; ``obj`` must hold only tensors and plain types."""
     _write_with(path, lambda tmp: torch.save(obj, tmp))
+
+
+@contextmanager
+def building_folder(out: str | os.PathLike[str], *, what: str) -> Iterator[Path]:
+    """Build a ``what`` folder complete or not at all: yield a hidden sibling to write into, renamed onto ``out``
+    only when the block finishes. A killed run leaves no half-written ``out`` (its sibling is cleared by the next
+    run), and an unwritable ``out`` fails here, before any work. ``out`` must be absent or empty."""
+    from sigmab.errors import ConfigError
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out for the {what}")
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+    except OSError as exc:
+        raise ConfigError(f"cannot write the {what} folder {out}: {exc.strerror or exc}") from None
+    try:
+        yield partial
+        if out.exists():
+            out.rmdir()
+        os.replace(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
