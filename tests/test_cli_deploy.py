@@ -71,3 +71,16 @@ def test_export_and_package_commands(folders, capsys) -> None:
 def test_deploy_user_errors(argv, message, capsys) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_export_and_package_refuse_to_overwrite_or_mix_into_a_folder(folders, capsys) -> None:
+    taken = folders["root"] / "taken"
+    taken.mkdir()
+    (taken / "export.json").write_text("{}")
+    for argv in (["package", str(folders["tree"]), "--out", str(taken)],
+                 ["package", str(folders["tree"]), "--out", str(folders["tree"])],
+                 ["export", "--checkpoint", str(folders["checkpoint"]), "--out", str(taken), "--no-onnx"]):
+        assert main(argv) == 2
+        assert "already exists and is not an empty folder" in capsys.readouterr().err
+    assert sorted(p.name for p in taken.iterdir()) == ["export.json"] and (taken / "export.json").read_text() == "{}"
+    assert not (folders["tree"] / "package.json").exists()

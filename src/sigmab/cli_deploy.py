@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sigmab.errors import ConfigError
+from sigmab.utils.io import building_folder
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -36,7 +37,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if onnx and not onnx_available():
         raise ConfigError("ONNX export needs the [export] extra (pip install 'sigmab[export]'); or pass --no-onnx")
     kind, model, meta = load_model_or_folder(args.run, args.checkpoint, arch=args.arch)
-    manifest = export_any(kind, model, meta, args.out, onnx=onnx, paths=not args.no_paths)
+    with building_folder(args.out, what="export") as folder:  # never mixed into, or over, another folder
+        manifest = export_any(kind, model, meta, folder, onnx=onnx, paths=not args.no_paths)
     print(f"exported {len(manifest['graphs'])} graph(s) of the {kind} model to {args.out} "
           f"({'pt2 + onnx' if onnx else 'pt2'}); manifest {args.out / 'export.json'}")
     return 0
@@ -56,7 +58,8 @@ def _cmd_package(args: argparse.Namespace) -> int:
     from sigmab.tree.spec import load_tree
 
     tree, spec = load_tree(args.run)
-    manifest = write_package(tree, spec, args.out)
+    with building_folder(args.out, what="package") as folder:
+        manifest = write_package(tree, spec, folder)
     for name, unit in manifest["units"].items():
         print(f"  {name:<10} {unit['kind']:<9} {unit['bytes']:>12,} bytes")
     print(f"package: {args.out} ({len(manifest['units'])} units)")

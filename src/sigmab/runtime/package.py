@@ -17,6 +17,7 @@ from torch import nn
 
 from sigmab.errors import CheckpointError
 from sigmab.models.checkpoint import file_in_folder, read_folder_spec
+from sigmab.routing.names import is_router
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import TreeSpec
 from sigmab.utils.io import atomic_path, atomic_write_json
@@ -52,7 +53,7 @@ def write_package(tree: SigmaBTree, spec: TreeSpec, folder: str | os.PathLike[st
         with atomic_path(folder / file) as tmp:
             save_file(tensors, str(tmp), metadata={"format": PACKAGE_FORMAT, "unit": name})
         units[name] = {"file": file, "bytes": state_bytes(module),
-                       "kind": "backbone" if name == "backbone" else "router" if name.startswith("r") else "node"}
+                       "kind": "backbone" if name == "backbone" else "router" if is_router(name) else "node"}
     meta = spec.dense_meta
     manifest = {"format": PACKAGE_FORMAT, "tree": spec.to_json(), "units": units,
                 "paths": {leaf: unit_path(tree, leaf) for leaf in tree.leaves},
