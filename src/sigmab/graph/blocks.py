@@ -36,8 +36,25 @@ class BlockChannels:
 
     @classmethod
     def from_json(cls, d: dict) -> BlockChannels:
-        t = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
+        """Channel ids must be whole, non-negative, unique and sorted: an edited spec that breaks this would
+        otherwise load and silently change the outputs."""
+        def t(v: object) -> torch.Tensor:
+            if not isinstance(v, list) or not v or not all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+                raise ValueError(f"channel ids must be a non-empty list of integers, got {v!r}")
+            if v[0] < 0 or any(b <= a for a, b in zip(v, v[1:])):
+                raise ValueError(f"channel ids must be non-negative, unique and sorted, got {v}")
+            return torch.tensor(v, dtype=torch.long)
+
         return cls(t(d["in"]), t(d["out"]), {k: t(v) for k, v in d["inner"].items()})
+
+    def check_widths(self, inp: int, out: int, inner: dict[str, int], *, where: str) -> None:
+        """Raise ``ValueError`` unless every id fits the dense widths (``inner``: group -> width)."""
+        for label, ids, width in [("in", self.inp, inp), ("out", self.out, out),
+                                  *((f"inner {g}", ids, inner.get(g, 0)) for g, ids in self.inner.items())]:
+            if int(ids.max()) >= width:
+                raise ValueError(f"{where}: {label} channel id {int(ids.max())} is out of range for {width} channels")
+        if set(self.inner) != set(inner):
+            raise ValueError(f"{where}: inner groups {sorted(self.inner)} do not match {sorted(inner)}")
 
 
 class BlockHandler:

@@ -91,11 +91,17 @@ def check_fits(model: nn.Module, sd: StateDict, *, source: str) -> None:
     missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in sd if k not in expected]
     wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(s)}" for k, s in expected.items() if k in sd and sd[k].shape != s]
-    if not (missing or unexpected or wrong):
+    dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+    # A float tensor must stay float (an int32 weight is a corrupt file), and weights must be finite.
+    kinds = [f"{k} {sd[k].dtype} vs {dtypes[k]}" for k in expected
+             if k in sd and sd[k].dtype.is_floating_point != dtypes[k].is_floating_point]
+    non_finite = [k for k in expected if k in sd and sd[k].dtype.is_floating_point and not bool(sd[k].isfinite().all())]
+    if not (missing or unexpected or wrong or kinds or non_finite):
         return
     arch = getattr(getattr(model, "meta", None), "arch", type(model).__name__)
     parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong),
+                         ("wrong dtype", kinds), ("with NaN or infinite values", non_finite)):
         if items:
             parts.append(f"{len(items)} {label} (e.g. {items[0]})")
     raise CheckpointError(f"{source} does not fit {arch}: " + "; ".join(parts))

@@ -20,7 +20,7 @@ from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose
 from sigmab.graph.slicing import sliced_stem
 from sigmab.models import ModelMeta, build_from_meta
 from sigmab.models.checkpoint import load_folder_weights, read_folder_spec, save_state_dict
-from sigmab.routing import RouterSpec, build_router, node_key
+from sigmab.routing import RouterSpec, build_router, node_key, router_bits, router_key
 from sigmab.routing.names import children, unit_bits
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.io import atomic_write_json
@@ -129,9 +129,52 @@ def build_backbone(dec: Decomposition, first_split: int, spec: BackboneSpec | No
                          *[block_handler(dec.blocks[i]).slice(dec.blocks[i], ch) for i, ch in enumerate(spec.blocks)])
 
 
-def build_tree(dense: nn.Module, spec: TreeSpec) -> SigmaBTree:
-    """Slice ``dense`` as ``spec`` says (weights copied from ``dense``)."""
+MAX_DEPTH = 3
+
+
+def check_spec(dec: Decomposition, spec: TreeSpec) -> None:
+    """Raise ``ValueError`` unless ``spec`` describes a tree of the dense decomposition ``dec``: a depth in
+    1..MAX_DEPTH, every node and router of that depth, block ranges inside the model and every channel id
+    inside the dense widths."""
+    if not 1 <= spec.depth <= MAX_DEPTH:
+        raise ValueError(f"depth must be 1..{MAX_DEPTH}, got {spec.depth}")
+    nodes = {node_key(format(i, f"0{d}b")) for d in range(1, spec.depth + 1) for i in range(2**d)}
+    if set(spec.nodes) != nodes or set(spec.routers) != {router_key(b) for b in router_bits(spec.depth)}:
+        raise ValueError(f"a depth-{spec.depth} tree has nodes {sorted(nodes)} and their routers; the spec has "
+                         f"{sorted(spec.nodes)} and {sorted(spec.routers)}")
+    if len(spec.split_points) != spec.depth:
+        raise ValueError(f"{len(spec.split_points)} split points for depth {spec.depth}")
+
+    def check_blocks(start: int, blocks: list[BlockChannels], where: str) -> None:
+        for i, ch in enumerate(blocks, start):
+            block = dec.blocks[i]
+            ch.check_widths(dec.width_before(i), dec.widths[i], block_handler(block).inner_groups(block),
+                            where=f"{where} block {dec.block_names[i]}")
+
+    for key, node in spec.nodes.items():
+        if not 0 <= node.start < node.end <= len(dec.blocks) or len(node.blocks) != node.end - node.start:
+            raise ValueError(f"node {key}: blocks {node.start}..{node.end} do not fit {len(dec.blocks)} blocks")
+        check_blocks(node.start, node.blocks, f"node {key}")
+        is_leaf = len(unit_bits(key)) == spec.depth
+        if is_leaf != (node.head_in is not None):
+            raise ValueError(f"node {key}: head_in must be given for leaves and only for leaves")
+        if node.head_in is not None:
+            BlockChannels.from_json({"in": node.head_in, "out": node.head_in, "inner": {}}).check_widths(
+                dec.widths[-1], dec.widths[-1], {}, where=f"node {key} head")
+    if spec.backbone is not None:
+        check_blocks(0, spec.backbone.blocks, "backbone")
+        BlockChannels.from_json({"in": spec.backbone.stem_out, "out": spec.backbone.stem_out, "inner": {}}
+                                ).check_widths(dec.stem_width, dec.stem_width, {}, where="backbone stem")
+
+
+def build_tree(dense: nn.Module, spec: TreeSpec, *, source: str = "tree spec") -> SigmaBTree:
+    """Slice ``dense`` as ``spec`` says (weights copied from ``dense``); a spec that does not fit the dense
+    architecture is a ``CheckpointError`` naming ``source``."""
     dec = decompose(dense)
+    try:
+        check_spec(dec, spec)
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
     first = dec.split_index(spec.split_points[0])
     nodes = {k: build_node(dec, v) for k, v in spec.nodes.items()}
     routers = {k: build_router(v) for k, v in spec.routers.items()}
@@ -163,6 +206,6 @@ def load_tree(folder: str | os.PathLike[str], *, weights: str | None = None) -> 
     """Rebuild a saved tree; ``weights`` defaults to the fine-tuned file when present, else the converted one."""
     folder = Path(folder)
     spec = read_spec(folder)
-    tree = build_tree(build_from_meta(spec.dense_meta), spec)
+    tree = build_tree(build_from_meta(spec.dense_meta), spec, source=str(folder / SPEC_FILE))
     load_folder_weights(tree, folder, weights, finetuned="finetuned.safetensors", built="tree.safetensors")
     return tree.eval(), spec
