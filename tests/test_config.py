@@ -100,3 +100,18 @@ def test_non_finite_and_out_of_range_settings_are_refused_before_any_work(
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not (tmp_path / "tree").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--arch", "resnet8", "--dataset", "digits", "--arch-kwargs", "{widths: [16, -32, 64]}"],
+     "bad arguments for architecture 'resnet8'"),
+    (["train", "--arch", "resnet8", "--dataset", "digits", "--arch-kwargs", "abc"], "arch_kwargs must be a mapping"),
+    (["nested", "--checkpoint", "x.th", "--dataset", "digits", "--sparsities", "abc"], "sparsities must be a list"),
+])
+def test_malformed_structured_flags_are_one_line(argv: list[str], message: str, tmp_path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from sigmab.cli import main
+
+    assert main([*argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

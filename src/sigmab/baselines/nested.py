@@ -62,6 +62,10 @@ def norm_layers(model: nn.Module, layers: Sequence[str]) -> list[tuple[str, int]
 
 
 def check_sparsities(sparsities: Sequence[float]) -> tuple[float, ...]:
+    if not isinstance(sparsities, (list, tuple)) or not all(
+            isinstance(s, (int, float)) and not isinstance(s, bool) for s in sparsities):
+        raise ConfigError(f"sparsities must be a list of numbers, densest level first, e.g. '[0.8, 0.9, 0.95]'; "
+                          f"got {sparsities!r}")
     values = tuple(float(s) for s in sparsities)
     if not values or any(not 0.0 <= s < 1.0 for s in values):
         raise ConfigError(f"sparsities must be in [0, 1), got {list(sparsities)}")

@@ -75,8 +75,8 @@ def build_model(name: str, *, meta: ModelMeta | None = None, **overrides: Any) -
     resolved = base.with_updates(arch=name, arch_kwargs=arch_kwargs, **meta_updates)
     try:
         model = entry.builder(num_classes=resolved.num_classes, in_channels=resolved.in_channels, **arch_kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"bad arguments for architecture {name!r}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # e.g. a negative or fractional width
+        raise ConfigError(f"bad arguments for architecture {name!r} ({arch_kwargs}): {exc}") from None
     model.meta = resolved
     return model
 
