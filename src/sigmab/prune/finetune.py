@@ -44,6 +44,7 @@ class PruneFinetuneConfig(LoopOptions):
             raise ConfigError("epochs must be >= 0")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ConfigError("distill_weight must be >= 0 and distill_temperature > 0")
+        self.check_teacher()
 
 
 PRUNE_FINETUNE_HELP = {

@@ -67,6 +67,7 @@ class FinetuneConfig(LoopOptions):
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self.check_teacher()
 
     @property
     def epochs(self) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sigmab.data import AugmentSpec, BatchLoader, DatasetInfo, DataSplit, load_split
-from sigmab.errors import ConfigError
+from sigmab.errors import ConfigError, DataError
 from sigmab.train.distributed import DEVICES
 
 
@@ -43,16 +43,27 @@ class LoopOptions:
             if not ok:
                 raise ConfigError(message)
 
+    def check_teacher(self) -> None:
+        """For configs with ``teacher`` and ``distill_weight``: a teacher that would not be used is a mistake."""
+        if getattr(self, "teacher", None) is not None and getattr(self, "distill_weight", 0) == 0:
+            raise ConfigError(f"--teacher {self.teacher} is given but distill_weight is 0, so it would not be used; "
+                              "set --distill-weight > 0 or drop --teacher")
+
     def augment_spec(self, info: DatasetInfo) -> AugmentSpec:
         """The dataset's usual augmentation, with any option set here taking precedence."""
         return AugmentSpec(crop_padding=info.augment.crop_padding if self.crop_padding is None else self.crop_padding,
                            hflip=info.augment.hflip if self.hflip is None else self.hflip, points=info.augment.points)
 
     def load_data(self, dataset: str, data_root: str | None) -> tuple[DataSplit, DataSplit, str]:
-        """(train set, evaluation set, evaluation split): the held-out part when ``val_fraction`` > 0, else test."""
+        """(train set, evaluation set, evaluation split): the held-out part when ``val_fraction`` > 0, else test.
+        Either being empty is an error: training on nothing would finish and report success."""
         eval_split = "val" if self.val_fraction > 0 else "test"
         common = dict(root=data_root, val_fraction=self.val_fraction, seed=self.seed)
-        return load_split(dataset, "train", **common), load_split(dataset, eval_split, **common), eval_split
+        train, evaluation = load_split(dataset, "train", **common), load_split(dataset, eval_split, **common)
+        for split, data in (("train", train), (eval_split, evaluation)):
+            if len(data) == 0:
+                raise DataError(f"the {split} split of {dataset} at {data.source} holds no samples")
+        return train, evaluation, eval_split
 
     def loaders(self, info: DatasetInfo, train_set: DataSplit, eval_set: DataSplit, *, mean: Sequence[float],
                 std: Sequence[float], rank: int = 0, world_size: int = 1) -> tuple[BatchLoader, BatchLoader]:
