@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sigmab.cli import main
 from tests.conftest import require_shared
@@ -32,6 +33,8 @@ def test_resume_extends_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--no-progress"]) == 0
     rows = (tmp_path / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3  # header + 2 epochs
+    history = yaml.safe_load((tmp_path / "config-history.yaml").read_text())  # the first epoch's settings stay
+    assert [(h["until_epoch"], h["config"]["epochs"]) for h in history] == [(1, 1)]
 
 
 @pytest.mark.slow

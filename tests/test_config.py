@@ -115,3 +115,16 @@ def test_malformed_structured_flags_are_one_line(argv: list[str], message: str, 
     assert main([*argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_resume_refuses_changed_settings_but_not_runtime_ones(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sigmab.cli import main
+
+    run = ["train", "--arch", "small_cnn", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path / "r"),
+           "--no-progress"]
+    assert main(run) == 0
+    saved = (tmp_path / "r" / "config.yaml").read_text()
+    assert main([*run, "--resume", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "lr was 0.1, not 0.5" in err and (tmp_path / "r" / "config.yaml").read_text() == saved
+    assert main([*run, "--resume", "--threads", "1"]) == 0  # where it runs may change; the run is finished

@@ -141,8 +141,18 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def save_config(config: Any, path: Path) -> None:
-    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+def save_config(config: Any, path: Path, *, epoch: int | None = None) -> None:
+    """Write ``config`` as YAML; a different config already at ``path`` (a resumed run extended from epoch
+    ``epoch``) is appended to ``config-history.yaml`` beside it first, so the folder describes every epoch."""
+    new = config_to_dict(config)
+    if path.is_file():
+        old = yaml.safe_load(path.read_text())
+        if old != new:
+            history_file = path.with_name("config-history.yaml")
+            history = yaml.safe_load(history_file.read_text()) if history_file.is_file() else []
+            history.append({"until_epoch": epoch, "config": old})
+            atomic_write_text(history_file, yaml.safe_dump(history, sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(new, sort_keys=False))
 
 
 PRESET_SECTIONS = ("convert", "finetune")
@@ -199,12 +209,24 @@ def layered_config(config_cls: type[C], *, preset: str | None = None, step: str 
     return resolve_config(config_cls, *layers, flags or {})
 
 
+# Settings a resumed run may change: where and how fast it runs, and how long (extending a finished run; the
+# run folder keeps the earlier settings in config-history.yaml), not what it computes.
+RUNTIME_KEYS = frozenset({"device", "threads", "workers", "eval_batch_size", "epochs", "hard_epochs"})
+
+
 def command_config(config_cls: type[C], args: argparse.Namespace, *, step: str | None = None,
                    run_config: Path | None = None, owners: Sequence[type] = ()) -> C:
     """:func:`layered_config` from a command's parsed ``--preset``, ``--config``, ``--resume`` and the flags
     :func:`add_config_flags` made; ``run_config`` is where the run folder keeps its resolved config."""
     resume = bool(getattr(args, "resume", False))
     saved = run_config if resume and run_config is not None and run_config.is_file() else None
+    flags = config_flags(args, config_cls)
+    if saved is not None:  # the saved config.yaml must keep describing every epoch of the run
+        before = read_yaml_config(str(saved))
+        changed = sorted(k for k, v in flags.items() if k not in RUNTIME_KEYS and k in before and before[k] != v)
+        if changed:
+            raise ConfigError("--resume continues a run with the settings it started with; "
+                              + ", ".join(f"{k} was {before[k]!r}, not {flags[k]!r}" for k in changed)
+                              + ". Start a new run to change them")
     return layered_config(config_cls, preset=getattr(args, "preset", None), step=step,
-                          config=getattr(args, "config", None), saved=saved, flags=config_flags(args, config_cls),
-                          owners=owners)
+                          config=getattr(args, "config", None), saved=saved, flags=flags, owners=owners)

@@ -96,3 +96,14 @@ def test_pickle_reader_runs_no_code(tmp_path: Path) -> None:
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({b"data": Evil()}))
     with pytest.raises(DataError, match="refusing to load"):
         load_split("cifar10", "test", root=tmp_path)
+
+
+def test_a_file_that_would_need_unpickling_is_refused_without_advice_to_unpickle(tmp_path) -> None:
+    from sigmab.data.cifar import load_cifar_npz
+    from sigmab.errors import DataError
+
+    path = tmp_path / "text.npz"
+    path.write_text("not an archive at all\n")
+    with pytest.raises(DataError) as error:
+        load_cifar_npz(path, split="train", num_classes=10)
+    assert "unsafely" not in str(error.value) and "allow_pickle" not in str(error.value)

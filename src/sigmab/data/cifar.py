@@ -29,6 +29,9 @@ def load_cifar_npz(path: Path, *, split: str, num_classes: int) -> ImageArrays:
             images, labels = npz[f"x_{split}"], npz[f"y_{split}"]
             names = [str(n) for n in npz["class_names"]] if "class_names" in keys else None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        if "pickle" in str(exc):  # numpy's message offers allow_pickle=True; sigmab never unpickles data
+            raise DataError(f"{path}: not an npz archive of plain arrays (it would need unpickling, which sigmab "
+                            "never does)") from None
         raise DataError(f"{path}: not a readable npz archive ({exc})") from None
     if names is None and num_classes == 10:
         names = list(CIFAR10_CLASSES)

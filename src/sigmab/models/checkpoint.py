@@ -72,6 +72,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as exc:
+        if "weights only load failed" in str(exc).lower():  # PyTorch's message suggests weights_only=False: no
+            raise CheckpointError(
+                f"{path}: refused: besides tensors it holds pickled objects (classes or code), which sigmab never "
+                "loads, because unpickling can run code. Re-save only the state_dict "
+                "(torch.save(model.state_dict(), path)) with code you trust") from None
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable weights-only torch checkpoint ({first_line})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):

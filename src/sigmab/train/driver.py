@@ -158,7 +158,7 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
     if ctx.resume:
         history, start = restore_run(ctx.last, fmt=method.checkpoint_format, model=method.model, optimizer=optimizer)
     if dist.is_main:
-        save_config(cfg, ctx.run_dir / "config.yaml")
+        save_config(cfg, ctx.run_dir / "config.yaml", epoch=start)
     module = data_parallel(method.train_module(), ctx.device, dist,
                            find_unused_parameters=method.find_unused_parameters)
     steps = len(loader)

@@ -29,7 +29,8 @@ def check_run_folder(run_dir: Path, *, resume: bool) -> Path:
     if resume and not last.is_file():
         raise CheckpointError(f"nothing to resume: {last} does not exist")
     if not resume and last.is_file():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or remove {run_dir} to "
+                          "start it over")
     return last
 
 
