@@ -26,6 +26,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder to write the graphs into")
     p.add_argument("--no-onnx", action="store_true", help="torch.export programs only")
     p.add_argument("--no-paths", action="store_true", help="trees: units only, no whole-path graphs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export)
 
 
@@ -38,7 +39,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError("ONNX export needs the [export] extra (pip install 'sigmab[export]'); or pass --no-onnx")
     kind, model, meta = load_model_or_folder(args.run, args.checkpoint, arch=args.arch)
     with building_folder(args.out, what="export") as folder:  # never mixed into, or over, another folder
-        manifest = export_any(kind, model, meta, folder, onnx=onnx, paths=not args.no_paths)
+        manifest = export_any(kind, model, meta, folder, onnx=onnx, paths=not args.no_paths,
+                              progress=not args.no_progress)
     print(f"exported {len(manifest['graphs'])} graph(s) of the {kind} model to {args.out} "
           f"({'pt2 + onnx' if onnx else 'pt2'}); manifest {args.out / 'export.json'}")
     return 0

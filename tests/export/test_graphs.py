@@ -25,6 +25,28 @@ def exported(tree, tmp_path_factory):
     return folder
 
 
+def test_export_is_quiet_and_onnx_files_hold_no_debug_metadata(tree, tmp_path, capfd) -> None:
+    import onnx
+
+    capfd.readouterr()
+    export_tree(tree, calibration_batch(2), tmp_path, paths=False)
+    said = capfd.readouterr()
+    assert "LeafSpec" not in said.err + said.out and "torchvision" not in said.err + said.out
+    assert "Expect archive file" not in said.err  # temporary files keep the .pt2 extension
+    model = onnx.load(str(tmp_path / "tree.onnx"))
+
+    def nodes(graph):
+        for node in graph.node:
+            yield node
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    yield from nodes(attribute.g)
+
+    assert not any(node.metadata_props for node in nodes(model.graph))
+    weights = sum(p.numel() * 4 for p in tree.parameters())
+    assert (tmp_path / "tree.onnx").stat().st_size < 3 * weights + 100_000  # was 2.2 MB for 36 KB of weights
+
+
 def test_manifest_lists_every_unit_and_path(tree, exported) -> None:
     manifest = read_export_manifest(exported)
     expected = {"backbone", "tree", *tree.routers.keys(), *tree.nodes.keys(),

@@ -11,7 +11,11 @@ ONNX ``If``); the folder's ``export.json`` names every graph's file, input and o
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from sigmab.routing import node_key, router_key, takes_branch_one, walk_all
 from sigmab.routing.names import children, is_router
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.io import atomic_path, atomic_write_json
+from sigmab.utils.progress import progress_bar
 
 EXPORT_FORMAT = "sigmab.export/1"
 MANIFEST = "export.json"
@@ -105,6 +110,47 @@ def save_onnx(program: torch.export.ExportedProgram, path: str | os.PathLike[str
                                      dynamo=True, verbose=False)
     with atomic_path(path) as tmp:
         onnx_program.save(str(tmp))
+        _strip_debug_metadata(tmp)
+
+
+def _strip_debug_metadata(path: Path) -> None:
+    """Drop the exporter's per-node debug metadata (Python stack traces, FX node names) from an ONNX file.
+
+    They are most of a conditional tree's file: every node inside a ``torch.cond`` branch carries the whole
+    stack of its tracing, so the 36 KB of weights of a tiny tree came in a 2.2 MB ``tree.onnx``."""
+    import onnx
+
+    model = onnx.load(str(path))
+
+    def strip(graph: Any) -> None:
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    strip(attribute.g)
+                for sub_graph in attribute.graphs:
+                    strip(sub_graph)
+
+    strip(model.graph)
+    onnx.save(model, str(path))
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence what the exporters say that is not the user's business: pytree deprecations inside torch, and
+    torch.onnx's note that it skips torchvision's operators when torchvision is absent."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -120,18 +166,42 @@ class ExportedGraph:
                 "output_shape": self.output_shape}
 
 
-def _export_one(name: str, kind: str, module: nn.Module, example: torch.Tensor, folder: Path,
-                onnx: bool, *, dynamic_batch: bool = True) -> ExportedGraph:
-    program = export_program(module, example, dynamic_batch=dynamic_batch)
-    files = {"pt2": f"{name}.pt2"}
+@dataclass(frozen=True)
+class GraphJob:
+    """One graph to export: ``module`` traced on ``example`` (N, ...), batch dim dynamic unless told otherwise."""
+
+    name: str
+    kind: str
+    module: nn.Module
+    example: torch.Tensor
+    dynamic_batch: bool = True
+
+
+def _export_one(job: GraphJob, folder: Path, onnx: bool) -> ExportedGraph:
+    program = export_program(job.module, job.example, dynamic_batch=job.dynamic_batch)
+    files = {"pt2": f"{job.name}.pt2"}
     with atomic_path(folder / files["pt2"]) as tmp:
         torch.export.save(program, tmp)
     if onnx:
-        files["onnx"] = f"{name}.onnx"
+        files["onnx"] = f"{job.name}.onnx"
         save_onnx(program, folder / files["onnx"])
     with torch.no_grad():
-        out = module(example)
-    return ExportedGraph(name, kind, files, list(example.shape), list(out.shape))
+        out = job.module(job.example)
+    return ExportedGraph(job.name, job.kind, files, list(job.example.shape), list(out.shape))
+
+
+def _export_all(jobs: list[GraphJob], folder: str | os.PathLike[str], onnx: bool, extra: dict[str, Any], *,
+                progress: bool) -> dict[str, Any]:
+    """Export every job into ``folder`` (a progress bar per graph), then write ``export.json``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    graphs = []
+    with _quiet_exporter():
+        bar = progress_bar(jobs, enabled=progress, desc="export", unit="graph")
+        for job in bar:
+            bar.set_postfix_str(job.name, refresh=True)
+            graphs.append(_export_one(job, folder, onnx))
+    return _write_manifest(folder, graphs, extra)
 
 
 def _write_manifest(folder: Path, graphs: list[ExportedGraph], extra: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +213,7 @@ def _write_manifest(folder: Path, graphs: list[ExportedGraph], extra: dict[str, 
 
 def export_tree(tree: SigmaBTree, example: torch.Tensor, folder: str | os.PathLike[str], *,
                 onnx: bool = True, paths: bool = True, conditional: bool = True,
-                preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
+                preprocess: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
     """Export every unit of ``tree`` (and, with ``paths``, every root-to-leaf path; with ``conditional``, the
     whole tree as one batch-1 graph ``tree`` whose routers are conditionals) into ``folder``.
 
@@ -151,58 +221,57 @@ def export_tree(tree: SigmaBTree, example: torch.Tensor, folder: str | os.PathLi
     graphs expect their inputs normalised with) is recorded in the manifest. Returns the manifest
     written as ``export.json``.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tree = tree.eval()
-    graphs = []
-    for name, (module, x) in tree_units(tree, example).items():
-        kind = "backbone" if name == "backbone" else "router" if is_router(name) else "node"
-        graphs.append(_export_one(name, kind, module, x, folder, onnx))
+    jobs = [GraphJob(name, "backbone" if name == "backbone" else "router" if is_router(name) else "node", module, x)
+            for name, (module, x) in tree_units(tree, example).items()]
     if paths:
-        graphs += [_export_one(f"path-{leaf}", "path", path_module(tree, leaf), example, folder, onnx)
-                   for leaf in tree.leaves]
+        jobs += [GraphJob(f"path-{leaf}", "path", path_module(tree, leaf), example) for leaf in tree.leaves]
     if conditional:
-        graphs.append(_export_one("tree", "conditional-tree", ConditionalTree(tree).eval(), example[:1], folder, onnx,
-                                  dynamic_batch=False))
-    return _write_manifest(folder, graphs, {"kind": "tree", "depth": tree.depth, "leaves": tree.leaves,
-                                            "preprocess": preprocess or {}})
+        jobs.append(GraphJob("tree", "conditional-tree", ConditionalTree(tree).eval(), example[:1],
+                             dynamic_batch=False))
+    return _export_all(jobs, folder, onnx, {"kind": "tree", "depth": tree.depth, "leaves": tree.leaves,
+                                            "preprocess": preprocess or {}}, progress=progress)
 
 
 def export_model(model: nn.Module, example: torch.Tensor, folder: str | os.PathLike[str], *,
-                 onnx: bool = True, preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
+                 onnx: bool = True, preprocess: dict[str, Any] | None = None, progress: bool = False
+                 ) -> dict[str, Any]:
     """Export a plain (dense or statically pruned) model as one graph ``model`` into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    graph = _export_one("model", "model", model.eval(), example, folder, onnx)
-    return _write_manifest(folder, [graph], {"kind": "model", "preprocess": preprocess or {}})
+    return _export_all([GraphJob("model", "model", model.eval(), example)], folder, onnx,
+                       {"kind": "model", "preprocess": preprocess or {}}, progress=progress)
+
+
+class _AtLevel(nn.Module):
+    """A nested sparse net fixed at one level: (N, ...) -> (N, K)."""
+
+    def __init__(self, net: nn.Module, level: int) -> None:
+        super().__init__()
+        self.net, self.level = net, level
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_at(x, self.level)
+
+
+def export_levels(net: Any, example: torch.Tensor, folder: str | os.PathLike[str], *, onnx: bool = True,
+                  preprocess: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Export a nested sparse net as one graph per level, ``level-<i>`` (densest first): the level is fixed at
+    export, its masked weights baked into the graph."""
+    jobs = [GraphJob(f"level-{level}", "level", _AtLevel(net, level).eval(), example)
+            for level in range(net.num_levels)]
+    return _export_all(jobs, folder, onnx, {"kind": "nested", "levels": net.num_levels,
+                                            "preprocess": preprocess or {}}, progress=progress)
 
 
 def export_any(kind: str, model: nn.Module, meta: Any, folder: str | os.PathLike[str], *, onnx: bool = True,
-               paths: bool = True, batch: int = 2) -> dict[str, Any]:
-    """Export what :func:`sigmab.inputs.load_model_or_folder` loaded, with ``meta``'s input shape and
+               paths: bool = True, batch: int = 2, progress: bool = False) -> dict[str, Any]:
+    """Export what :func:`sigmab.folders.load_model_or_folder` loaded, with ``meta``'s input shape and
     normalisation recorded as the graphs' preprocessing."""
     example = torch.randn(batch, meta.in_channels, *meta.input_size, generator=torch.Generator().manual_seed(0))
     preprocess = {"mean": list(meta.mean), "std": list(meta.std), "input_size": list(meta.input_size),
                   "in_channels": meta.in_channels, "arch": meta.arch, "source_kind": kind}
     if kind == "tree":
         assert isinstance(model, SigmaBTree)
-        return export_tree(model, example, folder, onnx=onnx, paths=paths, preprocess=preprocess)
+        return export_tree(model, example, folder, onnx=onnx, paths=paths, preprocess=preprocess, progress=progress)
     if kind == "nested":
-        return export_levels(model, example, folder, onnx=onnx, preprocess=preprocess)
-    return export_model(model, example, folder, onnx=onnx, preprocess=preprocess)
-
-
-def export_levels(net: Any, example: torch.Tensor, folder: str | os.PathLike[str], *, onnx: bool = True,
-                  preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Export a nested sparse net as one graph per level, ``level-<i>`` (densest first): the level is fixed at
-    export, its masked weights baked into the graph."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    previous = net.route
-    try:
-        graphs = [_export_one(f"level-{level}", "level", net.set_route(level).eval(), example, folder, onnx)
-                  for level in range(net.num_levels)]
-    finally:
-        net.set_route(previous)
-    return _write_manifest(folder, graphs, {"kind": "nested", "levels": net.num_levels,
-                                            "preprocess": preprocess or {}})
+        return export_levels(model, example, folder, onnx=onnx, preprocess=preprocess, progress=progress)
+    return export_model(model, example, folder, onnx=onnx, preprocess=preprocess, progress=progress)
