@@ -367,49 +367,67 @@ def cifar_section(results: list[Result]) -> list[str]:
     return lines
 
 
+# (result field, dense field, axis label) of each panel of the Pareto figure
+PARETO_PANELS = (("active_params_mean", "dense_params", "fewer active parameters per input (%)"),
+                 ("stored_params", "dense_params", "fewer stored parameters (%)"),
+                 ("active_macs_mean", "dense_macs", "fewer MACs per input (%)"))
+UNSTRUCTURED = {"nested"}  # counts of non-zero weights: no fewer bytes or MACs without sparse formats and kernels
+
+
+def _cut(r: Result, field: str, dense: str) -> float:
+    return 100.0 * (1.0 - r[field] / r[dense])
+
+
+def _pareto_panel(ax: Any, runs: list[Result], model: str, field: str, dense: str, xlabel: str) -> None:
+    """Top-1 against the cut in one cost, one point per setting (seed mean, error bar = seed s.d.), per method."""
+    mine = [r for r in runs if r["model"] == model]
+    dense_top1 = mine[0]["dense_top1"]
+    ax.axhline(dense_top1, color="black", lw=1, ls=":", label=f"dense {dense_top1:.2f}%")
+    if field == "active_params_mean":
+        lo, hi = PUBLISHED_BAND["reduction"]
+        ax.axvspan(100 * lo, 100 * hi, color="tab:orange", alpha=0.15,
+                   label=f"published SigmaB: {100 * lo:.0f}-{100 * hi:.0f}% fewer active")
+        ax.axhline(dense_top1 - PUBLISHED_BAND["max_drop_pp"], color="tab:orange", ls="--", lw=1,
+                   label=f"dense - {PUBLISHED_BAND['max_drop_pp']} pp (published bound)")
+    for method in sorted({r.get("method", "sigmab") for r in mine}):
+        groups = [g for (m, _), g in settings(r for r in mine if r.get("method", "sigmab") == method).items()
+                  if m == model]
+        xs = [statistics.fmean(_cut(r, field, dense) for r in g) for g in groups]
+        ys = [statistics.fmean(r["top1"] for r in g) for g in groups]
+        errs = [statistics.stdev([r["top1"] for r in g]) if len(g) > 1 else 0.0 for g in groups]
+        color = "tab:blue" if method == "sigmab" else BASELINE_COLORS.get(method, "gray")
+        unstructured = method in UNSTRUCTURED
+        label = "SigmaB trees" if method == "sigmab" else f"{method} ({FAMILIES.get(method, 'baseline')})"
+        ax.errorbar(xs, ys, yerr=errs, fmt="D" if unstructured else ("o" if method == "sigmab" else "s"),
+                    mfc="none" if unstructured else color, color=color, ms=5, capsize=2, lw=0, elinewidth=1,
+                    label=label + (": unstructured non-zeros" if unstructured else ""), zorder=3)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("CIFAR-10 test top-1 (%)")
+    ax.grid(alpha=0.3)
+
+
 def write_cifar_plots(runs: list[Result], folder: Path) -> None:
-    """The Pareto plot of every run and the routing plot of each model's best run, as PNGs in ``folder``."""
+    """The Pareto figure (one row per model: Top-1 against the cut in active parameters, stored parameters and
+    MACs) and the routing plot of each model's best run, as PNGs in ``folder``."""
     from sigmab.plots.figure import pyplot
 
     plt = pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     models = sorted({r["model"] for r in runs})
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
-    for ax, model in zip(axes[0], models):
-        mine = [r for r in runs if r["model"] == model]
-        dense_params, dense_top1 = mine[0]["dense_params"], mine[0]["dense_top1"]
-        lo, hi = PUBLISHED_BAND["reduction"]
-        ax.axvspan((1 - hi) * dense_params, (1 - lo) * dense_params, ymin=0, ymax=1, color="tab:orange", alpha=0.15,
-                   label=f"published SigmaB: -{100 * lo:.0f}-{100 * hi:.0f}% active params")
-        ax.axhline(dense_top1 - PUBLISHED_BAND["max_drop_pp"], color="tab:orange", ls="--", lw=1,
-                   label=f"dense - {PUBLISHED_BAND['max_drop_pp']} pp (published bound)")
-        ax.scatter([dense_params], [dense_top1], marker="*", s=160, color="black", label="dense", zorder=3)
-        for method in sorted({r["method"] for r in mine if not is_sigmab(r)}):
-            curve, color = baseline_curve(runs, model, method), BASELINE_COLORS.get(method, "gray")
-            ax.plot([p for p, _ in curve], [t for _, t in curve], "s-", color=color,
-                    label=f"{method} ({FAMILIES.get(method, 'baseline')})", zorder=2)
-            # runs off the front (a smaller run beats them) stay visible, hollow
-            every = [(r["active_params_mean"], r["top1"]) for r in mine if r["method"] == method]
-            ax.scatter([p for p, _ in every], [t for _, t in every], marker="s", s=22, facecolors="none",
-                       edgecolors=color, zorder=2)
-        mine = [r for r in mine if is_sigmab(r)]
-        ax.scatter([r["active_params_mean"] for r in mine], [r["top1"] for r in mine], color="tab:blue",
-                   label="SigmaB runs (test top-1)", zorder=3)
-        # one label per setting (its seeds' mean), staggered so that settings at one budget stay readable
-        for i, ((_, run_id), group) in enumerate(settings(mine).items()):
-            point = (statistics.fmean(r["active_params_mean"] for r in group),
-                     statistics.fmean(r["top1"] for r in group))
-            ax.annotate(f"{run_id} ({len(group)} seed{'s' if len(group) > 1 else ''})", point, fontsize=7,
-                        textcoords="offset points", xytext=(8, 10 - 11 * (i % 4)),
-                        arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "gray"})
-        ax.set_xlabel("mean active parameters per input")
-        ax.set_ylabel("CIFAR-10 test top-1 (%)")
-        ax.set_title(model)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+    fig, axes = plt.subplots(len(models), len(PARETO_PANELS), figsize=(16, 4.2 * len(models)), squeeze=False)
+    for row, model in zip(axes, models):
+        for ax, (field, dense, xlabel) in zip(row, PARETO_PANELS):
+            _pareto_panel(ax, runs, model, field, dense, xlabel)
+        row[0].set_title(f"{model}: what one input touches", fontsize=10, loc="left")
+        row[1].set_title("what the device stores", fontsize=10, loc="left")
+        row[2].set_title("compute per input", fontsize=10, loc="left")
+        handles, labels = row[0].get_legend_handles_labels()
+        row[-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.suptitle("Top-1 against cost cut; error bars: s.d. over seeds. Hollow diamonds count non-zero weights of "
+                 "unstructured sparsity (no fewer bytes or MACs without sparse kernels).", fontsize=9)
     fig.tight_layout()
     with atomic_path(folder / "cifar_pareto.png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     plt.close(fig)
     for model in sorted({r["model"] for r in runs if is_sigmab(r)}):
         _routing_plot(plt, best_setting(runs, model)[0], folder / f"routing_{model}.png")
@@ -419,10 +437,15 @@ def _routing_plot(plt: Any, best: Result, path: Path) -> None:
     leaves = best["leaves"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
     names = [leaf["leaf"] for leaf in leaves]
-    a1.bar(names, [100 * leaf["share"] for leaf in leaves], color="tab:green", label="share of inputs (%)")
-    a1.plot(names, [leaf["top1"] or 0 for leaf in leaves], "o-", color="tab:blue", label="leaf top-1 (%)")
+    a1.bar(names, [100 * leaf["share"] for leaf in leaves], color="tab:green", label="share of test inputs")
+    # separate leaves: markers, no line between them
+    a1.scatter(names, [leaf["top1"] or 0 for leaf in leaves], marker="o", color="tab:blue", zorder=3,
+               label="leaf top-1 on its inputs")
+    a1.axhline(best["dense_top1"], color="black", ls=":", lw=1, label=f"dense top-1 {best['dense_top1']:.2f}%")
     a1.set_ylim(0, 100)
-    a1.legend(fontsize=8)
+    a1.set_xlabel("leaf")
+    a1.set_ylabel("%")
+    a1.legend(fontsize=8, loc="center left")
     a1.set_title(f"{best['model']} {best['run_id']} s{best['seed']}: routing")
     counts = [[int(v) for v in leaf["class_counts"]] for leaf in leaves]
     class_names = CIFAR10_CLASSES if best["dataset"] == "cifar10" else tuple(map(str, range(len(counts[0]))))
@@ -432,7 +455,9 @@ def _routing_plot(plt: Any, best: Result, path: Path) -> None:
         a2.bar(names, values, bottom=bottom, label=class_names[c])
         bottom = [b + v for b, v in zip(bottom, values)]
     a2.set_title("class composition of each leaf (test inputs)")
-    a2.legend(fontsize=6, ncol=2, title="class", title_fontsize=7)
+    a2.set_xlabel("leaf")
+    a2.set_ylabel("test inputs routed there")
+    a2.legend(fontsize=6, ncol=2, title="class", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -19,7 +19,7 @@ from benchmarks.common import RESULTS, ROOT
 from benchmarks.edge_report import edge_section, write_edge_plots
 from benchmarks.points_report import points_section, write_points_plots
 from benchmarks.specialise_report import REQUIRED as SPECIALISE_REQUIRED
-from benchmarks.specialise_report import specialise_section
+from benchmarks.specialise_report import specialise_section, write_specialise_plot
 from sigmab.data import get_dataset_info
 from sigmab.errors import ConfigError
 from sigmab.eval import RESULT_FIELDS
@@ -301,6 +301,8 @@ def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:
         write_points_plots(points, folder)
     if by_kind.get("edge"):
         write_edge_plots(by_kind["edge"], folder)
+    if by_kind.get("specialise"):
+        write_specialise_plot(by_kind["specialise"], folder / "specialise.png")
 
 
 def render(by_kind: dict[str, list[Result]]) -> str:

@@ -52,6 +52,7 @@ def specialise_section(results: list[Result]) -> list[str]:
         "device, wall |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row(r) for r in results], "",
+        "![Static prune against the tree split from it](benchmarks/plots/specialise.png)", "",
         f"Verdict: the tree beats the equally trained static prune in {len(wins)} of {len(results)} runs"
         + (f" ({', '.join(wins)})." if wins else "."),
         *(["", "Rungs (d) and (c): the specialised tree's routers retrained to send each training input to its "
@@ -69,3 +70,39 @@ def specialise_section(results: list[Result]) -> list[str]:
         "`python -m benchmarks.report`.", "",
     ]
     return lines
+
+
+def write_specialise_plot(results: list[Result], path: Any) -> None:
+    """One panel per run: test Top-1 of every arm as dots (not bars, since the axis does not start at 0)."""
+    from sigmab.plots.figure import pyplot
+    from sigmab.utils.io import atomic_path
+
+    plt = pyplot()
+    results = sorted(results, key=lambda r: (r["model"], r["run_id"]))
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8), squeeze=False)
+    for ax, r in zip(axes[0], results):
+        arms = [("static\\n(start)", r["static_top1"], "tab:red"),
+                (f"static\\n+{r['extra_epochs']} ep", r["static_continued_top1"], "tab:red"),
+                (f"tree\\n+{r['extra_epochs']} ep", r["tree_top1"], "tab:blue")]
+        t = r.get("trained_routers")
+        if t:
+            extra = r["extra_epochs"] + t["respecialised_epochs"]
+            arms += [(f"static\\n+{extra} ep", t["static_matched_top1"], "tab:red"),
+                     (f"tree, trained\\nrouters +{extra} ep", t["top1"], "tab:blue")]
+        names = [a[0] for a in arms]
+        ax.scatter(names, [a[1] for a in arms], c=[a[2] for a in arms], s=40, zorder=3)
+        for name, value, _ in arms:
+            ax.annotate(f"{value:.2f}", (name, value), textcoords="offset points", xytext=(0, 6), ha="center",
+                        fontsize=7)
+        ax.axhline(r["dense_top1"], color="black", ls=":", lw=1, label=f"dense {r['dense_top1']:.2f}%")
+        ax.set_title(f"{r['run_id']}: split before {', '.join(r['split_points'])}", fontsize=8)
+        ax.set_ylabel("CIFAR-10 test top-1 (%)")
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Same active parameters, same epochs: static prune (red) against the tree split from it (blue)",
+                 fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import benchmarks.specialise as specialise
-from benchmarks.specialise_report import REQUIRED, specialise_section
+from benchmarks.specialise_report import REQUIRED, specialise_section, write_specialise_plot
 from tests.helpers import digits_resnet_checkpoint
 
 
@@ -38,3 +38,5 @@ def test_a_run_writes_both_arms_and_the_tree_starts_as_the_prune(tmp_path: Path)
     won = result["tree_minus_static_pp"] > 0
     assert f"beats the equally trained static prune in {int(won)} of 1 runs" in section
     assert all(k in result for k in REQUIRED)
+    write_specialise_plot([result], tmp_path / "specialise.png")
+    assert (tmp_path / "specialise.png").read_bytes()[:4] == b"\x89PNG"
