@@ -383,6 +383,9 @@ def _pareto_panel(ax: Any, runs: list[Result], model: str, field: str, dense: st
     mine = [r for r in runs if r["model"] == model]
     dense_top1 = mine[0]["dense_top1"]
     ax.axhline(dense_top1, color="black", lw=1, ls=":", label=f"dense {dense_top1:.2f}%")
+    ax.scatter([0.0], [dense_top1], marker="*", s=120, color="black", zorder=4)  # the dense model cuts nothing
+    cuts = [_cut(r, field, dense) for r in mine]
+    ax.set_xlim(min(0.0, *cuts) - 5, max(0.0, *cuts) + 5)
     if field == "active_params_mean":
         lo, hi = PUBLISHED_BAND["reduction"]
         ax.axvspan(100 * lo, 100 * hi, color="tab:orange", alpha=0.15,
