@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sigmab.config import add_config_flags, command_config
+from sigmab.errors import ConfigError
 
 
 def add_nested(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +17,7 @@ def add_nested(sub: argparse._SubParsersAction) -> None:
                                    "set of weights), train all levels jointly, and report Top-1, non-zero "
                                    "parameters and MACs of every level and rerouting, and the storage of all "
                                    "levels together. Defaults < --config YAML < flags.")
-    p.add_argument("--checkpoint", type=Path, required=True, help="dense weights")
+    p.add_argument("--checkpoint", type=Path, help="dense weights (not needed with --resume)")
     p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
     p.add_argument("--out", type=Path, required=True, help="nested-model folder to create")
     p.add_argument("--config", help="YAML file with options")
@@ -26,12 +27,30 @@ def add_nested(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_nested)
 
 
+def resumed_source(out: Path, arch: str | None) -> tuple[Path, str | None]:
+    """The dense checkpoint (and architecture) a nested run in ``out`` started from, as its last.pt records."""
+    from sigmab.baselines.nested_train import CHECKPOINT_FORMAT
+    from sigmab.train.run_folder import load_resume_checkpoint
+
+    last = out / "last.pt"
+    if not last.is_file():
+        raise ConfigError(f"nothing to resume: {last} does not exist")
+    source = load_resume_checkpoint(last, fmt=CHECKPOINT_FORMAT).extra.get("source") or {}
+    if not source.get("checkpoint"):
+        raise ConfigError(f"{last} does not record its dense checkpoint (an older sigmab wrote it); pass --checkpoint")
+    return Path(source["checkpoint"]), arch or source.get("arch")
+
+
 def _cmd_nested(args: argparse.Namespace) -> int:
     from sigmab.baselines.nested_train import NestedConfig, format_nested_report, train_nested
 
     cfg = command_config(NestedConfig, args, run_config=args.out / "config.yaml")
-    report = train_nested(args.checkpoint, cfg, args.out, arch=args.arch, resume=args.resume,
-                          progress=not args.no_progress)
+    checkpoint, arch = args.checkpoint, args.arch
+    if checkpoint is None:
+        if not args.resume:
+            raise ConfigError("--checkpoint is required (unless --resume)")
+        checkpoint, arch = resumed_source(args.out, arch)
+    report = train_nested(checkpoint, cfg, args.out, arch=arch, resume=args.resume, progress=not args.no_progress)
     print(format_nested_report(report, args.out))
     return 0
 

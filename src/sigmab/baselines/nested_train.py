@@ -99,9 +99,13 @@ class NestedTraining(TrainingMethod):
     metric_fields = METRIC_FIELDS
 
     def __init__(self, net: NestedSparseNet, cfg: NestedConfig, *, teacher: nn.Module | None, eval_loader: Any,
-                 eval_split: str) -> None:
+                 eval_split: str, source: dict[str, Any]) -> None:
         super().__init__(net)
         self.net, self.cfg, self.teacher, self.eval_loader, self.eval_split = net, cfg, teacher, eval_loader, eval_split
+        self.source = source
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {"source": self.source}  # so that `sigmab nested --resume` needs no --checkpoint
 
     def train_module(self) -> nn.Module:
         return _EveryLevel(self.net)
@@ -188,7 +192,10 @@ def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, 
     teacher = dense.to(ctx.device).eval() if cfg.distill_weight > 0 else None
     loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std,
                                       rank=ctx.dist.rank, world_size=ctx.dist.world_size)
-    method = NestedTraining(net, cfg, teacher=teacher, eval_loader=eval_loader, eval_split=eval_split)
+    source = {"checkpoint": str(Path(checkpoint).resolve()), "arch": meta.arch, "dataset": cfg.dataset,
+              "data_root": str(Path(cfg.data_root).resolve()) if cfg.data_root else None}
+    method = NestedTraining(net, cfg, teacher=teacher, eval_loader=eval_loader, eval_split=eval_split,
+                            source=source)
     fit(method, cfg, ctx, loader, epochs=cfg.epochs, progress=progress)
     net.cpu()
     dense.cpu()
@@ -201,8 +208,6 @@ def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, 
             if len(set(route.levels)) > 1:
                 calibrate_route(net, route, (x for x, _ in itertools.islice(loader, cfg.calibration_batches)))
     net.eval()
-    source = {"checkpoint": str(Path(checkpoint).resolve()), "arch": meta.arch, "dataset": cfg.dataset,
-              "data_root": str(Path(cfg.data_root).resolve()) if cfg.data_root else None}
     save_nested(net, meta, out, config={**config_to_dict(cfg), "source": source})
     report = nested_report(net, dense, eval_loader, eval_set.input_shape, routes, dataset=cfg.dataset,
                            split=eval_split, epochs=cfg.epochs, progress=progress)
