@@ -84,3 +84,14 @@ def test_export_and_package_refuse_to_overwrite_or_mix_into_a_folder(folders, ca
         assert "already exists and is not an empty folder" in capsys.readouterr().err
     assert sorted(p.name for p in taken.iterdir()) == ["export.json"] and (taken / "export.json").read_text() == "{}"
     assert not (folders["tree"] / "package.json").exists()
+
+
+def test_unwritable_outputs_fail_before_any_work(folders, tmp_path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    bad = str(blocker / "sub" / "out")
+    for argv, what in ((["eval", str(folders["tree"]), "--save-routes", bad, "--no-progress"], "routes file"),
+                       (["edge-sim", "--checkpoint", str(folders["checkpoint"]), "--out", bad], "results file"),
+                       (["train", "--arch", "small_cnn", "--dataset", "digits", "--out", bad], "run folder")):
+        assert main(argv) == 2
+        assert f"cannot write the {what}" in capsys.readouterr().err

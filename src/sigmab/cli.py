@@ -39,6 +39,7 @@ from sigmab.tree.convert import CONVERT_HELP, ConvertConfig
 from sigmab.tree.pipeline import convert_checkpoint
 from sigmab.tree.report import evaluate_tree_folder, format_convert_report, format_tree_report
 from sigmab.tree.spec import read_spec
+from sigmab.utils.io import check_writable
 from sigmab.utils.manifest import folder_kind
 
 DEMO_RUN_DIR = Path("runs/demo")
@@ -62,6 +63,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = command_config(TrainConfig, args, run_config=args.out / "config.yaml")
+    check_writable(args.out / "config.yaml", what="run folder")
     result = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     if result.final is not None:  # rank 0 (or a single process) reports
         print(f"{cfg.arch} on {cfg.dataset}: {result.eval_split} top-1 {result.final.top1:.2f}% | "
@@ -97,6 +99,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     kind = folder_kind(args.run) if args.run is not None else "dense"
     if args.save_routes is not None and kind != "tree":
         raise ConfigError(f"--save-routes is for tree folders (a {kind} model has no routes)")
+    if args.save_routes is not None:
+        check_writable(args.save_routes, what="routes file")
     if kind == "dense" and args.run is not None:  # a `sigmab train` run folder: its weights and its dataset
         args.checkpoint = args.run / "model.safetensors"
         args.dataset = args.dataset or read_folder_spec(args.run / "summary.json", what="training run").get("dataset")

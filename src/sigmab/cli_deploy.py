@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sigmab.errors import ConfigError
-from sigmab.utils.io import building_folder
+from sigmab.utils.io import building_folder, check_writable
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -113,6 +113,9 @@ def _cmd_edge_sim(args: argparse.Namespace) -> int:
     sources += [("dense", None, args.checkpoint)] if args.checkpoint else []
     if not sources:
         raise ConfigError("nothing to simulate: give --tree/--routes, --pruned or --checkpoint")
+    for target, what in ((args.out, "results file"), (args.plot, "plot")):
+        if target is not None:
+            check_writable(target, what=what)
     for label, run, checkpoint in sources:
         kind, model, meta = load_model_or_folder(run, checkpoint, arch=args.arch)
         shape = (meta.in_channels, *meta.input_size)

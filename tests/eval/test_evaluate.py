@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from sigmab.errors import DataError
 from sigmab.eval import evaluate
 
 
@@ -27,5 +28,5 @@ def test_channels_last_gives_the_same_logits_and_mode_is_restored() -> None:
 
 
 def test_no_samples_is_an_error() -> None:
-    with pytest.raises(ValueError, match="no samples"):
+    with pytest.raises(DataError, match="no samples"):
         evaluate(PickFirst(), [])

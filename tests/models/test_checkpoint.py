@@ -77,3 +77,11 @@ def test_meta_rejects_inconsistent_normalisation() -> None:
         ModelMeta("x", 10, 3, (32, 32), (0.5,), (0.5,))
     with pytest.raises(CheckpointError, match="malformed model metadata"):
         ModelMeta.from_dict({"arch": "x"})
+
+
+def test_a_safetensors_file_with_a_broken_metadata_header_is_a_clear_error(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "m.safetensors"), metadata={"sigmab_meta": "{not json"})
+    with pytest.raises(CheckpointError, match="header is not valid model metadata"):
+        load_checkpoint(tmp_path / "m.safetensors")

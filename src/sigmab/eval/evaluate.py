@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sigmab.errors import DataError
 from sigmab.utils.device import module_device
 from sigmab.utils.progress import progress_bar
 
@@ -50,5 +51,5 @@ def evaluate(
     finally:
         model.train(was_training)
     if n == 0:
-        raise ValueError("evaluate() got no samples")
+        raise DataError("evaluate() got no samples: the split to evaluate is empty")
     return EvalResult(top1=100.0 * correct / n, loss=loss_sum / n, n_samples=n)

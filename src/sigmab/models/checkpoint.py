@@ -67,7 +67,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
         raw_meta = (header.get("__metadata__") or {}).get(_META_KEY)
-        meta = ModelMeta.from_dict(json.loads(raw_meta)) if raw_meta else None
+        try:
+            meta = ModelMeta.from_dict(json.loads(raw_meta)) if raw_meta else None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"{path}: its {_META_KEY} header is not valid model metadata ({exc!r})") from None
         return Checkpoint(path, _strip_prefix(sd), meta)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

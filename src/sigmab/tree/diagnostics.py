@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sigmab.errors import DataError
 from sigmab.routing import routed_leaves
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.progress import progress_bar
@@ -86,7 +87,7 @@ def diagnose_routing(tree: SigmaBTree, dense: nn.Module, batches: Iterable[tuple
         dense.train(modes[1])
     n = int(counts.sum())
     if n == 0:
-        raise ValueError("diagnose_routing() got no samples")
+        raise DataError("diagnose_routing() got no samples: the split to evaluate is empty")
 
     def pct(hit: torch.Tensor | int, total: torch.Tensor | int) -> float | None:
         return 100.0 * float(hit) / float(total) if int(total) else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sigmab.errors import DataError
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.device import module_device
 from sigmab.utils.progress import progress_bar
@@ -57,5 +58,5 @@ def evaluate_tree(tree: SigmaBTree, batches: Iterable[tuple[torch.Tensor, torch.
         tree.train(was_training)
     n = int(counts.sum())
     if n == 0:
-        raise ValueError("evaluate_tree() got no samples")
+        raise DataError("evaluate_tree() got no samples: the split to evaluate is empty")
     return TreeEval(100.0 * float(correct.sum()) / n, n, counts, correct, classes, torch.cat(all_leaves))

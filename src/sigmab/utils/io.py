@@ -82,3 +82,19 @@ def building_folder(out: str | os.PathLike[str], *, what: str) -> Iterator[Path]
         os.replace(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def check_writable(path: str | os.PathLike[str], *, what: str) -> None:
+    """Fail now, with one clear error, if a file or folder cannot be created at ``path`` - not after the work
+    whose result it was meant to hold. Creates the missing parent folders; leaves nothing else behind."""
+    from sigmab.errors import ConfigError
+
+    target = Path(path)
+    folder = target if target.is_dir() else target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".sigmab-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the {what} {target}: {exc.strerror or exc}") from None
