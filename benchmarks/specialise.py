@@ -8,6 +8,10 @@ fine-tuned ``specialise.epochs`` more on all inputs, same schedule. Every path o
 plus its routers, so the active parameters match; both arms see the same number of epochs of data.
 The hypothesis is refuted where the tree's routed Top-1 is not above the continued prune's.
 
+With ``routers`` (rungs d, c), the specialised tree's routers are then retrained to send each training input to
+its lowest-loss leaf (:mod:`sigmab.tree.router_fit`) and, with ``respecialise`` epochs, the leaves train again
+under the new routing (one hard-EM step); the static arm gets the same extra epochs for the comparison.
+
 Each run writes ``benchmarks/results/specialise/<id>.json``: test Top-1 of the start (tree before
 specialisation = the prune, the sanity rung), of the continued prune and of the specialised tree; the
 specialisation gain (routed minus best single leaf on all inputs), oracle Top-1, routing shares,
