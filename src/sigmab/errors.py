@@ -17,6 +17,10 @@ class ConfigError(SigmabError):
     """A configuration value or command-line flag is invalid."""
 
 
+class ArchitectureError(ConfigError, ValueError):
+    """A model cannot be built from the given architecture arguments (a negative width, an unknown stem)."""
+
+
 class InputError(SigmabError, ValueError):
     """A model input has the wrong shape or holds invalid values (e.g. NaN point coordinates)."""
 

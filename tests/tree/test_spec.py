@@ -53,6 +53,7 @@ def _edit(path: Path, edit) -> None:
     (lambda r: r.__setitem__("depth", 10**6), "depth must be 1..3"),
     (lambda r: r["nodes"].pop("n11"), "a depth-2 tree has nodes"),
     (lambda r: r["nodes"]["n00"].__setitem__("head_in", None), "head_in must be given for leaves"),
+    (lambda r: r["dense_meta"].__setitem__("num_classes", 10**12), "num_classes and in_channels must be in"),
 ])
 def test_edited_tree_specs_are_one_clear_error(sliced, tmp_path: Path, edit, message: str) -> None:
     save_tree(sliced.tree, sliced.spec, tmp_path)
@@ -72,7 +73,7 @@ def test_a_spec_that_is_not_a_mapping_and_corrupt_weights_are_clear_errors(slice
     (tmp_path / "tree.json").write_text(spec_text)
     weights = load_file(str(tmp_path / "tree.safetensors"))
     key = next(k for k, v in weights.items() if v.is_floating_point())
-    for bad, message in ((weights[key].to(torch.int32), "wrong dtype"),
+    for bad, message in ((weights[key].to(torch.int32), "wrong dtype"), (weights[key].double(), "wrong dtype"),
                          (torch.full_like(weights[key], float("nan")), "NaN or infinite")):
         save_file({**weights, key: bad}, str(tmp_path / "tree.safetensors"))
         with pytest.raises(CheckpointError, match=message):

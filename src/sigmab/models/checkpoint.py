@@ -100,9 +100,10 @@ def check_fits(model: nn.Module, sd: StateDict, *, source: str) -> None:
     unexpected = [k for k in sd if k not in expected]
     wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(s)}" for k, s in expected.items() if k in sd and sd[k].shape != s]
     dtypes = {k: v.dtype for k, v in model.state_dict().items()}
-    # A float tensor must stay float (an int32 weight is a corrupt file), and weights must be finite.
-    kinds = [f"{k} {sd[k].dtype} vs {dtypes[k]}" for k in expected
-             if k in sd and sd[k].dtype.is_floating_point != dtypes[k].is_floating_point]
+    # A float tensor keeps its exact dtype (an int32 or float64 weight is not what sigmab wrote), and weights
+    # must be finite.
+    kinds = [f"{k} {sd[k].dtype} vs {dtypes[k]}" for k in expected if k in sd and (
+        sd[k].dtype != dtypes[k] if dtypes[k].is_floating_point else sd[k].dtype.is_floating_point)]
     non_finite = [k for k in expected if k in sd and sd[k].dtype.is_floating_point and not bool(sd[k].isfinite().all())]
     if not (missing or unexpected or wrong or kinds or non_finite):
         return

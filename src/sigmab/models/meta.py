@@ -7,6 +7,8 @@ from typing import Any
 
 from sigmab.errors import CheckpointError
 
+MAX_CLASSES = 100_000
+
 
 @dataclass(frozen=True)
 class ModelMeta:
@@ -32,6 +34,10 @@ class ModelMeta:
             )
         if any(s <= 0 for s in self.std):
             raise CheckpointError(f"model metadata for {self.arch!r}: std must be positive, got {self.std}")
+        # Bounds far beyond any real model: an edited file must not make sigmab allocate a classifier of 10**12 rows.
+        if not 1 <= self.num_classes <= MAX_CLASSES or not 1 <= self.in_channels <= MAX_CLASSES:
+            raise CheckpointError(f"model metadata for {self.arch!r}: num_classes and in_channels must be in "
+                                  f"1..{MAX_CLASSES:,}, got {self.num_classes} and {self.in_channels}")
 
     def with_updates(self, **changes: Any) -> ModelMeta:
         return replace(self, **changes)

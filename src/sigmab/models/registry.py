@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from sigmab.errors import ConfigError
+from sigmab.errors import ArchitectureError, ConfigError
 from sigmab.models.meta import ModelMeta
 
 ModelBuilder = Callable[..., nn.Module]
@@ -76,7 +76,7 @@ def build_model(name: str, *, meta: ModelMeta | None = None, **overrides: Any) -
     try:
         model = entry.builder(num_classes=resolved.num_classes, in_channels=resolved.in_channels, **arch_kwargs)
     except (TypeError, ValueError, RuntimeError) as exc:  # e.g. a negative or fractional width
-        raise ConfigError(f"bad arguments for architecture {name!r} ({arch_kwargs}): {exc}") from None
+        raise ArchitectureError(f"bad arguments for architecture {name!r} ({arch_kwargs}): {exc}") from None
     model.meta = resolved
     return model
 

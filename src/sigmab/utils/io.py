@@ -86,15 +86,14 @@ def building_folder(out: str | os.PathLike[str], *, what: str) -> Iterator[Path]
 
 def check_writable(path: str | os.PathLike[str], *, what: str) -> None:
     """Fail now, with one clear error, if a file or folder cannot be created at ``path`` - not after the work
-    whose result it was meant to hold. Creates the missing parent folders; leaves nothing else behind."""
+    whose result it was meant to hold. Creates nothing: the nearest existing ancestor must be a writable folder."""
     from sigmab.errors import ConfigError
 
-    target = Path(path)
-    folder = target if target.is_dir() else target.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".sigmab-write-check.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the {what} {target}: {exc.strerror or exc}") from None
+    target = Path(path).absolute()
+    ancestor = target if target.exists() else next(p for p in target.parents if p.exists())
+    if target.exists() and not target.is_dir():
+        ancestor = target.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"cannot write the {what} {path}: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write the {what} {path}: {ancestor} is not writable")
