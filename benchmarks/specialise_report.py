@@ -33,6 +33,15 @@ def _router_row(r: Result) -> str:
             f"{shares} | {t['active_params_mean']:,.0f} |")
 
 
+def _scale(results: list[Result]) -> str:
+    """How far one more static epoch moves the static arm: the yardstick for the tree's lead."""
+    steps = {(r["static_continued_top1"], r["trained_routers"]["static_matched_top1"],
+              r["extra_epochs"], r["extra_epochs"] + r["trained_routers"]["respecialised_epochs"])
+             for r in results if r.get("trained_routers")}
+    return "".join(f" For scale: the static prune given {b} extra epochs instead of {a} moves from {x:.2f}% to "
+                   f"{y:.2f}% ({y - x:+.2f} pp)." for x, y, a, b in sorted(steps))
+
+
 def specialise_section(results: list[Result]) -> list[str]:
     results = sorted(results, key=lambda r: (r["model"], r["run_id"]))
     wins = [f"`{r['run_id']}`" for r in results if r["tree_minus_static_pp"] > 0]
@@ -54,7 +63,7 @@ def specialise_section(results: list[Result]) -> list[str]:
         *[_row(r) for r in results], "",
         "![Static prune against the tree split from it](benchmarks/plots/specialise.png)", "",
         f"Verdict: the tree beats the equally trained static prune in {len(wins)} of {len(results)} runs"
-        + (f" ({', '.join(wins)})." if wins else "."),
+        + (f" ({', '.join(wins)})." if wins else ".") + _scale(results),
         *(["", "Rungs (d) and (c): the specialised tree's routers retrained to send each training input to its "
             "lowest-loss leaf (`sigmab.tree.router_fit`: targets from every leaf's loss on the training images, "
             "weighted by the loss gap; an `mlp` router on the pooled stream), then, where *re-specialised* > 0, "
@@ -81,25 +90,26 @@ def write_specialise_plot(results: list[Result], path: Any) -> None:
     results = sorted(results, key=lambda r: (r["model"], r["run_id"]))
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8), squeeze=False)
     for ax, r in zip(axes[0], results):
-        arms = [("static\\n(start)", r["static_top1"], "tab:red"),
-                (f"static\\n+{r['extra_epochs']} ep", r["static_continued_top1"], "tab:red"),
-                (f"tree\\n+{r['extra_epochs']} ep", r["tree_top1"], "tab:blue")]
+        arms = [("static\n(start)", r["static_top1"], "tab:red"),
+                (f"static\n+{r['extra_epochs']} ep", r["static_continued_top1"], "tab:red"),
+                (f"tree\n+{r['extra_epochs']} ep", r["tree_top1"], "tab:blue")]
         t = r.get("trained_routers")
         if t:
             extra = r["extra_epochs"] + t["respecialised_epochs"]
-            arms += [(f"static\\n+{extra} ep", t["static_matched_top1"], "tab:red"),
-                     (f"tree, trained\\nrouters +{extra} ep", t["top1"], "tab:blue")]
+            arms += [(f"static\n+{extra} ep", t["static_matched_top1"], "tab:red"),
+                     (f"tree, trained\nrouters +{extra} ep", t["top1"], "tab:blue")]
         names = [a[0] for a in arms]
         ax.scatter(names, [a[1] for a in arms], c=[a[2] for a in arms], s=40, zorder=3)
         for name, value, _ in arms:
             ax.annotate(f"{value:.2f}", (name, value), textcoords="offset points", xytext=(0, 6), ha="center",
                         fontsize=7)
-        ax.axhline(r["dense_top1"], color="black", ls=":", lw=1, label=f"dense {r['dense_top1']:.2f}%")
-        ax.set_title(f"{r['run_id']}: split before {', '.join(r['split_points'])}", fontsize=8)
+        values = [a[1] for a in arms]
+        ax.set_ylim(min(values) - 0.4, max(values) + 0.4)
+        ax.set_title(f"{r['run_id']}: split before {', '.join(r['split_points'])} (dense {r['dense_top1']:.2f}%)",
+                     fontsize=8)
         ax.set_ylabel("CIFAR-10 test top-1 (%)")
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Same active parameters, same epochs: static prune (red) against the tree split from it (blue)",
                  fontsize=9)
     fig.tight_layout()
