@@ -92,6 +92,8 @@ def test_unwritable_outputs_fail_before_any_work(folders, tmp_path, capsys) -> N
     bad = str(blocker / "sub" / "out")
     for argv, what in ((["eval", str(folders["tree"]), "--save-routes", bad, "--no-progress"], "routes file"),
                        (["edge-sim", "--checkpoint", str(folders["checkpoint"]), "--out", bad], "results file"),
-                       (["train", "--arch", "small_cnn", "--dataset", "digits", "--out", bad], "run folder")):
+                       (["train", "--arch", "small_cnn", "--dataset", "digits", "--out", bad], "run folder"),
+                       (["nested", "--checkpoint", str(folders["checkpoint"]), "--dataset", "digits", "--out", bad],
+                        "run folder")):
         assert main(argv) == 2
         assert f"cannot write the {what}" in capsys.readouterr().err

@@ -63,7 +63,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = command_config(TrainConfig, args, run_config=args.out / "config.yaml")
-    check_writable(args.out / "config.yaml", what="run folder")
     result = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     if result.final is not None:  # rank 0 (or a single process) reports
         print(f"{cfg.arch} on {cfg.dataset}: {result.eval_split} top-1 {result.final.top1:.2f}% | "

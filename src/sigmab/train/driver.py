@@ -40,6 +40,7 @@ from sigmab.train.meter import EpochMeter
 from sigmab.train.options import LoopOptions
 from sigmab.train.run_folder import check_run_folder, restore_run, save_resume_checkpoint, write_metrics
 from sigmab.train.schedule import cosine_lr
+from sigmab.utils.io import check_writable
 from sigmab.utils.progress import progress_bar
 
 
@@ -61,6 +62,7 @@ def start_run(cfg: LoopOptions, run_dir: str | Path, *, resume: bool, dist_info:
     device = resolve_device(cfg.device)
     dist = dist_info or init_distributed(device)
     last = check_run_folder(run_dir, resume=resume)
+    check_writable(run_dir / "config.yaml", what="run folder")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return RunContext(device, dist, run_dir, last, resume)
