@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 Result = dict[str, Any]
@@ -35,11 +36,32 @@ def _router_row(r: Result) -> str:
 
 def _scale(results: list[Result]) -> str:
     """How far one more static epoch moves the static arm: the yardstick for the tree's lead."""
-    steps = {(r["static_continued_top1"], r["trained_routers"]["static_matched_top1"],
-              r["extra_epochs"], r["extra_epochs"] + r["trained_routers"]["respecialised_epochs"])
-             for r in results if r.get("trained_routers")}
-    return "".join(f" For scale: the static prune given {b} extra epochs instead of {a} moves from {x:.2f}% to "
-                   f"{y:.2f}% ({y - x:+.2f} pp)." for x, y, a, b in sorted(steps))
+    steps = sorted({(r["extra_epochs"], r["extra_epochs"] + r["trained_routers"]["respecialised_epochs"],
+                     r["static_continued_top1"], r["trained_routers"]["static_matched_top1"])
+                    for r in results if r.get("trained_routers")})
+    if not steps:
+        return ""
+    moves = ", ".join(f"{x:.2f}% -> {y:.2f}% ({y - x:+.2f} pp)" for _, _, x, y in steps)
+    return f" For scale, one more epoch of the static prune ({steps[0][0]} -> {steps[0][1]} extra) moves it {moves}."
+
+
+def _over_seeds(results: list[Result]) -> list[str]:
+    """Runs of one setting (split points, extra epochs) over several seeds: the lead's mean and spread."""
+    groups: dict[tuple[str, int], list[Result]] = {}
+    for r in results:
+        groups.setdefault((", ".join(r["split_points"]), r["extra_epochs"]), []).append(r)
+    lines = []
+    for (split, extra), runs in sorted(groups.items()):
+        if len(runs) < 2:
+            continue
+        lead = [r["tree_minus_static_pp"] for r in runs]
+        gain = [r["specialisation_gain_pp"] for r in runs]
+        single = [r["best_single_leaf_top1"] - r["static_continued_top1"] for r in runs]
+        lines.append(f"- split before {split}, +{extra} epochs, {len(runs)} seeds: tree - static "
+                     f"**{statistics.fmean(lead):+.2f} ± {statistics.stdev(lead):.2f} pp**; specialisation gain "
+                     f"{statistics.fmean(gain):+.2f} pp, but the best single leaf trails the static arm by "
+                     f"{-statistics.fmean(single):.2f} pp (each leaf trained on its share of the inputs only).")
+    return (["", "Over seeds:", *lines] if lines else [])
 
 
 def specialise_section(results: list[Result]) -> list[str]:
@@ -64,6 +86,7 @@ def specialise_section(results: list[Result]) -> list[str]:
         "![Static prune against the tree split from it](benchmarks/plots/specialise.png)", "",
         f"Verdict: the tree beats the equally trained static prune in {len(wins)} of {len(results)} runs"
         + (f" ({', '.join(wins)})." if wins else ".") + _scale(results),
+        *_over_seeds(results),
         *(["", "Rungs (d) and (c): the specialised tree's routers retrained to send each training input to its "
             "lowest-loss leaf (`sigmab.tree.router_fit`: targets from every leaf's loss on the training images, "
             "weighted by the loss gap; an `mlp` router on the pooled stream), then, where *re-specialised* > 0, "
