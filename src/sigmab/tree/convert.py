@@ -140,7 +140,7 @@ def _node_channels(dec: Decomposition, stats: CalibrationStats, samples: torch.T
 
 
 @torch.no_grad()
-def _path_features(tree_parts: list[nn.Module], images: torch.Tensor, batch_size: int) -> torch.Tensor:
+def path_features(tree_parts: list[nn.Module], images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Pooled output (N, C) of the modules in ``tree_parts`` run in sequence on ``images`` (N, C, H, W)."""
     out = []
     for i in range(0, images.shape[0], batch_size):
@@ -201,7 +201,7 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
         if is_leaf:
             leaves[samples] = int(bits, 2)
             return
-        features = _path_features([*path, node], images[samples], cfg.batch_size)
+        features = path_features([*path, node], images[samples], cfg.batch_size)
         fit_router(bits, samples, features, [*path, node], channels[-1].out, depth)
 
     # The backbone is a dense copy, so its pooled output equals the dense calibration features.

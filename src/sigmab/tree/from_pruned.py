@@ -20,23 +20,11 @@ from sigmab.errors import ConfigError
 from sigmab.graph import decompose
 from sigmab.models import build_from_meta
 from sigmab.prune.spec import PrunedNet, PrunedSpec
-from sigmab.routing import CosineRouter, RouterModule, node_key, pooled, router_key
+from sigmab.routing import CosineRouter, RouterModule, node_key, router_key
 from sigmab.routing.names import children
-from sigmab.tree.convert import Conversion, ConvertConfig, resolve_split_points
+from sigmab.tree.convert import Conversion, ConvertConfig, path_features, resolve_split_points
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import BackboneSpec, NodeSpec, TreeSpec
-
-
-@torch.no_grad()
-def _run(modules: list[nn.Module], images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """``images`` (N, ...) through ``modules`` in sequence, in eval mode and in batches: the stream (N, C, ...)."""
-    out = []
-    for i in range(0, images.shape[0], batch_size):
-        h = images[i : i + batch_size]
-        for m in modules:
-            h = m.eval()(h)
-        out.append(h)
-    return torch.cat(out)
 
 
 def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg: ConvertConfig) -> Conversion:
@@ -61,9 +49,10 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
     sizes: dict[str, int] = {}
     leaves = torch.full((n,), -1, dtype=torch.long)
 
-    def grow(bits: str, samples: torch.Tensor, stream: torch.Tensor) -> None:
-        """Fit router ``r<bits>`` on ``stream`` (the inputs ``samples`` reaching it) and build its children."""
-        features = pooled(stream)
+    def grow(bits: str, samples: torch.Tensor, path: list[nn.Module]) -> None:
+        """Fit router ``r<bits>`` on the pooled output of ``path`` for the inputs ``samples`` reaching it, and
+        build its children."""
+        features = path_features(path, images[samples], cfg.batch_size)
         km = spherical_kmeans(features, 2, seed=cfg.seed + len(bits), restarts=cfg.kmeans_restarts,
                               min_share=cfg.min_share)
         router = CosineRouter(features.shape[1])
@@ -85,9 +74,9 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
             if is_leaf:
                 leaves[samples[chosen]] = int(child, 2)
             else:
-                grow(child, samples[chosen], _run([node], stream[chosen], cfg.batch_size))
+                grow(child, samples[chosen], [*path, node])
 
-    grow("", torch.arange(n), _run([backbone], images, cfg.batch_size))
+    grow("", torch.arange(n), [backbone])
     tree = SigmaBTree(backbone, nodes, routers, cfg.depth)
     tree.meta = spec.dense_meta
     config: dict[str, Any] = {**vars(cfg), "from_pruned": dict(spec.prune_config)}
