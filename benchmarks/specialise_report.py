@@ -69,7 +69,8 @@ def specialise_section(results: list[Result]) -> list[str]:
     wins = [f"`{r['run_id']}`" for r in results if r["tree_minus_static_pp"] > 0]
     lines = [
         "## Does routing beat static pruning?", "",
-        "Rung (a)+(b) of the study (issue 19): the static budget first, specialisation on top. A static prune "
+        "Rungs (a), (b) and (f) of the study (issue 19): the static budget first, specialisation on top, at 2 "
+        "and 6 extra epochs. A static prune "
         "is fine-tuned (the committed recipe), then split into a tree whose every path *is* that prune "
         "(`sigmab.tree.from_pruned`: its backbone shared, a copy of the rest per leaf, spherical k-means routers); "
         "each leaf then trains only on the training inputs routed to it (hard routing, distillation from the dense "
