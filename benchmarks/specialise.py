@@ -98,10 +98,14 @@ def _tree(static: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *
         folder.mkdir(parents=True, exist_ok=True)
         save_tree(conversion.tree, conversion.spec, folder)
     if not (folder / "finetuned.safetensors").is_file():
+        # `epochs` extra epochs in all; the first `soft_epochs` of them (default none) with soft routing, where
+        # every leaf learns from every input, weighted by its routing probability.
+        settings = dict(run["specialise"])
+        soft = int(settings.get("soft_epochs", 0))
         specialise = {k: v for k, v in grid["static"].items() if k != "epochs"}
-        cfg = resolve_config(FinetuneConfig, specialise, {"soft_epochs": 0, "hard_epochs": run["specialise"]["epochs"],
-                                                          **{k: v for k, v in run["specialise"].items()
-                                                             if k != "epochs"}})
+        cfg = resolve_config(FinetuneConfig, specialise, {
+            **{k: v for k, v in settings.items() if k != "epochs"},
+            "soft_epochs": soft, "hard_epochs": settings["epochs"] - soft})
         finetune(folder, cfg, resume=(folder / "finetune" / "last.pt").is_file(), progress=progress)
     return folder
 
