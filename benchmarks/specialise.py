@@ -78,8 +78,8 @@ def _continued(static: Path, work: Path, settings: dict[str, Any], grid: dict[st
         for name in (PRUNED_SPEC, "report.json"):
             shutil.copy2(static / name, folder / name)
         shutil.copy2(static / FINETUNED_WEIGHTS, folder / PRUNED_WEIGHTS)  # start from the fine-tuned weights
-    if not (folder / FINETUNED_WEIGHTS).is_file():
-        cfg = resolve_config(PruneFinetuneConfig, grid["static"], settings)
+    if not (folder / FINETUNED_WEIGHTS).is_file():  # the tree's schedule: epochs and peak lr (not its routing)
+        cfg = resolve_config(PruneFinetuneConfig, grid["static"], {"epochs": settings["epochs"], "lr": settings["lr"]})
         finetune_pruned(folder, cfg, resume=(folder / "finetune" / "last.pt").is_file(), progress=progress)
     return folder
 
