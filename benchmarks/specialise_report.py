@@ -12,9 +12,17 @@ REQUIRED = ("model", "dataset", "run_id", "config", "static_epochs", "extra_epoc
             "stored_params", "device", "wall_seconds", "git_commit", "machine")
 
 
+def _soft(r: Result) -> int:
+    return int(r["config"]["specialise"].get("soft_epochs", 0))
+
+
+def _extra(r: Result) -> str:
+    return f"{r['extra_epochs']}" + (f" ({_soft(r)} soft)" if _soft(r) else "")
+
+
 def _row(r: Result) -> str:
     shares = " / ".join(f"{100 * leaf['share']:.0f}%" for leaf in r["leaves"])
-    return (f"| `{r['run_id']}` | {', '.join(r['split_points'])} | {r['static_top1']:.2f}% | "
+    return (f"| `{r['run_id']}` | {', '.join(r['split_points'])} | {_extra(r)} | {r['static_top1']:.2f}% | "
             f"{r['tree_start_top1']:.2f}% | {r['static_continued_top1']:.2f}% | **{r['tree_top1']:.2f}%** | "
             f"{r['tree_minus_static_pp']:+.2f} | {r['best_single_leaf_top1']:.2f}% | "
             f"{r['specialisation_gain_pp']:+.2f} | {r['oracle_top1']:.2f}% | {shares} | "
@@ -47,9 +55,9 @@ def _scale(results: list[Result]) -> str:
 
 def _over_seeds(results: list[Result]) -> list[str]:
     """Runs of one setting (split points, extra epochs) over several seeds: the lead's mean and spread."""
-    groups: dict[tuple[str, int], list[Result]] = {}
+    groups: dict[tuple[str, str], list[Result]] = {}
     for r in results:
-        groups.setdefault((", ".join(r["split_points"]), r["extra_epochs"]), []).append(r)
+        groups.setdefault((", ".join(r["split_points"]), _extra(r)), []).append(r)
     lines = []
     for (split, extra), runs in sorted(groups.items()):
         if len(runs) < 2:
@@ -79,10 +87,10 @@ def specialise_section(results: list[Result]) -> list[str]:
         "the tree before specialisation, which must equal the prune (sanity rung a). *Gain* is routed minus the "
         "best single leaf used for every input; *oracle* counts an input right when any leaf is. Test split; "
         "the fine-tuning reported on a held-out 10% of the training images.", "",
-        "| run | split before | static (start) | tree start | static + extra | tree + extra | tree - static (pp) | "
-        "best single leaf | gain (pp) | oracle | leaf shares | active params (tree / static) | stored params | "
-        "device, wall |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | split before | extra epochs | static (start) | tree start | static + extra | tree + extra | "
+        "tree - static (pp) | best single leaf | gain (pp) | oracle | leaf shares | active params (tree / static) | "
+        "stored params | device, wall |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row(r) for r in results], "",
         "![Static prune against the tree split from it](benchmarks/plots/specialise.png)", "",
         f"Verdict: the tree beats the equally trained static prune in {len(wins)} of {len(results)} runs"
