@@ -53,8 +53,8 @@ def _with_default(text: str, f: dataclasses.Field) -> str:
         value = f.default_factory()
     else:
         return text
-    shown = "none" if value is None else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...")
-    return f"{text} (default: {shown.strip()})" if text else f"default: {shown.strip()}"
+    shown = "none" if value is None else yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
+    return f"{text} (default: {shown})" if text else f"default: {shown}"
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, *, help_texts: dict[str, str]) -> None:
@@ -187,15 +187,15 @@ def preset_layer(name: str | None, section: str) -> dict[str, Any]:
 
 
 def layered_config(config_cls: type[C], *, preset: str | None = None, step: str | None = None,
-                   config: str | None = None, saved: Path | None = None, flags: dict[str, Any] | None = None,
-                   owners: Sequence[type] = ()) -> C:
+                   config: str | None = None, saved: dict[str, Any] | None = None,
+                   flags: dict[str, Any] | None = None, owners: Sequence[type] = ()) -> C:
     """The one layering of every command: defaults < preset ``preset``'s ``step`` section < the ``config`` YAML
-    file < ``flags``. A resumed run passes its folder's ``saved`` config.yaml, which replaces preset and YAML (it
-    continues with the settings it started with); flags still win. ``owners``: when one YAML file holds the
+    file < ``flags``. A resumed run passes its folder's ``saved`` config.yaml (as read), which replaces preset
+    and YAML (it continues with the settings it started with); flags still win. ``owners``: when one YAML file holds the
     options of several config classes, the classes that share it (keys of none of them are refused; each class
     takes its own)."""
     if saved is not None:
-        layers = [read_yaml_config(str(saved))]
+        layers = [saved]
     else:
         yaml_layer = read_yaml_config(config) if config else {}
         if owners:
@@ -219,14 +219,14 @@ def command_config(config_cls: type[C], args: argparse.Namespace, *, step: str |
     """:func:`layered_config` from a command's parsed ``--preset``, ``--config``, ``--resume`` and the flags
     :func:`add_config_flags` made; ``run_config`` is where the run folder keeps its resolved config."""
     resume = bool(getattr(args, "resume", False))
-    saved = run_config if resume and run_config is not None and run_config.is_file() else None
     flags = config_flags(args, config_cls)
-    if saved is not None:  # the saved config.yaml must keep describing every epoch of the run
-        before = read_yaml_config(str(saved))
-        changed = sorted(k for k, v in flags.items() if k not in RUNTIME_KEYS and k in before and before[k] != v)
+    saved = None
+    if resume and run_config is not None and run_config.is_file():
+        saved = read_yaml_config(str(run_config))  # it must keep describing every epoch of the run
+        changed = sorted(k for k, v in flags.items() if k not in RUNTIME_KEYS and k in saved and saved[k] != v)
         if changed:
             raise ConfigError("--resume continues a run with the settings it started with; "
-                              + ", ".join(f"{k} was {before[k]!r}, not {flags[k]!r}" for k in changed)
+                              + ", ".join(f"{k} was {saved[k]!r}, not {flags[k]!r}" for k in changed)
                               + ". Start a new run to change them")
     return layered_config(config_cls, preset=getattr(args, "preset", None), step=step,
                           config=getattr(args, "config", None), saved=saved, flags=flags, owners=owners)

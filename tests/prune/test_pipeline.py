@@ -66,17 +66,18 @@ def test_cli_prune_errors_stop_before_writing(checkpoint: Path, tmp_path: Path, 
     assert not out.exists()
 
 
+def _killed(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
 def test_a_prune_killed_in_its_first_fine_tuning_epoch_resumes(checkpoint: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import sigmab.train.driver as driver
 
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt
-
     out = tmp_path / "p"
     argv = ["prune", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(out), "--keep-ratio",
             "0.5", "--epochs", "1", "--no-progress"]
-    monkeypatch.setattr(driver, "train_epoch", killed)
+    monkeypatch.setattr(driver, "train_epoch", _killed)
     assert main(argv) == 130  # interrupted: the pruned folder is complete, fine-tuning has no epoch yet
     monkeypatch.undo()
     assert (out / "pruned.json").is_file() and not (out / "finetune" / "last.pt").exists()
@@ -88,13 +89,10 @@ def test_a_prune_killed_while_pruning_leaves_no_folder(checkpoint: Path, tmp_pat
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import sigmab.prune.pipeline as pipeline
 
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt
-
     out = tmp_path / "p"
     argv = ["prune", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(out), "--keep-ratio",
             "0.5", "--epochs", "0", "--no-progress"]
-    monkeypatch.setattr(pipeline, "atomic_write_json", killed)  # dies between the weights and the report
+    monkeypatch.setattr(pipeline, "atomic_write_json", _killed)  # dies between the weights and the report
     assert main(argv) == 130
     monkeypatch.undo()
     assert not out.exists() and not list(tmp_path.glob(".p.partial*"))

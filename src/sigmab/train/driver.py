@@ -143,7 +143,7 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        meter.update(loss, prediction, y)
+        meter.update(value, prediction, y)  # the value read for the divergence check: one device sync per step
         bar.set_postfix(meter.postfix(), refresh=False)
     return EpochStats(epoch + 1, lr, meter.loss, meter.top1)
 

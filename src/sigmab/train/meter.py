@@ -13,9 +13,10 @@ class EpochMeter:
         self.correct = 0
         self.seen = 0
 
-    def update(self, loss: torch.Tensor, predictions: torch.Tensor, labels: torch.Tensor) -> None:
-        """``predictions`` (B, K) logits or log-probabilities; ``labels`` (B,)."""
-        self.loss_sum += float(loss.detach()) * labels.numel()
+    def update(self, loss: torch.Tensor | float, predictions: torch.Tensor, labels: torch.Tensor) -> None:
+        """``loss`` the batch mean (a tensor, or its value already read); ``predictions`` (B, K) logits or
+        log-probabilities; ``labels`` (B,)."""
+        self.loss_sum += (loss if isinstance(loss, float) else float(loss.detach())) * labels.numel()
         self.correct += int((predictions.argmax(1) == labels).sum())
         self.seen += labels.numel()
 
