@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from benchmarks.common import RESULTS, ROOT, git_commit, machine
@@ -46,7 +47,10 @@ from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree, save_tree
 from sigmab.tree.from_pruned import tree_from_pruned
 from sigmab.tree.report import evaluate_tree_folder
-from sigmab.tree.router_fit import collect_routing_data, fit_routers
+from sigmab.tree.class_groups import class_hierarchy, confusion_counts, group_accuracy, group_targets, leaf_of_class
+from sigmab.tree.model import SigmaBTree
+from sigmab.tree.router_fit import collect_routing_data, fit_routers, routed_on
+from sigmab.tree.spec import TreeSpec
 from sigmab.utils.io import atomic_write_json
 
 RUNS = ROOT / "benchmarks" / "runs" / "specialise"
@@ -96,6 +100,9 @@ def _tree(static: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *
         conversion = tree_from_pruned(net, spec, images, cfg)
         conversion.spec.convert_config["source"] = source
         folder.mkdir(parents=True, exist_ok=True)
+        if run.get("route_by") == "classes":
+            atomic_write_json(folder / "class_groups.json",
+                              _route_by_classes(conversion.tree, conversion.spec, grid, run, progress=progress))
         save_tree(conversion.tree, conversion.spec, folder)
     if not (folder / "finetuned.safetensors").is_file():
         # `epochs` extra epochs in all; the first `soft_epochs` of them (default none) with soft routing, where
@@ -108,6 +115,35 @@ def _tree(static: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *
             "soft_epochs": soft, "hard_epochs": settings["epochs"] - soft})
         finetune(folder, cfg, resume=(folder / "finetune" / "last.pt").is_file(), progress=progress)
     return folder
+
+
+def _route_by_classes(tree: SigmaBTree, spec: TreeSpec, grid: dict[str, Any], run: dict[str, Any], *,
+                      progress: bool) -> dict[str, Any]:
+    """Replace the k-means routers by routers trained to send each input to its class group: the classes split
+    where the prune (every path of the unspecialised tree) confuses them least on the held-out split."""
+    static = grid["static"]
+    source = dict(spec.convert_config.get("source") or {})
+    splits = {name: load_split(grid["dataset"], name, root=source.get("data_root"),
+                               val_fraction=static["val_fraction"], seed=static.get("seed", 0))
+              for name in ("train", "val")}
+    loaders = {name: split.loader(batch_size=256, mean=spec.dense_meta.mean, std=spec.dense_meta.std)
+               for name, split in splits.items()}
+    data = {name: collect_routing_data(tree, loader, progress=progress) for name, loader in loaders.items()}
+    k = spec.dense_meta.num_classes
+    # Before specialisation every leaf is the prune, so leaf 0's predictions are the prune's.
+    confusion = confusion_counts(data["val"].leaf_predictions[:, 0], data["val"].labels, k)
+    settings = dict(run.get("class_routers") or {})
+    groups = class_hierarchy(confusion, tree.depth, min_share=settings.get("min_share", 0.3))
+    fit = fit_routers(tree, spec, data["train"], kind=settings.get("kind", "mlp"),
+                      settings=settings.get("settings", {"hidden": 64}), epochs=settings.get("epochs", 30),
+                      lr=settings.get("lr", 1e-2), seed=static.get("seed", 0),
+                      targets=group_targets(data["train"].labels, groups, tree.depth))
+    return {"groups": groups, "val_confusion": confusion.tolist(), "settings": settings, "fit_on_train": fit,
+            "group_accuracy": {name: group_accuracy(routed_on(tree, d), d.labels, groups, tree.depth, k)
+                               for name, d in data.items()},
+            "prune_group_accuracy_val": group_accuracy(
+                leaf_of_class(groups, tree.depth, k)[data["val"].leaf_predictions[:, 0]], data["val"].labels,
+                groups, tree.depth, k)}
 
 
 def _trained_routers(tree_dir: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *, progress: bool
@@ -190,6 +226,9 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         "tree_metrics_csv": (tree_dir / "finetune" / "metrics.csv").read_text(),
         "static_continued_metrics_csv": (continued / "finetune" / "metrics.csv").read_text(),
     }
+    if (tree_dir / "class_groups.json").is_file():
+        result["class_groups"] = json.loads((tree_dir / "class_groups.json").read_text())
+        result["config"]["route_by"] = "classes"
     if run.get("routers"):
         routed_dir, fit = _trained_routers(tree_dir, work, run, grid, progress=progress)
         routed = _tree_summary(evaluate_tree_folder(routed_dir, split="test", diagnose=True))

@@ -211,7 +211,8 @@ def layered_config(config_cls: type[C], *, preset: str | None = None, step: str 
 
 # Settings a resumed run may change: where and how fast it runs, and how long (extending a finished run; the
 # run folder keeps the earlier settings in config-history.yaml), not what it computes.
-RUNTIME_KEYS = frozenset({"device", "threads", "workers", "eval_batch_size", "epochs", "hard_epochs"})
+RUNTIME_KEYS = frozenset({"device", "threads", "workers", "eval_batch_size", "epochs", "hard_epochs", "data_on_device",
+                          "amp"})
 
 
 def command_config(config_cls: type[C], args: argparse.Namespace, *, step: str | None = None,

@@ -45,3 +45,22 @@ def test_drop_last_and_rank_shards_partition_the_epoch() -> None:
                                   world_size=3)) for r in range(3)]
     assert all(len(s) == 4 for s in shards)  # 10 samples padded to 12, 4 per rank
     assert set().union(*map(set, shards)) == set(range(10))
+
+
+def _augmented(device: str | None) -> list[torch.Tensor]:
+    data = ImageArrays(torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)),
+                       torch.arange(10), 10, tuple(map(str, range(10))), "test")
+    loader = ArrayLoader(data, batch_size=4, mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2), shuffle=True, seed=5,
+                         augment_spec=AugmentSpec(crop_padding=2, hflip=True), device=device)
+    loader.set_epoch(2)
+    return [t.cpu() for batch in loader for t in batch]
+
+
+def test_a_loader_kept_on_a_device_yields_the_same_batches_there() -> None:
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    host = _augmented(None)
+    for device in devices:  # the random draws come from the CPU generator on every device
+        kept = _augmented(device)
+        assert len(kept) == len(host)
+        for a, b in zip(host, kept):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)

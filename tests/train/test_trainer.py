@@ -65,3 +65,33 @@ def test_config_values_are_validated() -> None:
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError, match="val_fraction"):
         TrainConfig(val_fraction=1.5)
+
+
+def test_bf16_autocast_and_data_on_device_train_float32_weights(tmp_path: Path) -> None:
+    plain = train(TrainConfig(**TINY, epochs=1, device="cpu"), tmp_path / "plain", progress=False)
+    kept = train(TrainConfig(**TINY, epochs=1, device="cpu", data_on_device=True), tmp_path / "kept", progress=False)
+    for (k, a), b in zip(plain.model.state_dict().items(), kept.model.state_dict().values()):
+        assert torch.equal(a, b), k  # keeping the data on the device changes no batch
+    mixed = train(TrainConfig(**TINY, epochs=2, device="cpu", amp="bf16"), tmp_path / "bf16", progress=False)
+    assert all(p.dtype == torch.float32 for p in mixed.model.parameters())
+    assert mixed.final.top1 > 50  # it learns (CPU autocast runs the convolutions in bfloat16)
+    differs = any(not torch.equal(a, b) for a, b in zip(plain.model.parameters(), mixed.model.parameters()))
+    assert differs  # the forward pass really ran in reduced precision
+    assert yaml.safe_load((tmp_path / "bf16" / "config.yaml").read_text())["amp"] == "bf16"
+
+
+def test_amp_choices_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="amp must be one of off, bf16, fp16"):
+        TrainConfig(amp="fp8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+            train(TrainConfig(**TINY, epochs=1, device="cpu", amp="fp16"), tmp_path, progress=False)
+        assert not (tmp_path / "last.pt").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_training_on_the_gpu(tmp_path: Path, amp: str) -> None:
+    result = train(TrainConfig(**TINY, epochs=4, device="cuda", amp=amp, data_on_device=True), tmp_path,
+                   progress=False)
+    assert result.final.top1 > 80 and all(p.dtype == torch.float32 for p in result.model.parameters())

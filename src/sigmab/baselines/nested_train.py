@@ -191,7 +191,8 @@ def train_nested(checkpoint: str | Path, cfg: NestedConfig, out: str | Path, *, 
     net.meta = meta
     teacher = dense.to(ctx.device).eval() if cfg.distill_weight > 0 else None
     loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std,
-                                      rank=ctx.dist.rank, world_size=ctx.dist.world_size)
+                                      rank=ctx.dist.rank, world_size=ctx.dist.world_size,
+                                      device=ctx.device)
     source = {"checkpoint": str(Path(checkpoint).resolve()), "arch": meta.arch, "dataset": cfg.dataset,
               "data_root": str(Path(cfg.data_root).resolve()) if cfg.data_root else None}
     method = NestedTraining(net, cfg, teacher=teacher, eval_loader=eval_loader, eval_split=eval_split,

@@ -44,11 +44,12 @@ class ImageArrays:
 
     def loader(self, *, batch_size: int, mean: Sequence[float], std: Sequence[float], shuffle: bool = False,
                augment_spec: AugmentSpec | None = None, drop_last: bool = False, seed: int = 0, rank: int = 0,
-               world_size: int = 1, workers: int = 0) -> ArrayLoader:
-        """Batches of this set; ``workers`` is ignored (batches are sliced from memory)."""
+               world_size: int = 1, workers: int = 0, device: torch.device | str | None = None) -> ArrayLoader:
+        """Batches of this set; ``workers`` is ignored (batches are sliced from memory); ``device``: keep the set
+        there and cut the batches there (:class:`ArrayLoader`)."""
         return ArrayLoader(self, batch_size=batch_size, mean=mean, std=std, shuffle=shuffle,
                            augment_spec=augment_spec, drop_last=drop_last, seed=seed, rank=rank,
-                           world_size=world_size)
+                           world_size=world_size, device=device)
 
 
 def make_image_arrays(

@@ -49,22 +49,28 @@ class SeededLoader:
 
 
 class ArrayLoader(SeededLoader):
-    """Yields ``(inputs float32 (B, C, H, W), labels int64 (B,))`` batches from an :class:`ImageArrays`."""
+    """Yields ``(inputs float32 (B, C, H, W), labels int64 (B,))`` batches from an :class:`ImageArrays`.
+
+    With ``device``, the whole set (uint8) moves there once and batches are cut, augmented and normalised
+    there: on a GPU no batch crosses the host link. The random draws still come from the epoch's CPU
+    generator, so a device changes no batch."""
 
     def __init__(self, data: ImageArrays, *, batch_size: int, mean: Sequence[float], std: Sequence[float],
                  shuffle: bool = False, augment_spec: AugmentSpec | None = None, drop_last: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int = 0, rank: int = 0, world_size: int = 1, device: torch.device | str | None = None) -> None:
         super().__init__(len(data), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, rank=rank,
                          world_size=world_size)
-        self.data = data
-        self.normalize = Normalize(mean, std)
+        self.device = torch.device(device) if device is not None else data.images.device
+        self.images, self.labels = data.images.to(self.device), data.labels.to(self.device)
+        self.normalize = Normalize(mean, std, device=self.device)
         self.augment_spec = augment_spec or AugmentSpec()
 
     def batch(self, index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        images = self.data.images[index]
+        index = index.to(self.device)
+        images = self.images[index]
         if self.augment_spec.active:
             images = augment(images, self.augment_spec, generator)
-        return self.normalize(images), self.data.labels[index]
+        return self.normalize(images), self.labels[index]
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

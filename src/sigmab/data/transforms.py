@@ -27,20 +27,22 @@ class AugmentSpec:
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, H, W): pad by ``padding`` zeros, then crop each image at a random offset."""
+    """(N, C, H, W) -> (N, C, H, W): pad by ``padding`` zeros, then crop each image at a random offset.
+    The offsets come from the CPU ``generator`` on any device, so a device changes no crop."""
     n, _, h, w = images.shape
+    device = images.device
     padded = F.pad(images, (padding, padding, padding, padding))
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, :, None]  # (N, H, 1)
-    cols = (dx[:, None] + torch.arange(w))[:, None, :]  # (N, 1, W)
-    batch = torch.arange(n)[:, None, None]
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(device)
+    rows = (dy[:, None] + torch.arange(h, device=device))[:, :, None]  # (N, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=device))[:, None, :]  # (N, 1, W)
+    batch = torch.arange(n, device=device)[:, None, None]
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, H, W): each image mirrored left-right with probability 1/2."""
-    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
 
@@ -55,11 +57,12 @@ def augment(images: torch.Tensor, spec: AugmentSpec, generator: torch.Generator)
 class Normalize:
     """uint8 (N, C, H, W) -> float32 (N, C, H, W): scale to [0, 1], subtract ``mean``, divide by ``std``."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(1, -1, 1, 1)
+    def __init__(self, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str | None = None
+                 ) -> None:
+        self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(1, -1, 1, 1).to(device)
         self.shift = (torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(
             1, -1, 1, 1
-        )
+        ).to(device)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] != self.scale.shape[1]:

@@ -107,7 +107,8 @@ def finetune_pruned(folder: str | Path, cfg: PruneFinetuneConfig, *, resume: boo
         teacher.to(ctx.device)
     torch.manual_seed(cfg.seed)
     loader, eval_loader = cfg.loaders(ds_info, train_set, eval_set, mean=meta.mean, std=meta.std,
-                                      rank=ctx.dist.rank, world_size=ctx.dist.world_size)
+                                      rank=ctx.dist.rank, world_size=ctx.dist.world_size,
+                                      device=ctx.device)
     method = PrunedFinetuning(net, cfg, teacher=teacher, eval_loader=eval_loader, eval_split=eval_split)
     fit(method, cfg, ctx, loader, epochs=cfg.epochs, progress=progress)
     net.eval().cpu()

@@ -14,6 +14,7 @@ trains, the loss of a batch and what is evaluated after an epoch. Each is a :cla
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -122,9 +123,11 @@ class TrainingMethod:
 
 
 def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
-                lr_at: Callable[[int], float], *, epoch: int, device: torch.device, desc: str, progress: bool
-                ) -> EpochStats:
-    """One pass over ``loader`` with the learning rate set per step and batches moved to ``device``."""
+                lr_at: Callable[[int], float], *, epoch: int, device: torch.device, desc: str, progress: bool,
+                autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+                scaler: torch.amp.GradScaler | None = None) -> EpochStats:
+    """One pass over ``loader`` with the learning rate set per step and batches moved to ``device``; the loss is
+    computed under ``autocast()`` and, with ``scaler`` (fp16), scaled for the backward pass."""
     meter, lr, steps = EpochMeter(), float("nan"), len(loader)
     bar = progress_bar(loader, enabled=progress, desc=desc)
     for i, (x, y) in enumerate(bar):
@@ -133,7 +136,8 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        loss, prediction = method.loss(module, x, y, step)
+        with autocast():
+            loss, prediction = method.loss(module, x, y, step)
         value = float(loss.detach())
         if not math.isfinite(value):
             # Stop before the step or any save: last.pt and the weights files keep the last good epoch.
@@ -141,8 +145,13 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
                                 f"(lr {lr:g}); nothing from this epoch was saved. Lower --lr (or other settings) "
                                 f"and start again, or --resume from the last good epoch")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         meter.update(value, prediction, y)  # the value read for the divergence check: one device sync per step
         bar.set_postfix(meter.postfix(), refresh=False)
     return EpochStats(epoch + 1, lr, meter.loss, meter.top1)
@@ -164,6 +173,10 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
     module = data_parallel(method.train_module(), ctx.device, dist,
                            find_unused_parameters=method.find_unused_parameters)
     steps = len(loader)
+    autocast = partial(cfg.autocast, ctx.device)
+    autocast()  # an amp setting the device cannot run fails here, before the first epoch
+    # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none.
+    scaler = torch.amp.GradScaler(ctx.device.type) if cfg.amp == "fp16" else None
     lr_at = partial(cosine_lr, total_steps=max(1, epochs * steps), warmup_steps=int(round(warmup_epochs * steps)),
                     peak_lr=cfg.lr)
     for epoch in range(start, epochs):
@@ -171,7 +184,8 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
         loader.set_epoch(epoch)
         method.start_epoch(epoch)
         stats = train_epoch(method, module, loader, optimizer, lr_at, epoch=epoch, device=ctx.device,
-                            desc=method.describe(epoch, epochs), progress=progress and dist.is_main)
+                            desc=method.describe(epoch, epochs), progress=progress and dist.is_main,
+                            autocast=autocast, scaler=scaler)
         broadcast_buffers(method.model, dist)
         if dist.is_main:
             row = method.evaluate(stats)

@@ -241,7 +241,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     anchor = converted if cfg.anchor_weight > 0 and routing_can_drift else None
     torch.manual_seed(cfg.seed)
     loader, eval_loader = cfg.loaders(ds_info, train_set, eval_set, mean=meta.mean, std=meta.std, rank=info.rank,
-                                      world_size=info.world_size)
+                                      world_size=info.world_size, device=device)
     targets = {name: torch.tensor(spec.router_target(name) or [0.5, 0.5], device=device) for name in tree.routers}
     # Leaves of the evaluation inputs under the converted routing: the reference for routing drift.
     initial_leaves = evaluate_tree(converted, eval_loader, eval_set.num_classes).leaf_ids if info.is_main else None

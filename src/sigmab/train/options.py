@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import torch
 
 from sigmab.data import AugmentSpec, BatchLoader, DatasetInfo, DataSplit, load_split
+from sigmab.data.arrays import ImageArrays
 from sigmab.errors import ConfigError, DataError
 from sigmab.train.distributed import DEVICES
+
+
+#: ``--amp`` choices: the autocast dtype of the forward pass (weights, optimizer and gradients stay float32).
+AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -25,6 +34,8 @@ class LoopOptions:
     threads: int | None = None
     workers: int = 0
     device: str = "auto"
+    data_on_device: bool = False
+    amp: str = "off"
 
     def __post_init__(self) -> None:
         checks = [
@@ -38,6 +49,7 @@ class LoopOptions:
             (self.workers >= 0, "workers must be >= 0"),
             (self.device in DEVICES or self.device.startswith("cuda:"),
              "device must be auto, cpu, cuda or cuda:N"),
+            (self.amp in AMP_DTYPES, f"amp must be one of {', '.join(AMP_DTYPES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -66,13 +78,30 @@ class LoopOptions:
         return train, evaluation, eval_split
 
     def loaders(self, info: DatasetInfo, train_set: DataSplit, eval_set: DataSplit, *, mean: Sequence[float],
-                std: Sequence[float], rank: int = 0, world_size: int = 1) -> tuple[BatchLoader, BatchLoader]:
-        """(training loader: shuffled, augmented, this rank's shard; evaluation loader: in order)."""
+                std: Sequence[float], rank: int = 0, world_size: int = 1, device: torch.device | None = None
+                ) -> tuple[BatchLoader, BatchLoader]:
+        """(training loader: shuffled, augmented, this rank's shard; evaluation loader: in order). With
+        ``data_on_device``, both keep their images on ``device`` and cut, augment and normalise batches there."""
+        on_device: dict[str, torch.device] = {}
+        if self.data_on_device:
+            if not all(isinstance(s, ImageArrays) for s in (train_set, eval_set)):
+                raise ConfigError("data_on_device needs an in-memory image dataset (.npz, CIFAR, Fashion-MNIST, "
+                                  "digits); image folders and point sets stream from the host")
+            on_device["device"] = device or torch.device("cpu")
         train = train_set.loader(batch_size=self.batch_size, mean=mean, std=std, shuffle=True,
                                  augment_spec=self.augment_spec(info), seed=self.seed, rank=rank,
                                  world_size=world_size, workers=self.workers,
-                                 drop_last=len(train_set) > self.batch_size * world_size)
-        return train, eval_set.loader(batch_size=self.eval_batch_size, mean=mean, std=std, workers=self.workers)
+                                 drop_last=len(train_set) > self.batch_size * world_size, **on_device)
+        return train, eval_set.loader(batch_size=self.eval_batch_size, mean=mean, std=std, workers=self.workers,
+                                      **on_device)
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        """The forward pass's mixed-precision context (``amp``): bf16 on CPU or CUDA, fp16 on CUDA only."""
+        if self.amp == "off":
+            return contextlib.nullcontext()
+        if self.amp == "fp16" and device.type != "cuda":
+            raise ConfigError("amp fp16 needs a CUDA device; use amp bf16 (or off) on the CPU")
+        return torch.autocast(device.type, dtype=AMP_DTYPES[self.amp])
 
 
 LOOP_HELP = {
@@ -90,4 +119,7 @@ LOOP_HELP = {
     "workers": "data-loading worker processes for image folders (0 = in the main process)",
     "device": "where training runs: auto (this process's GPU when CUDA is available, else the CPU), cpu, cuda, "
               "cuda:N",
+    "data_on_device": "keep the whole (in-memory) dataset on the training device and augment there: on a GPU, "
+                      "no batch crosses the host link",
+    "amp": "mixed precision of the forward pass: off, bf16 (CPU or CUDA) or fp16 (CUDA, with loss scaling)",
 }

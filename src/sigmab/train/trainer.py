@@ -89,7 +89,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progre
     meta: ModelMeta = model.meta
     model.to(ctx.device)
     train_loader, eval_loader = cfg.loaders(info, train_set, eval_set, mean=meta.mean, std=meta.std,
-                                            rank=ctx.dist.rank, world_size=ctx.dist.world_size)
+                                            rank=ctx.dist.rank, world_size=ctx.dist.world_size,
+                                            device=ctx.device)
     method = DenseTraining(model, cfg, eval_loader, eval_split)
     history = fit(method, cfg, ctx, train_loader, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
                   nesterov=cfg.nesterov, progress=progress)

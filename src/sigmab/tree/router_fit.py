@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from sigmab.errors import ConfigError
-from sigmab.routing import RouterSpec, build_router, choose_branch, pooled, routed_leaves, walk_all
+from sigmab.routing import RouterSpec, build_router, pooled, routed_leaves, walk_all
 from sigmab.routing.names import children, is_router, router_bits, router_key
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import TreeSpec
@@ -28,12 +28,18 @@ from sigmab.utils.progress import progress_bar
 
 @dataclass(frozen=True)
 class RoutingData:
-    """Per router, the pooled stream it reads (N, C); every leaf's loss (N, L) and correctness (N, L); labels (N,)."""
+    """Per router, the pooled stream it reads (N, C); every leaf's loss (N, L) and predicted class (N, L);
+    labels (N,)."""
 
     features: dict[str, torch.Tensor]
     leaf_losses: torch.Tensor
-    leaf_correct: torch.Tensor
+    leaf_predictions: torch.Tensor
     labels: torch.Tensor
+
+    @property
+    def leaf_correct(self) -> torch.Tensor:
+        """(N, L) whether each leaf classifies each input correctly."""
+        return self.leaf_predictions == self.labels[:, None]
 
 
 @torch.inference_mode()
@@ -43,7 +49,7 @@ def collect_routing_data(tree: SigmaBTree, batches: Iterable[tuple[torch.Tensor,
     was_training = tree.training
     tree.eval()
     features: dict[str, list[torch.Tensor]] = {}
-    losses, correct, labels = [], [], []
+    losses, predictions, labels = [], [], []
     try:
         for x, y in progress_bar(batches, enabled=progress, desc="leaf losses"):
             def run(key: str, h: torch.Tensor) -> torch.Tensor:
@@ -53,13 +59,13 @@ def collect_routing_data(tree: SigmaBTree, batches: Iterable[tuple[torch.Tensor,
 
             _, leaf_logits = walk_all(tree.backbone(x), tree.depth, run)
             losses.append(torch.stack([F.cross_entropy(z, y, reduction="none") for z in leaf_logits], 1).cpu())
-            correct.append(torch.stack([z.argmax(1) == y for z in leaf_logits], 1).cpu())
+            predictions.append(torch.stack([z.argmax(1) for z in leaf_logits], 1).cpu())
             labels.append(y.cpu())
     finally:
         tree.train(was_training)
     if not labels:
         raise ConfigError("collect_routing_data() got no batches")
-    return RoutingData({k: torch.cat(v) for k, v in features.items()}, torch.cat(losses), torch.cat(correct),
+    return RoutingData({k: torch.cat(v) for k, v in features.items()}, torch.cat(losses), torch.cat(predictions),
                        torch.cat(labels))
 
 
@@ -100,28 +106,40 @@ def train_router(spec: RouterSpec, features: torch.Tensor, targets: torch.Tensor
 
 
 def fit_routers(tree: SigmaBTree, spec: TreeSpec, data: RoutingData, *, kind: str = "mlp",
-                settings: dict[str, Any] | None = None, epochs: int = 30, lr: float = 1e-2, seed: int = 0
-                ) -> dict[str, Any]:
-    """Replace every router of ``tree`` (and its entry in ``spec``) by one of ``kind`` trained on ``data``'s
-    best-leaf targets; returns routed Top-1, the best-leaf agreement and the oracle on ``data`` before and after."""
+                settings: dict[str, Any] | None = None, epochs: int = 30, lr: float = 1e-2, seed: int = 0,
+                targets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, Any]:
+    """Replace every router of ``tree`` (and its entry in ``spec``) by one of ``kind`` trained on ``targets``
+    (router key -> (branch (N,), weight (N,)); default: ``data``'s best-leaf targets, :func:`branch_targets`);
+    returns routed Top-1, the best-leaf agreement and the oracle on ``data`` before and after."""
     before = _routing_scores(tree, data)
-    for key, (targets, weights) in branch_targets(data.leaf_losses, tree.depth).items():
+    if targets is None:
+        targets = branch_targets(data.leaf_losses, tree.depth)
+    missing = sorted(set(data.features) - set(targets))
+    if missing:
+        raise ConfigError(f"no routing targets for {', '.join(missing)}")
+    for key, (branch, weights) in targets.items():
         router_spec = RouterSpec(kind, data.features[key].shape[1], dict(settings or {}))
-        tree.routers[key] = train_router(router_spec, data.features[key], targets, weights, epochs=epochs, lr=lr,
+        tree.routers[key] = train_router(router_spec, data.features[key], branch, weights, epochs=epochs, lr=lr,
                                          seed=seed)
         spec.routers[key] = tree.routers[key].spec()
     return {"before": before, "after": _routing_scores(tree, data)}
 
 
 @torch.no_grad()
+def routed_on(tree: SigmaBTree, data: RoutingData) -> torch.Tensor:
+    """(N,) the leaf ``tree``'s routers choose for each input of ``data`` (from its recorded router features)."""
+    logits = {key: tree.routers[key](f[:, :, None]) for key, f in data.features.items()}
+    return routed_leaves(logits, tree.depth)
+
+
+@torch.no_grad()
 def _routing_scores(tree: SigmaBTree, data: RoutingData) -> dict[str, float]:
     """Routed Top-1, the share of inputs routed to their lowest-loss leaf, and the oracle, on ``data``."""
-    logits = {key: tree.routers[key](f[:, :, None]) for key, f in data.features.items()}
-    leaves = routed_leaves(logits, tree.depth)
+    leaves = routed_on(tree, data)
     rows = torch.arange(leaves.numel())
     return {"routed_top1": 100.0 * float(data.leaf_correct[rows, leaves].double().mean()),
             "best_leaf_agreement": 100.0 * float((leaves == data.leaf_losses.argmin(1)).double().mean()),
             "oracle_top1": 100.0 * float(data.leaf_correct.any(1).double().mean()),
             "leaf_shares": [float(s) for s in torch.bincount(leaves, minlength=len(tree.leaves)).double()
                             / leaves.numel()],
-            "root_decision_share_1": float(choose_branch(logits[router_key("")]).double().mean())}
+            "root_decision_share_1": float((leaves >= len(tree.leaves) // 2).double().mean())}
