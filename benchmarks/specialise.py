@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from benchmarks.common import RESULTS, ROOT, git_commit, machine
@@ -45,10 +44,10 @@ from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, lo
 from sigmab.train.distributed import resolve_device
 from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree, save_tree
-from sigmab.tree.from_pruned import tree_from_pruned
-from sigmab.tree.report import evaluate_tree_folder
 from sigmab.tree.class_groups import class_hierarchy, confusion_counts, group_accuracy, group_targets, leaf_of_class
+from sigmab.tree.from_pruned import tree_from_pruned
 from sigmab.tree.model import SigmaBTree
+from sigmab.tree.report import evaluate_tree_folder
 from sigmab.tree.router_fit import collect_routing_data, fit_routers, routed_on
 from sigmab.tree.spec import TreeSpec
 from sigmab.utils.io import atomic_write_json

@@ -48,8 +48,8 @@ def test_drop_last_and_rank_shards_partition_the_epoch() -> None:
 
 
 def _augmented(device: str | None) -> list[torch.Tensor]:
-    data = ImageArrays(torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)),
-                       torch.arange(10), 10, tuple(map(str, range(10))), "test")
+    images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    data = ImageArrays(images, torch.arange(10), 10, tuple(map(str, range(10))), "test")
     loader = ArrayLoader(data, batch_size=4, mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2), shuffle=True, seed=5,
                          augment_spec=AugmentSpec(crop_padding=2, hflip=True), device=device)
     loader.set_epoch(2)

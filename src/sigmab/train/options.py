@@ -14,7 +14,6 @@ from sigmab.data.arrays import ImageArrays
 from sigmab.errors import ConfigError, DataError
 from sigmab.train.distributed import DEVICES
 
-
 #: ``--amp`` choices: the autocast dtype of the forward pass (weights, optimizer and gradients stay float32).
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
