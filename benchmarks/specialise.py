@@ -44,11 +44,11 @@ from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, lo
 from sigmab.train.distributed import resolve_device
 from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree, save_tree
-from sigmab.tree.class_groups import class_hierarchy, confusion_counts, group_accuracy, group_targets, leaf_of_class
 from sigmab.tree.from_pruned import tree_from_pruned
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.report import evaluate_tree_folder
-from sigmab.tree.router_fit import collect_routing_data, fit_routers, routed_on
+from sigmab.tree.router_fit import collect_routing_data, fit_routers
+from sigmab.tree.router_pipeline import RouterFitConfig, refit_routers
 from sigmab.tree.spec import TreeSpec
 from sigmab.utils.io import atomic_write_json
 
@@ -121,28 +121,13 @@ def _route_by_classes(tree: SigmaBTree, spec: TreeSpec, grid: dict[str, Any], ru
     """Replace the k-means routers by routers trained to send each input to its class group: the classes split
     where the prune (every path of the unspecialised tree) confuses them least on the held-out split."""
     static = grid["static"]
-    source = dict(spec.convert_config.get("source") or {})
-    splits = {name: load_split(grid["dataset"], name, root=source.get("data_root"),
-                               val_fraction=static["val_fraction"], seed=static.get("seed", 0))
-              for name in ("train", "val")}
-    loaders = {name: split.loader(batch_size=256, mean=spec.dense_meta.mean, std=spec.dense_meta.std)
-               for name, split in splits.items()}
-    data = {name: collect_routing_data(tree, loader, progress=progress) for name, loader in loaders.items()}
-    k = spec.dense_meta.num_classes
-    # Before specialisation every leaf is the prune, so leaf 0's predictions are the prune's.
-    confusion = confusion_counts(data["val"].leaf_predictions[:, 0], data["val"].labels, k)
     settings = dict(run.get("class_routers") or {})
-    groups = class_hierarchy(confusion, tree.depth, min_share=settings.get("min_share", 0.3))
-    fit = fit_routers(tree, spec, data["train"], kind=settings.get("kind", "mlp"),
-                      settings=settings.get("settings", {"hidden": 64}), epochs=settings.get("epochs", 30),
-                      lr=settings.get("lr", 1e-2), seed=static.get("seed", 0),
-                      targets=group_targets(data["train"].labels, groups, tree.depth))
-    return {"groups": groups, "val_confusion": confusion.tolist(), "settings": settings, "fit_on_train": fit,
-            "group_accuracy": {name: group_accuracy(routed_on(tree, d), d.labels, groups, tree.depth, k)
-                               for name, d in data.items()},
-            "prune_group_accuracy_val": group_accuracy(
-                leaf_of_class(groups, tree.depth, k)[data["val"].leaf_predictions[:, 0]], data["val"].labels,
-                groups, tree.depth, k)}
+    cfg = RouterFitConfig(targets="classes", val_fraction=static["val_fraction"], seed=static.get("seed", 0),
+                          **settings)
+    source = dict(spec.convert_config.get("source") or {})
+    report = refit_routers(tree, spec, cfg, data_root=source.get("data_root"), dataset=grid["dataset"],
+                           progress=progress)
+    return report
 
 
 def _trained_routers(tree_dir: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *, progress: bool
@@ -191,6 +176,18 @@ def _start_top1(tree_dir: Path) -> float:
     _, _, loader = folder_eval_data(source, spec.dense_meta, what="tree", dataset=None, data_root=None,
                                     split="test", val_fraction=0.0, seed=0, batch_size=256)
     return evaluate(tree, loader).top1
+
+
+ARMS = ("static", "tree")
+
+
+def train_arm(grid: dict[str, Any], run: dict[str, Any], arm: str, *, runs_dir: Path = RUNS, progress: bool) -> Path:
+    """Only one arm's training (the static start first, if missing); both arms' folders are resumable."""
+    work = runs_dir / grid["name"]
+    static = _static(grid, work, progress=progress)
+    if arm == "static":
+        return _continued(static, work, run["specialise"], grid, progress=progress)
+    return _tree(static, work, run, grid, progress=progress)
 
 
 def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_dir: Path = RUNS,
@@ -253,6 +250,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="grid YAML (benchmarks/configs/specialise_*.yaml)")
     parser.add_argument("--only", action="append", help="run only this id (repeatable)")
+    parser.add_argument("--arm", choices=ARMS, help="train only this arm of each run and write no result (run the "
+                        "arms in parallel processes, then once without --arm to evaluate both)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     grid = yaml.safe_load(args.config.read_text())
@@ -263,6 +262,10 @@ def main() -> None:
         raise ConfigError(f"unknown run id(s) {', '.join(unknown)}; the grid has {', '.join(ids)}")
     for run in grid["runs"]:
         if args.only and run["id"] not in args.only:
+            continue
+        if args.arm:
+            folder = train_arm(grid, run, args.arm, progress=not args.no_progress)
+            print(f"{run['id']} {args.arm} arm: {folder}", flush=True)
             continue
         out = run_one(grid, run, progress=not args.no_progress)
         print(f"{run['id']}: {out}", flush=True)

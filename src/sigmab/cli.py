@@ -1,4 +1,4 @@
-"""The ``sigmab`` command line: ``demo``, ``train``, ``convert``, ``finetune``, ``prune``, ``nested``,
+"""The ``sigmab`` command line: ``demo``, ``train``, ``convert``, ``finetune``, ``fit-routers``, ``prune``, ``nested``,
 ``dispatch``, ``eval``, ``export``, ``package``, ``edge-sim``, ``models``, ``presets``.
 
 User errors (bad input, missing files, misfit checkpoints) print one ``sigmab: error: ...``
@@ -36,8 +36,10 @@ from sigmab.train.config import TRAIN_HELP
 from sigmab.train.distributed import barrier, init_distributed, resolve_device
 from sigmab.train.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.convert import CONVERT_HELP, ConvertConfig
-from sigmab.tree.pipeline import convert_checkpoint
+from sigmab.tree.pipeline import convert_checkpoint, convert_pruned_folder
 from sigmab.tree.report import evaluate_tree_folder, format_convert_report, format_tree_report
+from sigmab.tree.router_pipeline import REPORT_FILE as ROUTER_FIT_REPORT
+from sigmab.tree.router_pipeline import ROUTER_FIT_HELP, RouterFitConfig, fit_routers_folder
 from sigmab.tree.spec import read_spec
 from sigmab.utils.io import check_writable
 from sigmab.utils.manifest import folder_kind
@@ -151,10 +153,16 @@ def _eval_folder(args: argparse.Namespace, kind: str) -> int:
 def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert a pretrained dense model into a SigmaB tree",
                        description="Calibrate, cluster (spherical k-means), initialise routers and slice per-branch "
-                                   "channels. Defaults < --preset < --config YAML < flags.")
-    p.add_argument("--checkpoint", required=True, type=Path, help="dense weights")
+                                   "channels. With --from-pruned, split a `sigmab prune` folder instead: every "
+                                   "path starts as that prune (its channels and weights; width settings are "
+                                   "ignored). Defaults < --preset < --config YAML < flags.")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--checkpoint", type=Path, help="dense weights")
+    start.add_argument("--from-pruned", type=Path, metavar="FOLDER",
+                       help="a pruned folder (`sigmab prune`): the tree's backbone and every path start as it")
     p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
-    p.add_argument("--dataset", required=True, help="dataset the calibration images come from (train split)")
+    p.add_argument("--dataset", help="dataset the calibration images come from (train split); required with "
+                                     "--checkpoint, read from the prune with --from-pruned")
     p.add_argument("--data-root", help="dataset location")
     p.add_argument("--out", required=True, type=Path, help="tree folder to create")
     _add_preset_flag(p)
@@ -177,6 +185,21 @@ def _check_preset_model(preset: str, checkpoint: Path, arch: str | None) -> None
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     cfg = command_config(ConvertConfig, args, step="convert")
+    if args.from_pruned is not None:
+        given = [flag for flag, value in (("--dataset", args.dataset), ("--data-root", args.data_root),
+                                          ("--arch", args.arch), ("--preset", args.preset)) if value]
+        if given:
+            raise ConfigError(f"{', '.join(given)} cannot be used with --from-pruned: the prune records its model "
+                              "and data")
+        conversion, report = convert_pruned_folder(args.from_pruned, out=args.out, cfg=cfg,
+                                                   progress=not args.no_progress)
+        print(format_convert_report(report, conversion.tree.leaves))
+        print(f"tree folder: {args.out}; every path is the prune of {args.from_pruned} until fine-tuned")
+        print(f"next: `sigmab finetune {args.out} --soft-epochs 0 --hard-epochs N` trains each leaf on its own "
+              "routed inputs")
+        return 0
+    if args.dataset is None:
+        raise ConfigError("convert --checkpoint needs --dataset (the calibration images' dataset)")
     if args.preset:
         _check_preset_model(args.preset, args.checkpoint, args.arch)
     conversion, report = convert_checkpoint(args.checkpoint, arch=args.arch, dataset=args.dataset,
@@ -209,6 +232,40 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     if result is not None:
         print(f"fine-tuned: hard-routed top-1 {result.top1:.2f}% | leaf shares "
               f"{', '.join(f'{float(s):.3f}' for s in result.leaf_share)} | weights {args.run / FINETUNED_WEIGHTS}")
+    return 0
+
+
+def _add_fit_routers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fit-routers", help="train a tree's routers on best-leaf or class-group targets (new folder)",
+                       description="Train new routers for the tree in RUN (its fine-tuned weights when present) and "
+                                   "write the tree to --out; RUN is not changed. With --targets best-leaf this is "
+                                   "the E-step of hard EM: follow it with `sigmab finetune OUT --soft-epochs 0 "
+                                   "--hard-epochs N` and repeat. Defaults < --config YAML < flags.")
+    p.add_argument("run", type=Path, help="tree folder (`sigmab convert`, fine-tuned or not)")
+    p.add_argument("--out", required=True, type=Path, help="tree folder to create")
+    p.add_argument("--config", help="YAML file with router-fitting options")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_flags(p, RouterFitConfig, help_texts=ROUTER_FIT_HELP)
+    p.set_defaults(func=_cmd_fit_routers)
+
+
+def _cmd_fit_routers(args: argparse.Namespace) -> int:
+    cfg = command_config(RouterFitConfig, args)
+    read_spec(args.run)  # a bad folder fails before any work
+    report = fit_routers_folder(args.run, out=args.out, cfg=cfg, progress=not args.no_progress)
+    before, after = report["fit_on_train"]["before"], report["fit_on_train"]["after"]
+    print(f"routers ({cfg.kind}, {cfg.targets} targets) on the training images: routed top-1 "
+          f"{before['routed_top1']:.2f}% -> {after['routed_top1']:.2f}%, best-leaf agreement "
+          f"{before['best_leaf_agreement']:.1f}% -> {after['best_leaf_agreement']:.1f}%, leaf shares "
+          + " / ".join(f"{s:.2f}" for s in after["leaf_shares"]))
+    if "groups" in report:
+        depth = max(map(len, report["groups"]))
+        leaves = {bits: classes for bits, classes in report["groups"].items() if len(bits) == depth}
+        print("class groups: " + "; ".join(f"n{bits}: {classes}" for bits, classes in sorted(leaves.items()))
+              + f" | routers' group accuracy (held out) {report['group_accuracy']['val']:.1f}%, the tree's own "
+              f"predictions {report['predicted_group_accuracy_val']:.1f}%")
+    print(f"tree folder: {args.out} ({ROUTER_FIT_REPORT}). next: `sigmab eval {args.out}`, or `sigmab finetune "
+          f"{args.out} --soft-epochs 0 --hard-epochs N` to train the leaves on their new inputs")
     return 0
 
 
@@ -291,8 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmab", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"sigmab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_prune, add_nested, add_dispatch, _add_eval,
-                add_export, add_package, add_edge_sim, _add_models, _add_presets):
+    for add in (_add_demo, _add_train, _add_convert, _add_finetune, _add_fit_routers, _add_prune, add_nested,
+                add_dispatch, _add_eval, add_export, add_package, add_edge_sim, _add_models, _add_presets):
         add(sub)
     return parser
 

@@ -130,3 +130,33 @@ def test_an_unwritable_out_fails_before_calibration(checkpoint: Path, tmp_path: 
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(ConfigError, match="cannot write the tree folder"):
         convert_checkpoint(checkpoint, dataset="digits", out=tmp_path / "file" / "t", cfg=ConvertConfig(**CFG))
+
+
+def test_convert_from_pruned_starts_every_path_as_the_fine_tuned_prune(checkpoint: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from sigmab.data import load_split
+    from sigmab.prune.spec import load_pruned
+
+    assert main(["prune", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(tmp_path / "pruned"),
+                 "--criterion", "fpgm", "--target-reduction", "0.5", "--epochs", "1", "--no-progress"]) == 0
+    assert main(["convert", "--from-pruned", str(tmp_path / "pruned"), "--out", str(tmp_path / "tree"),
+                 "--depth", "1", "--calib-size", "300", "--no-progress"]) == 0
+    assert "every path is the prune" in capsys.readouterr().out
+    net, _ = load_pruned(tmp_path / "pruned")  # its fine-tuned weights
+    tree, spec = load_tree(tmp_path / "tree")
+    assert spec.convert_config["source"]["dataset"] == "digits" and spec.backbone is not None
+    test = load_split("digits", "test")
+    x, _ = next(iter(test.loader(batch_size=128, mean=spec.dense_meta.mean, std=spec.dense_meta.std)))
+    with torch.no_grad():
+        reference = net(x)
+        for leaf in tree.leaves:
+            torch.testing.assert_close(tree.forward_path(x, leaf), reference, rtol=1e-5, atol=1e-5)
+    report = json.loads((tmp_path / "tree" / "report.json").read_text())
+    pruned_params = sum(p.numel() for p in net.parameters())
+    assert abs(report["active_params_mean"] - pruned_params) < 0.02 * pruned_params  # + the router
+    assert main(["convert", "--from-pruned", str(tmp_path / "pruned"), "--out", str(tmp_path / "t2"),
+                 "--dataset", "digits"]) == 2
+    assert "--dataset cannot be used with --from-pruned" in capsys.readouterr().err
+    assert main(["convert", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "t3")]) == 2
+    assert "needs --dataset" in capsys.readouterr().err
+    assert not (tmp_path / "t2").exists() and not (tmp_path / "t3").exists()
