@@ -20,9 +20,23 @@ def _extra(r: Result) -> str:
     return f"{r['extra_epochs']}" + (f" ({_soft(r)} soft)" if _soft(r) else "")
 
 
+def _routing(r: Result) -> str:
+    return "class groups" if r["config"].get("route_by") == "classes" else "k-means"
+
+
+def _backbone(r: Result) -> str:
+    return "trained" if r["config"]["specialise"].get("train_backbone") else "frozen"
+
+
+def _setting(r: Result) -> tuple[str, ...]:
+    """What a run varies apart from its seed."""
+    return (r["model"], ", ".join(r["split_points"]), _extra(r), _routing(r), _backbone(r))
+
+
 def _row(r: Result) -> str:
     shares = " / ".join(f"{100 * leaf['share']:.0f}%" for leaf in r["leaves"])
-    return (f"| `{r['run_id']}` | {', '.join(r['split_points'])} | {_extra(r)} | {r['static_top1']:.2f}% | "
+    return (f"| `{r['run_id']}` | {', '.join(r['split_points'])} | {_routing(r)} | {_backbone(r)} | {_extra(r)} | "
+            f"{r['static_top1']:.2f}% | "
             f"{r['tree_start_top1']:.2f}% | {r['static_continued_top1']:.2f}% | **{r['tree_top1']:.2f}%** | "
             f"{r['tree_minus_static_pp']:+.2f} | {r['best_single_leaf_top1']:.2f}% | "
             f"{r['specialisation_gain_pp']:+.2f} | {r['oracle_top1']:.2f}% | {shares} | "
@@ -55,21 +69,42 @@ def _scale(results: list[Result]) -> str:
 
 def _over_seeds(results: list[Result]) -> list[str]:
     """Runs of one setting (split points, extra epochs) over several seeds: the lead's mean and spread."""
-    groups: dict[tuple[str, str], list[Result]] = {}
+    groups: dict[tuple[str, ...], list[Result]] = {}
     for r in results:
-        groups.setdefault((", ".join(r["split_points"]), _extra(r)), []).append(r)
+        groups.setdefault(_setting(r), []).append(r)
     lines = []
-    for (split, extra), runs in sorted(groups.items()):
+    for (model, split, extra, routing, backbone), runs in sorted(groups.items()):
         if len(runs) < 2:
             continue
         lead = [r["tree_minus_static_pp"] for r in runs]
         gain = [r["specialisation_gain_pp"] for r in runs]
         single = [r["best_single_leaf_top1"] - r["static_continued_top1"] for r in runs]
-        lines.append(f"- split before {split}, +{extra} epochs, {len(runs)} seeds: tree - static "
+        lines.append(f"- {model}, split before {split}, {routing} routing, backbone {backbone}, +{extra} epochs, "
+                     f"{len(runs)} seeds: tree - static "
                      f"**{statistics.fmean(lead):+.2f} ± {statistics.stdev(lead):.2f} pp**; specialisation gain "
                      f"{statistics.fmean(gain):+.2f} pp, but the best single leaf trails the static arm by "
                      f"{-statistics.fmean(single):.2f} pp (each leaf trained on its share of the inputs only).")
     return (["", "Over seeds:", *lines] if lines else [])
+
+
+def _class_lines(results: list[Result]) -> list[str]:
+    """Class-group routing: the groups, and how often the routers find an input's group against how often the
+    prune's own prediction lands in the right group (what a router would have to match)."""
+    lines = []
+    for r in results:
+        c = r.get("class_groups")
+        if not c:
+            continue
+        depth = max(map(len, c["groups"]))
+        leaves = sorted((bits, classes) for bits, classes in c["groups"].items() if len(bits) == depth)
+        lines.append(f"- `{r['run_id']}`: groups " + "; ".join(f"n{b} = classes {classes}" for b, classes in leaves)
+                     + f". The routers (on the split point's pooled features) find an input's group "
+                     f"{c['group_accuracy']['val']:.1f}% of the time on held-out images; the prune's own prediction "
+                     f"is in the right group {c['predicted_group_accuracy_val']:.1f}% of the time. Routed minus best "
+                     f"single leaf: {r['specialisation_gain_pp']:+.2f} pp.")
+    return (["", "Class-group routing (`sigmab fit-routers --targets classes`: the classes split where the prune "
+             "confuses them least on the held-out images, an `mlp` router trained to predict the group, applied "
+             "before specialisation):", *lines] if lines else [])
 
 
 def specialise_section(results: list[Result]) -> list[str]:
@@ -87,15 +122,16 @@ def specialise_section(results: list[Result]) -> list[str]:
         "the tree before specialisation, which must equal the prune (sanity rung a). *Gain* is routed minus the "
         "best single leaf used for every input; *oracle* counts an input right when any leaf is. Test split; "
         "the fine-tuning reported on a held-out 10% of the training images.", "",
-        "| run | split before | extra epochs | static (start) | tree start | static + extra | tree + extra | "
-        "tree - static (pp) | best single leaf | gain (pp) | oracle | leaf shares | active params (tree / static) | "
-        "stored params | device, wall |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | split before | routing | backbone | extra epochs | static (start) | tree start | static + extra | "
+        "tree + extra | tree - static (pp) | best single leaf | gain (pp) | oracle | leaf shares | "
+        "active params (tree / static) | stored params | device, wall |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row(r) for r in results], "",
         "![Static prune against the tree split from it](benchmarks/plots/specialise.png)", "",
         f"Verdict: the tree beats the equally trained static prune in {len(wins)} of {len(results)} runs"
         + (f" ({', '.join(wins)})." if wins else ".") + _scale(results),
         *_over_seeds(results),
+        *_class_lines(results),
         *(["", "Rungs (d) and (c): the specialised tree's routers retrained to send each training input to its "
             "lowest-loss leaf (`sigmab.tree.router_fit`: targets from every leaf's loss on the training images, "
             "weighted by the loss gap; an `mlp` router on the pooled stream), then, where *re-specialised* > 0, "
@@ -113,37 +149,65 @@ def specialise_section(results: list[Result]) -> list[str]:
     return lines
 
 
+BUDGET_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
 def write_specialise_plot(results: list[Result], path: Any) -> None:
-    """One panel per run: test Top-1 of every arm as dots (not bars, since the axis does not start at 0)."""
+    """Per model, two panels. Left: Top-1 against mean active parameters (% of dense) for the dense model, every
+    static arm and every tree, marker shape = extra epochs (the budget). Right: the same Top-1 against the
+    budget, static arm as a line, each tree setting as its own series (seeds averaged)."""
     from sigmab.plots.figure import pyplot
     from sigmab.utils.io import atomic_path
 
     plt = pyplot()
-    results = sorted(results, key=lambda r: (r["model"], r["run_id"]))
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8), squeeze=False)
-    for ax, r in zip(axes[0], results):
-        arms = [("static\n(start)", r["static_top1"], "tab:red"),
-                (f"static\n+{r['extra_epochs']} ep", r["static_continued_top1"], "tab:red"),
-                (f"tree\n+{r['extra_epochs']} ep", r["tree_top1"], "tab:blue")]
-        t = r.get("trained_routers")
-        if t:
-            extra = r["extra_epochs"] + t["respecialised_epochs"]
-            arms += [(f"static\n+{extra} ep", t["static_matched_top1"], "tab:red"),
-                     (f"tree, trained\nrouters +{extra} ep", t["top1"], "tab:blue")]
-        names = [a[0] for a in arms]
-        ax.scatter(names, [a[1] for a in arms], c=[a[2] for a in arms], s=40, zorder=3)
-        for name, value, _ in arms:
-            ax.annotate(f"{value:.2f}", (name, value), textcoords="offset points", xytext=(0, 6), ha="center",
-                        fontsize=7)
-        values = [a[1] for a in arms]
-        ax.set_ylim(min(values) - 0.4, max(values) + 0.4)
-        ax.set_title(f"{r['run_id']}: split before {', '.join(r['split_points'])} (dense {r['dense_top1']:.2f}%)",
-                     fontsize=8)
-        ax.set_ylabel("CIFAR-10 test top-1 (%)")
-        ax.tick_params(axis="x", labelsize=7)
-        ax.grid(alpha=0.3, axis="y")
-    fig.suptitle("Same active parameters, same epochs: static prune (red) against the tree split from it (blue)",
-                 fontsize=9)
+    models = sorted({r["model"] for r in results})
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 4.2 * len(models)), squeeze=False)
+    for row, model in zip(axes, models):
+        runs = [r for r in results if r["model"] == model]
+        budgets = sorted({r["extra_epochs"] for r in runs})
+        marker = {b: BUDGET_MARKERS[i % len(BUDGET_MARKERS)] for i, b in enumerate(budgets)}
+        dense = runs[0]
+        left, right = row
+        left.scatter([100.0], [dense["dense_top1"]], c="black", marker="*", s=80, label="dense", zorder=3)
+        for r in runs:
+            scale = 100.0 / r["dense_params"]
+            left.scatter([r["static_params"] * scale], [r["static_continued_top1"]], c="tab:red", s=36,
+                         marker=marker[r["extra_epochs"]], zorder=3)
+            left.scatter([r["active_params_mean"] * scale], [r["tree_top1"]], facecolors="none", s=36,
+                         edgecolors="tab:blue", marker=marker[r["extra_epochs"]], zorder=3)
+        for b in budgets:
+            left.scatter([], [], c="gray", marker=marker[b], label=f"+{b} epochs")
+        left.plot([], [], c="tab:red", lw=5, label="static prune (filled)")
+        left.plot([], [], c="tab:blue", lw=5, label="tree (hollow)")
+        left.set_xlabel("mean active parameters per input (% of dense)")
+        left.set_ylabel("CIFAR-10 test top-1 (%)")
+        left.set_title(f"{model}: top-1 against active parameters", fontsize=9)
+        left.legend(fontsize=7, loc="lower right")
+        left.grid(alpha=0.3)
+        static = sorted({(r["extra_epochs"], r["static_continued_top1"], r["config"]["static"].get("seed", 0))
+                         for r in runs})
+        by_budget: dict[int, list[float]] = {}
+        for b, top1, _ in static:
+            by_budget.setdefault(b, []).append(top1)
+        right.plot(list(by_budget), [statistics.fmean(v) for v in by_budget.values()], "s-", c="tab:red",
+                   label="static prune (seed mean)")
+        series: dict[str, dict[int, list[float]]] = {}
+        for r in runs:
+            name = f"tree: {_routing(r)}, backbone {_backbone(r)}, split {', '.join(r['split_points'])}"
+            name += f", {_soft(r)} soft" if _soft(r) else ""
+            series.setdefault(name, {}).setdefault(r["extra_epochs"], []).append(r["tree_top1"])
+        for i, (name, points) in enumerate(sorted(series.items())):
+            xs = sorted(points)
+            right.plot(xs, [statistics.fmean(points[x]) for x in xs], marker="o", ls="--" if len(xs) > 1 else "",
+                       c=plt.cm.tab10((i + 1) % 10) if i + 1 != 3 else "tab:cyan", label=name)
+        right.set_xscale("log")
+        right.set_xticks(budgets, [str(b) for b in budgets])
+        right.minorticks_off()
+        right.set_xlabel("extra fine-tuning epochs after the 4-epoch static start (budget)")
+        right.set_ylabel("CIFAR-10 test top-1 (%)")
+        right.set_title(f"{model}: same active parameters, each budget", fontsize=9)
+        right.legend(fontsize=6, loc="lower right")
+        right.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

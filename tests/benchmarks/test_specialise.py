@@ -40,3 +40,21 @@ def test_a_run_writes_both_arms_and_the_tree_starts_as_the_prune(tmp_path: Path)
     assert all(k in result for k in REQUIRED)
     write_specialise_plot([result], tmp_path / "specialise.png")
     assert (tmp_path / "specialise.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_class_routed_run_with_a_trained_backbone_reports_its_groups(tmp_path: Path) -> None:
+    grid = {"name": "tiny", "model": "resnet8", "dataset": "digits",
+            "weights": str(digits_resnet_checkpoint(tmp_path / "dense", epochs=2)),
+            "prune": {"criterion": "l1", "target_reduction": 0.5, "scope": "inner"},
+            "static": {"epochs": 1, "lr": 0.02, "distill_weight": 1.0, "batch_size": 64, "val_fraction": 0.2},
+            "runs": [{"id": "tiny-classes", "tree": {"depth": 1, "calib_size": 400}, "route_by": "classes",
+                      "class_routers": {"settings": {"hidden": 8}, "epochs": 10},
+                      "specialise": {"epochs": 1, "lr": 0.02, "train_backbone": True}}]}
+    result = json.loads(specialise.run_one(grid, grid["runs"][0], progress=False, runs_dir=tmp_path / "runs",
+                                           results_dir=tmp_path / "results").read_text())
+    groups = result["class_groups"]["groups"]
+    assert sorted(groups["0"] + groups["1"]) == list(range(10)) and result["config"]["route_by"] == "classes"
+    assert result["tree_start_top1"] == result["static_top1"]  # new routers, but every path is still the prune
+    section = "\n".join(specialise_section([result]))
+    assert "| class groups | trained |" in section and "find an input's group" in section
+    write_specialise_plot([result], tmp_path / "plot.png")
