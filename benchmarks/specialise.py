@@ -23,6 +23,7 @@ parameters, device and wall time. Work folders under ``benchmarks/runs/`` make e
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import time
@@ -160,11 +161,19 @@ def _trained_routers(tree_dir: Path, work: Path, run: dict[str, Any], grid: dict
     return folder, json.loads(report_file.read_text())
 
 
+def _train_seconds(metrics_csv: Path) -> float:
+    """Training time of a run folder: the sum of its epochs' ``epoch_seconds`` (not this invocation's time,
+    which is only evaluation when the training was done before)."""
+    with open(metrics_csv) as f:
+        return round(sum(float(row["epoch_seconds"]) for row in csv.DictReader(f)), 1)
+
+
 def _tree_summary(report: dict[str, Any]) -> dict[str, Any]:
     diagnosis = report["diagnosis"]
     best = max(leaf["top1_all"] for leaf in diagnosis["leaves"])
     return {"top1": report["top1"], "best_single_leaf_top1": best,
             "specialisation_gain_pp": round(report["top1"] - best, 4), "oracle_top1": diagnosis["oracle_top1"],
+            "confident_top1": diagnosis["confident_top1"], "leaf_disagreement": diagnosis["disagreement"],
             "leaf_shares": [leaf["share"] for leaf in report["leaves"]],
             "active_params_mean": report["active_params_mean"], "stored_params": report["stored_params"]}
 
@@ -211,7 +220,8 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         "static_continued_top1": continued_report["top1"], "tree_top1": tree_report["top1"],
         "dense_top1": tree_report["dense_top1"],
         "tree_minus_static_pp": round(tree_report["top1"] - continued_report["top1"], 4),
-        **{k: tree[k] for k in ("best_single_leaf_top1", "specialisation_gain_pp", "oracle_top1")},
+        **{k: tree[k] for k in ("best_single_leaf_top1", "specialisation_gain_pp", "oracle_top1", "confident_top1",
+                                "leaf_disagreement")},
         "leaves": tree_report["leaves"], "diagnosis": tree_report["diagnosis"],
         "split_points": tree_report["split_points"],
         "static_params": continued_report["active_params_mean"],
@@ -219,6 +229,8 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         "stored_params": tree_report["stored_params"], "dense_params": tree_report["dense_params"],
         "device": str(resolve_device(grid["static"].get("device", "auto"))),
         "wall_seconds": time.perf_counter() - t0, "git_commit": git_commit(), "machine": machine(),
+        "tree_train_seconds": _train_seconds(tree_dir / "finetune" / "metrics.csv"),
+        "static_train_seconds": _train_seconds(continued / "finetune" / "metrics.csv"),
         "tree_metrics_csv": (tree_dir / "finetune" / "metrics.csv").read_text(),
         "static_continued_metrics_csv": (continued / "finetune" / "metrics.csv").read_text(),
     }

@@ -9,7 +9,8 @@ Result = dict[str, Any]
 REQUIRED = ("model", "dataset", "run_id", "config", "static_epochs", "extra_epochs", "static_top1",
             "tree_start_top1", "static_continued_top1", "tree_top1", "tree_minus_static_pp", "best_single_leaf_top1",
             "specialisation_gain_pp", "oracle_top1", "leaves", "split_points", "static_params", "active_params_mean",
-            "stored_params", "device", "wall_seconds", "git_commit", "machine")
+            "stored_params", "device", "wall_seconds", "git_commit", "machine", "confident_top1", "leaf_disagreement",
+            "tree_train_seconds", "static_train_seconds")
 
 
 def _soft(r: Result) -> int:
@@ -39,9 +40,10 @@ def _row(r: Result) -> str:
             f"{r['static_top1']:.2f}% | "
             f"{r['tree_start_top1']:.2f}% | {r['static_continued_top1']:.2f}% | **{r['tree_top1']:.2f}%** | "
             f"{r['tree_minus_static_pp']:+.2f} | {r['best_single_leaf_top1']:.2f}% | "
-            f"{r['specialisation_gain_pp']:+.2f} | {r['oracle_top1']:.2f}% | {shares} | "
+            f"{r['specialisation_gain_pp']:+.2f} | {r['leaf_disagreement']:.1f}% | {r['confident_top1']:.2f}% | "
+            f"{r['oracle_top1']:.2f}% | {shares} | "
             f"{r['active_params_mean']:,.0f} / {r['static_params']:,.0f} | {r['stored_params']:,} | "
-            f"{r['device']}, {r['wall_seconds'] / 60:.0f} min |")
+            f"{r['device']}, {r['tree_train_seconds'] / 60:.0f} / {r['static_train_seconds'] / 60:.0f} min |")
 
 
 def _router_row(r: Result) -> str:
@@ -120,12 +122,15 @@ def specialise_section(results: list[Result]) -> list[str]:
         "model). The static arm gives the same prune the same extra epochs on all inputs. Active parameters match "
         "(a path is the prune plus its router); the tree stores a copy of the split-off part per leaf. *Start* is "
         "the tree before specialisation, which must equal the prune (sanity rung a). *Gain* is routed minus the "
-        "best single leaf used for every input; *oracle* counts an input right when any leaf is. Test split; "
+        "best single leaf used for every input; *leaves disagree* is the share of test inputs on which the leaves "
+        "predict different classes (only there can routing matter); *most confident leaf* runs every leaf and "
+        "keeps the surest answer (a selector that has seen every leaf's output: an optimistic bound for a router "
+        "that decides first); *oracle* counts an input right when any leaf is. Test split; "
         "the fine-tuning reported on a held-out 10% of the training images.", "",
         "| run | split before | routing | backbone | extra epochs | static (start) | tree start | static + extra | "
-        "tree + extra | tree - static (pp) | best single leaf | gain (pp) | oracle | leaf shares | "
-        "active params (tree / static) | stored params | device, wall |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "tree + extra | tree - static (pp) | best single leaf | gain (pp) | leaves disagree | most confident leaf | "
+        "oracle | leaf shares | active params (tree / static) | stored params | device, training (tree / static) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row(r) for r in results], "",
         "![Static prune against the tree split from it](benchmarks/plots/specialise.png)", "",
         f"Verdict: the tree beats the equally trained static prune in {len(wins)} of {len(results)} runs"

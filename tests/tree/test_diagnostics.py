@@ -24,6 +24,7 @@ def test_full_width_tree_has_no_leaf_gap_and_no_routing_headroom(model, calib) -
     x, y = torch.randn(48, 3, 32, 32), torch.randint(0, 10, (48,))
     d = diagnose_routing(tree, model, _batches(x, y))
     assert d.top1 == pytest.approx(d.dense_top1) and d.oracle_top1 == pytest.approx(d.top1)
+    assert d.disagreement == 0.0 and d.confident_top1 == pytest.approx(d.top1)  # identical leaves
     assert all(leaf.gap_pp == pytest.approx(0.0) for leaf in d.leaves)
     assert all(leaf.top1_all == pytest.approx(d.dense_top1) for leaf in d.leaves)
 
@@ -44,3 +45,10 @@ def test_sliced_tree_gaps_add_up_to_the_drop_and_oracle_is_brute_force(sliced, m
         assert leaf.top1_all == pytest.approx(100.0 * float(hits.float().mean()))
     assert [leaf.share for leaf in d.leaves] == pytest.approx(hard.leaf_share.tolist())
     assert d.routing_headroom_pp >= 0
+    with torch.no_grad():  # brute force: each input's most confident leaf, and whether the leaves disagree
+        outs = torch.stack([sliced.tree.forward_path(x, leaf) for leaf in sliced.tree.leaves])  # (L, N, K)
+    surest = outs.softmax(2).amax(2).argmax(0)
+    assert d.confident_top1 == pytest.approx(100.0 * float(per_leaf[surest, torch.arange(64)].float().mean()))
+    predictions = outs.argmax(2)
+    assert d.disagreement == pytest.approx(100.0 * float((predictions != predictions[0]).any(0).float().mean()))
+    assert d.top1 <= d.oracle_top1 and d.confident_top1 <= d.oracle_top1

@@ -9,6 +9,12 @@ whether the dense model is right. Two numbers then say what limits the tree:
   lose the accuracy;
 - the **routing headroom**: oracle Top-1 (some leaf is right) minus routed Top-1, the most better
   routing could recover with the same leaves.
+
+Two more say how much of that headroom any router could reach: **disagreement**, the share of inputs
+on which the leaves do not all predict the same class (only there can routing matter), and
+**confident Top-1**, where each input takes the leaf most confident in its own answer (highest
+softmax maximum), a selector that has seen every leaf's output, so an optimistic bound for a router
+that decides before any leaf runs.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class RoutingDiagnosis:
     dense_top1: float
     oracle_top1: float
     leaves: list[LeafDiagnosis]
+    confident_top1: float
+    disagreement: float
 
     @property
     def routing_headroom_pp(self) -> float:
@@ -69,7 +77,7 @@ def diagnose_routing(tree: SigmaBTree, dense: nn.Module, batches: Iterable[tuple
     routed_hits = torch.zeros(n_leaves, dtype=torch.long)
     dense_hits = torch.zeros(n_leaves, dtype=torch.long)
     all_hits = torch.zeros(n_leaves, dtype=torch.long)
-    oracle_hits = 0
+    oracle_hits = confident_hits = disagree = 0
     try:
         for x, y in progress_bar(batches, enabled=progress, desc="diagnose"):
             soft = tree.forward_soft(x)
@@ -82,6 +90,10 @@ def diagnose_routing(tree: SigmaBTree, dense: nn.Module, batches: Iterable[tuple
             dense_hits += torch.bincount(leaf, weights=dense_right, minlength=n_leaves).long()
             all_hits += hits.sum(1)
             oracle_hits += int(hits.any(0).sum())
+            confident = soft.leaf_logits.softmax(2).amax(2).argmax(0)  # (N,) the surest leaf per input
+            confident_hits += int(hits[confident, rows].sum())
+            predictions = soft.leaf_logits.argmax(2)  # (L, N)
+            disagree += int((predictions != predictions[:1]).any(0).sum())
     finally:
         tree.train(modes[0])
         dense.train(modes[1])
@@ -96,4 +108,4 @@ def diagnose_routing(tree: SigmaBTree, dense: nn.Module, batches: Iterable[tuple
                             100.0 * float(all_hits[i]) / n, 100.0 * float(dense_hits[i] - routed_hits[i]) / n)
               for i, name in enumerate(tree.leaves)]
     return RoutingDiagnosis(n, 100.0 * float(routed_hits.sum()) / n, 100.0 * float(dense_hits.sum()) / n,
-                            100.0 * oracle_hits / n, leaves)
+                            100.0 * oracle_hits / n, leaves, 100.0 * confident_hits / n, 100.0 * disagree / n)
