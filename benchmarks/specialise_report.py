@@ -22,7 +22,9 @@ def _extra(r: Result) -> str:
 
 
 def _routing(r: Result) -> str:
-    return "class groups" if r["config"].get("route_by") == "classes" else "k-means"
+    start = "class groups" if r["config"].get("route_by") == "classes" else "k-means"
+    trained = r["config"]["specialise"].get("router_gradient", "none") != "none"
+    return f"{start}, then trained end to end (straight-through)" if trained else start
 
 
 def _backbone(r: Result) -> str:

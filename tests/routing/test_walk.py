@@ -4,6 +4,7 @@ import torch
 
 from sigmab.routing import (
     choose_branch,
+    chosen_path_log_prob,
     leaf_names,
     path_keys,
     path_log_probs,
@@ -90,3 +91,14 @@ def test_path_names() -> None:
     assert leaf_names(2) == ["n00", "n01", "n10", "n11"]
     assert path_keys("n01") == (["n0", "n01"], ["r", "r0"])
     assert list(router_bits(2)) == ["", "0", "1"]
+
+
+def test_the_chosen_path_log_probability_is_the_soft_one_of_the_routed_leaf() -> None:
+    units, x = _units(), torch.randn(40, 4, generator=torch.Generator().manual_seed(4))
+    record: dict = {}
+    _, leaves = walk_hard(x, DEPTH, _run(units), record=record)
+    router_logits, _ = walk_all(x, DEPTH, _run(units), leaves=False)
+    for temperature in (1.0, 0.3):
+        log_p, _ = path_log_probs(router_logits, DEPTH, temperature)
+        chosen = chosen_path_log_prob(record, 40, temperature)
+        torch.testing.assert_close(chosen, log_p[torch.arange(40), leaves])

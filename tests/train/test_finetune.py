@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sigmab.errors import ConfigError
 from sigmab.train import finetune as finetune_module
 from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree
@@ -62,3 +63,25 @@ def test_frozen_parts_stay_at_their_converted_values(tree_dir: Path, tmp_path: P
     assert any(not torch.equal(a, b) for a, b in zip(start.nodes.state_dict().values(),
                                                       tuned.nodes.state_dict().values()))
     assert result.n_samples == 359
+
+
+def _router_state(tree_dir: Path) -> dict[str, torch.Tensor]:
+    tree, _ = load_tree(tree_dir)
+    return {k: v.clone() for k, v in tree.routers.state_dict().items()}
+
+
+def test_straight_through_trains_the_routers_in_the_hard_phase(tree_dir: Path, tmp_path: Path) -> None:
+    start = _router_state(tree_dir)
+    common = dict(soft_epochs=0, hard_epochs=1, batch_size=64, lr=0.02, router_lr=0.05, anchor_weight=0.0,
+                  balance_weight=0.0, threads=1)
+    finetune(_copy(tree_dir, tmp_path / "none"), FinetuneConfig(**common), progress=False)
+    for key, value in _router_state(tmp_path / "none").items():
+        assert torch.equal(value, start[key]), key  # hard routing alone gives the routers no gradient
+    finetune(_copy(tree_dir, tmp_path / "st"), FinetuneConfig(**common, router_gradient="straight-through"),
+             progress=False)
+    moved = _router_state(tmp_path / "st")
+    assert any(not torch.equal(moved[k], start[k]) for k in start)
+    with pytest.raises(ConfigError, match="needs router_lr > 0"):
+        FinetuneConfig(router_gradient="straight-through")
+    with pytest.raises(ConfigError, match="router_gradient must be one of none, straight-through"):
+        FinetuneConfig(router_gradient="gumbel", router_lr=0.1)

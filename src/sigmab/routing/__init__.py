@@ -14,6 +14,7 @@ from sigmab.routing.routers import (
 )
 from sigmab.routing.walk import (
     choose_branch,
+    chosen_path_log_prob,
     path_log_probs,
     reach_masks,
     routed_leaves,
@@ -30,6 +31,7 @@ __all__ = [
     "RouterSpec",
     "build_router",
     "choose_branch",
+    "chosen_path_log_prob",
     "leaf_index",
     "leaf_names",
     "node_key",

@@ -104,6 +104,19 @@ def path_log_probs(router_logits: dict[str, torch.Tensor], depth: int, temperatu
         {key: lp.exp() for key, lp in log_router.items()}
 
 
+def chosen_path_log_prob(record: RouterRecord, n: int, temperature: float = 1.0) -> torch.Tensor:
+    """Log probability (N,) of the path each input took under hard routing, from a :func:`walk_hard` ``record``
+    (router key -> (input rows, logits (n_r, 2))): the sum, over the routers it passed, of the log softmax of
+    the branch it took, at ``temperature``. Differentiable in the router logits."""
+    total: torch.Tensor | None = None
+    for rows, logits in record.values():
+        taken = F.log_softmax(logits / temperature, dim=1).gather(1, choose_branch(logits)[:, None])[:, 0]
+        total = (logits.new_zeros(n) if total is None else total).index_add(0, rows, taken)
+    if total is None:
+        raise ValueError("chosen_path_log_prob() got an empty record")
+    return total
+
+
 def routed_leaves(router_logits: dict[str, torch.Tensor], depth: int) -> torch.Tensor:
     """Leaf index (N,) that hard routing reaches, given every router's logits (N, 2) on every input."""
     root = router_logits[router_key("")]

@@ -19,6 +19,7 @@ from torch import nn
 
 from sigmab.errors import ConfigError
 from sigmab.models.checkpoint import recorded_source
+from sigmab.routing import chosen_path_log_prob
 from sigmab.train.distributed import DistInfo, barrier
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.inputs import finetune_inputs
@@ -41,6 +42,7 @@ class FinetuneConfig(LoopOptions):
     soft_epochs: int = 2
     hard_epochs: int = 1
     router_lr: float = 0.0  # 0 keeps the routers at their k-means start
+    router_gradient: str = "none"
     train_backbone: bool = False
     temperature_start: float = 1.0
     temperature_end: float = 0.1
@@ -58,6 +60,10 @@ class FinetuneConfig(LoopOptions):
             (self.soft_epochs >= 0 and self.hard_epochs >= 0 and self.soft_epochs + self.hard_epochs >= 1,
              "soft_epochs + hard_epochs must be >= 1"),
             (self.router_lr >= 0, "router_lr must be >= 0"),
+            (self.router_gradient in ROUTER_GRADIENTS, f"router_gradient must be one of {', '.join(ROUTER_GRADIENTS)}"),
+            (self.router_gradient == "none" or (self.router_lr > 0 and self.hard_epochs > 0),
+             "router_gradient straight-through trains the routers in the hard phase: it needs router_lr > 0 and "
+             "hard_epochs > 0"),
             (0 < self.temperature_end <= self.temperature_start, "need 0 < temperature_end <= temperature_start"),
             (self.distill_temperature > 0, "distill_temperature must be > 0"),
             (min(self.mixture_weight, self.routed_weight, self.distill_weight, self.balance_weight,
@@ -74,6 +80,9 @@ class FinetuneConfig(LoopOptions):
         return self.soft_epochs + self.hard_epochs
 
 
+#: How the hard phase's loss reaches the routers: not at all, or through the chosen path's probability.
+ROUTER_GRADIENTS = ("none", "straight-through")
+
 FINETUNE_HELP = {
     **LOOP_HELP,
     "dataset": "dataset (default: the one the tree was converted on)",
@@ -82,6 +91,10 @@ FINETUNE_HELP = {
     "soft_epochs": "epochs of soft routing (all nodes on all inputs, temperature annealed)",
     "hard_epochs": "final epochs under hard argmax routing, as at inference",
     "router_lr": "router learning rate; 0 keeps the k-means routers fixed",
+    "router_gradient": "hard phase: none (routers get no gradient), or straight-through (the routed leaf's logits "
+                       "are multiplied by path probability / its detached value: 1 in the forward pass, so each "
+                       "router learns end to end to favour the branch whose leaf lowers the loss; needs "
+                       "router_lr > 0)",
     "train_backbone": "also train the shared backbone (changes every router's input)",
     "temperature_start": "routing softmax temperature at the start of the soft phase",
     "temperature_end": "temperature at the end of the soft phase (geometric schedule)",
@@ -179,7 +192,14 @@ class TreeFinetuning(TrainingMethod):
         decisions = self.anchor.router_decisions(x) if self.anchor is not None else None
         if not self.soft_phase:
             logits, hard_router_logits = module(x, None)
-            loss = F.cross_entropy(logits, y)
+            loss = torch.zeros((), device=x.device)
+            if cfg.router_gradient == "straight-through":
+                log_p = chosen_path_log_prob(hard_router_logits, x.shape[0], cfg.temperature_end)
+                logits = logits * (log_p - log_p.detach()).exp()[:, None]  # x 1 forward; d/d(router) backward
+                if cfg.balance_weight > 0:  # without it, the routers may send everything down one path
+                    probs = {name: (z / cfg.temperature_end).softmax(1) for name, (_, z) in hard_router_logits.items()}
+                    loss = cfg.balance_weight * balance_loss(probs, self.targets)
+            loss = loss + F.cross_entropy(logits, y)
             if decisions is not None:
                 loss = loss + cfg.anchor_weight * anchor_loss(hard_router_logits, decisions, cfg.temperature_end)
             if teacher_logits is not None:
