@@ -91,6 +91,22 @@ def _over_seeds(results: list[Result]) -> list[str]:
     return (["", "Over seeds:", *lines] if lines else [])
 
 
+def _decomposition(results: list[Result]) -> list[str]:
+    """tree - static = (best single leaf - static) + (routed - best single leaf), averaged over the runs."""
+    if len(results) < 2:
+        return []
+    cost = [r["best_single_leaf_top1"] - r["static_continued_top1"] for r in results]
+    gain = [r["specialisation_gain_pp"] for r in results]
+    lead = [r["tree_minus_static_pp"] for r in results]
+    bound = [r["confident_top1"] - r["tree_top1"] for r in results if r.get("confident_top1") is not None]
+    return ["", f"Where the difference comes from, over all {len(results)} runs: tree - static = (best single leaf - "
+            f"static) + (routed - best single leaf) = {statistics.fmean(cost):+.2f} {statistics.fmean(gain):+.2f} = "
+            f"**{statistics.fmean(lead):+.2f} pp** on average (range {min(lead):+.2f} to {max(lead):+.2f})."
+            + (f" Letting each input take its most confident leaf after running every leaf would add "
+               f"{statistics.fmean(bound):+.2f} pp on average: little is left for any router to find."
+               if bound else "")]
+
+
 def _class_lines(results: list[Result]) -> list[str]:
     """Class-group routing: the groups, and how often the routers find an input's group against how often the
     prune's own prediction lands in the right group (what a router would have to match)."""
@@ -116,14 +132,16 @@ def specialise_section(results: list[Result]) -> list[str]:
     wins = [f"`{r['run_id']}`" for r in results if r["tree_minus_static_pp"] > 0]
     lines = [
         "## Does routing beat static pruning?", "",
-        "Rungs (a), (b) and (f) of the study (issue 19): the static budget first, specialisation on top, at 2 "
-        "and 6 extra epochs. A static prune "
-        "is fine-tuned (the committed recipe), then split into a tree whose every path *is* that prune "
-        "(`sigmab.tree.from_pruned`: its backbone shared, a copy of the rest per leaf, spherical k-means routers); "
-        "each leaf then trains only on the training inputs routed to it (hard routing, distillation from the dense "
-        "model). The static arm gives the same prune the same extra epochs on all inputs. Active parameters match "
-        "(a path is the prune plus its router); the tree stores a copy of the split-off part per leaf. *Start* is "
-        "the tree before specialisation, which must equal the prune (sanity rung a). *Gain* is routed minus the "
+        "The study of issue 19, rung by rung: (a) a tree split from a static prune starts as that prune (*tree "
+        "start* = *static (start)*); (b) the static budget first, then each leaf trains only on its routed inputs "
+        "(hard routing, distillation from the dense model), with the shared backbone frozen or trained; (c) soft "
+        "routing for part of the budget, and hard EM (below); (d) trained routers: best-leaf targets (below), class "
+        "groups, straight-through end to end; (e) the split point (before layer2.0, layer3.0 or layer3.2); (f) the "
+        "budget: 2, 6 and 30 extra epochs. A static prune is fine-tuned (the committed recipe), then split into a "
+        "tree whose every path *is* that prune (`sigmab convert --from-pruned`: its backbone shared, a copy of the "
+        "rest per leaf, spherical k-means routers). The static arm gives the same prune the same extra epochs on "
+        "all inputs. Active parameters match (a path is the prune plus its router); the tree stores a copy of the "
+        "split-off part per leaf. *Gain* is routed minus the "
         "best single leaf used for every input; *leaves disagree* is the share of test inputs on which the leaves "
         "predict different classes (only there can routing matter); *most confident leaf* runs every leaf and "
         "keeps the surest answer (a selector that has seen every leaf's output: an optimistic bound for a router "
@@ -138,6 +156,7 @@ def specialise_section(results: list[Result]) -> list[str]:
         f"Verdict: the tree beats the equally trained static prune in {len(wins)} of {len(results)} runs"
         + (f" ({', '.join(wins)})." if wins else ".") + _scale(results),
         *_over_seeds(results),
+        *_decomposition(results),
         *_class_lines(results),
         *(["", "Rungs (d) and (c): the specialised tree's routers retrained to send each training input to its "
             "lowest-loss leaf (`sigmab.tree.router_fit`: targets from every leaf's loss on the training images, "
