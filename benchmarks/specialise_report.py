@@ -9,8 +9,15 @@ Result = dict[str, Any]
 REQUIRED = ("model", "dataset", "run_id", "config", "static_epochs", "extra_epochs", "static_top1",
             "tree_start_top1", "static_continued_top1", "tree_top1", "tree_minus_static_pp", "best_single_leaf_top1",
             "specialisation_gain_pp", "oracle_top1", "leaves", "split_points", "static_params", "active_params_mean",
-            "stored_params", "device", "wall_seconds", "git_commit", "machine", "confident_top1", "leaf_disagreement",
-            "tree_train_seconds", "static_train_seconds")
+            "stored_params", "device", "wall_seconds", "git_commit", "machine")
+#: Fields the study added later: results written before them show a dash until re-evaluated (rerunning a grid
+#: re-evaluates its cached folders without training).
+LATER = ("confident_top1", "leaf_disagreement", "tree_train_seconds", "static_train_seconds")
+
+
+def _num(r: Result, key: str, fmt: str, scale: float = 1.0, unit: str = "") -> str:
+    value = r.get(key)
+    return "–" if value is None else format(value * scale, fmt) + unit
 
 
 def _soft(r: Result) -> int:
@@ -42,10 +49,11 @@ def _row(r: Result) -> str:
             f"{r['static_top1']:.2f}% | "
             f"{r['tree_start_top1']:.2f}% | {r['static_continued_top1']:.2f}% | **{r['tree_top1']:.2f}%** | "
             f"{r['tree_minus_static_pp']:+.2f} | {r['best_single_leaf_top1']:.2f}% | "
-            f"{r['specialisation_gain_pp']:+.2f} | {r['leaf_disagreement']:.1f}% | {r['confident_top1']:.2f}% | "
-            f"{r['oracle_top1']:.2f}% | {shares} | "
+            f"{r['specialisation_gain_pp']:+.2f} | {_num(r, 'leaf_disagreement', '.1f', unit='%')} | "
+            f"{_num(r, 'confident_top1', '.2f', unit='%')} | {r['oracle_top1']:.2f}% | {shares} | "
             f"{r['active_params_mean']:,.0f} / {r['static_params']:,.0f} | {r['stored_params']:,} | "
-            f"{r['device']}, {r['tree_train_seconds'] / 60:.0f} / {r['static_train_seconds'] / 60:.0f} min |")
+            f"{r['device']}, {_num(r, 'tree_train_seconds', '.0f', 1 / 60)} / "
+            f"{_num(r, 'static_train_seconds', '.0f', 1 / 60)} min |")
 
 
 def _router_row(r: Result) -> str:
@@ -102,8 +110,10 @@ def _decomposition(results: list[Result]) -> list[str]:
     return ["", f"Where the difference comes from, over all {len(results)} runs: tree - static = (best single leaf - "
             f"static) + (routed - best single leaf) = {statistics.fmean(cost):+.2f} {statistics.fmean(gain):+.2f} = "
             f"**{statistics.fmean(lead):+.2f} pp** on average (range {min(lead):+.2f} to {max(lead):+.2f})."
-            + (f" Letting each input take its most confident leaf after running every leaf would add "
-               f"{statistics.fmean(bound):+.2f} pp on average: little is left for any router to find."
+            + (f" Running every leaf and keeping each input's most confident answer would change Top-1 by "
+               f"{statistics.fmean(bound):+.2f} pp on average ({len(bound)} runs): "
+               + ("even a selector that has seen every leaf's output does no better than the k-means routers."
+                  if statistics.fmean(bound) <= 0 else "that is the most a better router could hope to add.")
                if bound else "")]
 
 
@@ -120,8 +130,8 @@ def _class_lines(results: list[Result]) -> list[str]:
         lines.append(f"- `{r['run_id']}`: groups " + "; ".join(f"n{b} = classes {classes}" for b, classes in leaves)
                      + f". The routers (on the split point's pooled features) find an input's group "
                      f"{c['group_accuracy']['val']:.1f}% of the time on held-out images; the prune's own prediction "
-                     f"is in the right group {c['predicted_group_accuracy_val']:.1f}% of the time. Routed minus best "
-                     f"single leaf: {r['specialisation_gain_pp']:+.2f} pp.")
+                     f"is in the right group {_num(c, 'predicted_group_accuracy_val', '.1f', unit='%')} of the time. "
+                     f"Routed minus best single leaf: {r['specialisation_gain_pp']:+.2f} pp.")
     return (["", "Class-group routing (`sigmab fit-routers --targets classes`: the classes split where the prune "
              "confuses them least on the held-out images, an `mlp` router trained to predict the group, applied "
              "before specialisation):", *lines] if lines else [])
