@@ -179,8 +179,10 @@ def specialise_section(results: list[Result]) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|---|---|",
             *[_router_row(r) for r in results if r.get("trained_routers")]]
           if any(r.get("trained_routers") for r in results) else []), "",
-        "Regenerate: `python -m benchmarks.specialise --config benchmarks/configs/specialise_resnet20.yaml`, then "
-        "`python -m benchmarks.report`.", "",
+        "Regenerate: `python -m benchmarks.specialise --config benchmarks/configs/specialise_<grid>.yaml` for each "
+        "grid (`specialise_resnet20*.yaml` on the CPU; `specialise_resnet56.yaml`; `specialise_resnet56_30ep.yaml` "
+        "needs a CUDA GPU), then `python -m benchmarks.report`. Work folders are resumable and shared by grids "
+        "with the same `name`; the two arms of a long run train in parallel with `--arm static` / `--arm tree`.", "",
     ]
     return lines
 
