@@ -1,5 +1,9 @@
 """Errors that the CLI reports as one clear line instead of a traceback."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 
 class SigmabError(Exception):
     """Base class: a user-facing problem (bad input, missing file, misfit checkpoint)."""
@@ -27,3 +31,10 @@ class InputError(SigmabError, ValueError):
 
 class TrainingError(SigmabError):
     """Training diverged (a non-finite loss); the run stops before it saves anything from the bad step."""
+
+
+def check_settings(checks: Iterable[tuple[bool, str]]) -> None:
+    """Raise a :class:`ConfigError` with the message of the first ``(ok, message)`` pair that is not ok."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sigmab.errors import ConfigError
+from sigmab.errors import check_settings
 from sigmab.train.options import LOOP_HELP, LoopOptions
 
 
@@ -27,9 +27,7 @@ class TrainConfig(LoopOptions):
             (0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1)"),
             (isinstance(self.arch_kwargs, dict), "arch_kwargs must be a mapping"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        check_settings(checks)
 
 
 TRAIN_HELP = {

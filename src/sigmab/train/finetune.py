@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sigmab.errors import ConfigError
+from sigmab.errors import check_settings
 from sigmab.models.checkpoint import recorded_source
 from sigmab.routing import chosen_path_log_prob
 from sigmab.train.distributed import DistInfo, barrier
@@ -70,9 +70,7 @@ class FinetuneConfig(LoopOptions):
                  self.anchor_weight) >= 0,
              "loss weights must be >= 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        check_settings(checks)
         self.check_teacher()
 
     @property

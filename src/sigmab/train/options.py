@@ -11,7 +11,7 @@ import torch
 
 from sigmab.data import AugmentSpec, BatchLoader, DatasetInfo, DataSplit, load_split
 from sigmab.data.arrays import ImageArrays
-from sigmab.errors import ConfigError, DataError
+from sigmab.errors import ConfigError, DataError, check_settings
 from sigmab.train.distributed import DEVICES
 
 #: ``--amp`` choices: the autocast dtype of the forward pass (weights, optimizer and gradients stay float32).
@@ -50,9 +50,7 @@ class LoopOptions:
              "device must be auto, cpu, cuda or cuda:N"),
             (self.amp in AMP_DTYPES, f"amp must be one of {', '.join(AMP_DTYPES)}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        check_settings(checks)
 
     def check_teacher(self) -> None:
         """For configs with ``teacher`` and ``distill_weight``: a teacher that would not be used is a mistake."""

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from sigmab.data import load_split
-from sigmab.errors import ConfigError
+from sigmab.errors import ConfigError, check_settings
 from sigmab.inputs import check_classes
 from sigmab.models.checkpoint import recorded_source
 from sigmab.routing import router_kinds
@@ -59,9 +59,7 @@ class RouterFitConfig:
             (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        check_settings(checks)
         if self.targets == "classes" and self.val_fraction == 0:
             raise ConfigError("targets 'classes' needs val_fraction > 0: the class groups come from the tree's "
                               "confusions on held-out images")
