@@ -34,21 +34,19 @@ import yaml
 
 from benchmarks.common import RESULTS, ROOT, git_commit, machine
 from sigmab.config import resolve_config
-from sigmab.data import load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import evaluate
-from sigmab.inputs import calibration_images, folder_eval_data
+from sigmab.inputs import folder_eval_data
 from sigmab.prune import PruneConfig
 from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, prune_checkpoint
-from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned
+from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS
 from sigmab.train.distributed import resolve_device
 from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree, save_tree
-from sigmab.tree.from_pruned import tree_from_pruned
 from sigmab.tree.model import SigmaBTree
+from sigmab.tree.pipeline import convert_pruned_folder
 from sigmab.tree.report import evaluate_tree_folder
-from sigmab.tree.router_fit import collect_routing_data, fit_routers
 from sigmab.tree.router_pipeline import RouterFitConfig, refit_routers
 from sigmab.tree.spec import TreeSpec
 from sigmab.utils.io import atomic_write_json
@@ -92,18 +90,12 @@ def _tree(static: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *
     """Split the fine-tuned prune into a tree, then train every leaf on its own routed inputs."""
     folder = work / run["id"]
     if not (folder / "tree.json").is_file():
-        net, spec = load_pruned(static)
-        cfg = resolve_config(ConvertConfig, run["tree"])
-        source = dict(spec.prune_config.get("source") or {})
-        images = calibration_images(grid["dataset"], source.get("data_root"), spec.dense_meta, size=cfg.calib_size,
-                                    seed=cfg.seed, default_size=2000)
-        conversion = tree_from_pruned(net, spec, images, cfg)
-        conversion.spec.convert_config["source"] = source
-        folder.mkdir(parents=True, exist_ok=True)
-        if run.get("route_by") == "classes":
-            atomic_write_json(folder / "class_groups.json",
-                              _route_by_classes(conversion.tree, conversion.spec, grid, run, progress=progress))
-        save_tree(conversion.tree, conversion.spec, folder)
+        convert_pruned_folder(static, out=folder, cfg=resolve_config(ConvertConfig, run["tree"]), progress=progress)
+    if run.get("route_by") == "classes" and not (folder / "class_groups.json").is_file():
+        tree, spec = load_tree(folder, weights="tree.safetensors")
+        report = _route_by_classes(tree, spec, grid, run, progress=progress)
+        save_tree(tree, spec, folder)
+        atomic_write_json(folder / "class_groups.json", report)  # last: a kill before it refits again
     if not (folder / "finetuned.safetensors").is_file():
         # `epochs` extra epochs in all; the first `soft_epochs` of them (default none) with soft routing, where
         # every leaf learns from every input, weighted by its routing probability.
@@ -126,9 +118,8 @@ def _route_by_classes(tree: SigmaBTree, spec: TreeSpec, grid: dict[str, Any], ru
     cfg = RouterFitConfig(targets="classes", val_fraction=static["val_fraction"], seed=static.get("seed", 0),
                           **settings)
     source = dict(spec.convert_config.get("source") or {})
-    report = refit_routers(tree, spec, cfg, data_root=source.get("data_root"), dataset=grid["dataset"],
-                           progress=progress)
-    return report
+    return refit_routers(tree, spec, cfg, data_root=source.get("data_root"), dataset=grid["dataset"],
+                         progress=progress)
 
 
 def _trained_routers(tree_dir: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *, progress: bool
@@ -143,12 +134,11 @@ def _trained_routers(tree_dir: Path, work: Path, run: dict[str, Any], grid: dict
         tree, spec = load_tree(tree_dir)
         source = dict(spec.convert_config.get("source") or {})
         static = grid["static"]
-        train_set = load_split(grid["dataset"], "train", root=source.get("data_root"),
-                               val_fraction=static.get("val_fraction", 0.0), seed=static.get("seed", 0))
-        loader = train_set.loader(batch_size=256, mean=spec.dense_meta.mean, std=spec.dense_meta.std)
-        data = collect_routing_data(tree, loader, progress=progress)
-        fit = fit_routers(tree, spec, data, kind=settings.get("kind", "mlp"), settings=settings.get("settings"),
-                          epochs=settings.get("epochs", 30), lr=settings.get("lr", 1e-2), seed=static.get("seed", 0))
+        cfg = RouterFitConfig(targets="best-leaf", settings=dict(settings.get("settings") or {}),
+                              val_fraction=static.get("val_fraction", 0.0), seed=static.get("seed", 0),
+                              **{k: settings[k] for k in ("kind", "epochs", "lr") if k in settings})
+        fit = refit_routers(tree, spec, cfg, data_root=source.get("data_root"), dataset=grid["dataset"],
+                            progress=progress)["fit_on_train"]
         folder.mkdir(parents=True, exist_ok=True)
         save_tree(tree, spec, folder)
         atomic_write_json(report_file, fit)

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sigmab.errors import CheckpointError
+from sigmab.errors import CheckpointError, ConfigError
 from sigmab.models.meta import ModelMeta
 from sigmab.models.registry import build_from_meta, build_model, default_meta, get_entry
 from sigmab.utils.io import atomic_path
@@ -221,4 +221,13 @@ def recorded_source(folder: str | os.PathLike[str], source: dict[str, Any] | Non
         value = source.get(key)
         if value and not Path(value).is_absolute():
             source[key] = str((Path(folder) / value).resolve())
+    return source
+
+
+def recorded_data_source(folder: str | os.PathLike[str], source: dict[str, Any] | None, *, purpose: str
+                         ) -> dict[str, Any]:
+    """:func:`recorded_source`, for a step that needs the recorded dataset (to ``purpose``): none is an error."""
+    source = recorded_source(folder, source)
+    if not source.get("dataset"):
+        raise ConfigError(f"{folder} records no dataset to {purpose}")
     return source

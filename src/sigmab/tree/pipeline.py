@@ -18,7 +18,7 @@ from sigmab.errors import ConfigError
 from sigmab.eval import profile_model
 from sigmab.inputs import calibration_images, load_dense_for
 from sigmab.models import build_from_meta
-from sigmab.models.checkpoint import recorded_source
+from sigmab.models.checkpoint import recorded_data_source
 from sigmab.prune.spec import load_pruned
 from sigmab.tree.convert import DEFAULT_CALIB_SIZE, Conversion, ConvertConfig, convert
 from sigmab.tree.from_pruned import tree_from_pruned
@@ -61,9 +61,7 @@ def convert_pruned_folder(pruned: str | Path, *, out: str | Path, cfg: ConvertCo
     if (out / SPEC_FILE).exists():
         raise ConfigError(f"{out} already holds a converted tree; choose another --out")
     net, spec = load_pruned(pruned)
-    source = recorded_source(pruned, spec.prune_config.get("source"))
-    if not source.get("dataset"):
-        raise ConfigError(f"{pruned} records no dataset to calibrate the routers on")
+    source = recorded_data_source(pruned, spec.prune_config.get("source"), purpose="calibrate the routers on")
     with building_folder(out, what="tree") as folder:
         images = calibration_images(source["dataset"], source.get("data_root"), spec.dense_meta,
                                     size=cfg.calib_size, seed=cfg.seed, default_size=DEFAULT_CALIB_SIZE)

@@ -137,9 +137,10 @@ def _routing_scores(tree: SigmaBTree, data: RoutingData) -> dict[str, float]:
     """Routed Top-1, the share of inputs routed to their lowest-loss leaf, and the oracle, on ``data``."""
     leaves = routed_on(tree, data)
     rows = torch.arange(leaves.numel())
-    return {"routed_top1": 100.0 * float(data.leaf_correct[rows, leaves].double().mean()),
+    correct = data.leaf_correct
+    return {"routed_top1": 100.0 * float(correct[rows, leaves].double().mean()),
             "best_leaf_agreement": 100.0 * float((leaves == data.leaf_losses.argmin(1)).double().mean()),
-            "oracle_top1": 100.0 * float(data.leaf_correct.any(1).double().mean()),
+            "oracle_top1": 100.0 * float(correct.any(1).double().mean()),
             "leaf_shares": [float(s) for s in torch.bincount(leaves, minlength=len(tree.leaves)).double()
                             / leaves.numel()],
             "root_decision_share_1": float((leaves >= len(tree.leaves) // 2).double().mean())}

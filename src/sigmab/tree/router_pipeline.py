@@ -25,7 +25,7 @@ import torch
 from sigmab.data import load_split
 from sigmab.errors import ConfigError, check_settings
 from sigmab.inputs import check_classes
-from sigmab.models.checkpoint import recorded_source
+from sigmab.models.checkpoint import recorded_data_source
 from sigmab.routing import router_kinds
 from sigmab.tree.class_groups import class_hierarchy, confusion_counts, group_accuracy, group_targets, leaf_of_class
 from sigmab.tree.model import SigmaBTree
@@ -98,7 +98,7 @@ def refit_routers(tree: SigmaBTree, spec: TreeSpec, cfg: RouterFitConfig, *, dat
     """Train new routers for ``tree`` in place (and record them in ``spec``); returns the fit report."""
     common = dict(root=data_root, val_fraction=cfg.val_fraction, seed=cfg.seed)
     splits = {"train": load_split(dataset, "train", **common)}
-    if cfg.val_fraction > 0:
+    if cfg.targets == "classes":  # only class groups read the held-out images (best-leaf targets never do)
         splits["val"] = load_split(dataset, "val", **common)
     meta = spec.dense_meta
     data = {}
@@ -134,9 +134,7 @@ def fit_routers_folder(tree_dir: str | Path, *, out: str | Path, cfg: RouterFitC
     if (out / SPEC_FILE).exists():
         raise ConfigError(f"{out} already holds a tree; choose another --out")
     tree, spec = load_tree(tree_dir)
-    source = recorded_source(tree_dir, spec.convert_config.get("source"))
-    if not source.get("dataset"):
-        raise ConfigError(f"{tree_dir} records no dataset to fit the routers on")
+    source = recorded_data_source(tree_dir, spec.convert_config.get("source"), purpose="fit the routers on")
     with building_folder(out, what="tree") as folder:
         report = refit_routers(tree, spec, cfg, data_root=source.get("data_root"), dataset=source["dataset"],
                                progress=progress)
