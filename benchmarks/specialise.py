@@ -72,22 +72,34 @@ def _static(grid: dict[str, Any], work: Path, *, progress: bool) -> Path:
     return folder
 
 
-def _continued(static: Path, work: Path, settings: dict[str, Any], grid: dict[str, Any], *, progress: bool) -> Path:
-    """The static prune fine-tuned ``settings['epochs']`` more on every input (the same schedule as the leaves)."""
-    folder = work / f"static-plus-{settings['epochs']}ep-lr{settings['lr']}"
+def _continued(static: Path, work: Path, settings: dict[str, Any], grid: dict[str, Any], *, progress: bool,
+               sliced: bool = False) -> Path:
+    """The static prune fine-tuned ``settings['epochs']`` more on every input (the same schedule as the leaves);
+    with ``sliced``, ``settings['epochs']`` from the prune's sliced (not fine-tuned) weights instead, the static
+    arm of a tree that starts there too."""
+    folder = work / (f"static-{settings['epochs']}ep-lr{settings['lr']}-from-sliced" if sliced
+                     else f"static-plus-{settings['epochs']}ep-lr{settings['lr']}")
     if not (folder / PRUNED_SPEC).is_file():
         folder.mkdir(parents=True, exist_ok=True)
         for name in (PRUNED_SPEC, "report.json"):
             shutil.copy2(static / name, folder / name)
-        shutil.copy2(static / FINETUNED_WEIGHTS, folder / PRUNED_WEIGHTS)  # start from the fine-tuned weights
+        # start from the fine-tuned weights (or the sliced ones)
+        shutil.copy2(static / (PRUNED_WEIGHTS if sliced else FINETUNED_WEIGHTS), folder / PRUNED_WEIGHTS)
     if not (folder / FINETUNED_WEIGHTS).is_file():  # the tree's schedule: epochs and peak lr (not its routing)
         cfg = resolve_config(PruneFinetuneConfig, grid["static"], {"epochs": settings["epochs"], "lr": settings["lr"]})
         finetune_pruned(folder, cfg, resume=(folder / "finetune" / "last.pt").is_file(), progress=progress)
     return folder
 
 
+def _starts_sliced(run: dict[str, Any]) -> bool:
+    """Whether the run's tree starts from the prune's sliced weights (then both arms train ``specialise.epochs``
+    from there) rather than from the fine-tuned prune (both arms train ``specialise.epochs`` more)."""
+    return run["tree"].get("from_pruned_weights", "finetuned") == "sliced"
+
+
 def _tree(static: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *, progress: bool) -> Path:
-    """Split the fine-tuned prune into a tree, then train every leaf on its own routed inputs."""
+    """Split the static prune into a tree (rung b: the prune's channels, or each leaf's own from its cluster),
+    then train every leaf on its own routed inputs."""
     folder = work / run["id"]
     if not (folder / "tree.json").is_file():
         convert_pruned_folder(static, out=folder, cfg=resolve_config(ConvertConfig, run["tree"]), progress=progress)
@@ -185,7 +197,7 @@ def train_arm(grid: dict[str, Any], run: dict[str, Any], arm: str, *, runs_dir: 
     work = runs_dir / grid["name"]
     static = _static(grid, work, progress=progress)
     if arm == "static":
-        return _continued(static, work, run["specialise"], grid, progress=progress)
+        return _continued(static, work, run["specialise"], grid, progress=progress, sliced=_starts_sliced(run))
     return _tree(static, work, run, grid, progress=progress)
 
 
@@ -195,9 +207,11 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
     t0 = time.perf_counter()
     work = runs_dir / grid["name"]
     static = _static(grid, work, progress=progress)
-    continued = _continued(static, work, run["specialise"], grid, progress=progress)
+    continued = _continued(static, work, run["specialise"], grid, progress=progress, sliced=_starts_sliced(run))
     tree_dir = _tree(static, work, run, grid, progress=progress)
-    static_report = evaluate_pruned_folder(static, split="test")
+    # the prune the run starts from: fine-tuned, or (a tree that starts from the sliced weights) before fine-tuning
+    static_report = evaluate_pruned_folder(static, split="test",
+                                           weights=PRUNED_WEIGHTS if _starts_sliced(run) else None)
     continued_report = evaluate_pruned_folder(continued, split="test")
     tree_report = evaluate_tree_folder(tree_dir, split="test", diagnose=True)
     tree = _tree_summary(tree_report)
@@ -205,7 +219,8 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         "benchmark": "specialise", "model": grid["model"], "dataset": grid["dataset"], "run_id": run["id"],
         "config": {"prune": grid["prune"], "static": grid["static"], "tree": run["tree"],
                    "specialise": run["specialise"]},
-        "static_epochs": grid["static"]["epochs"], "extra_epochs": run["specialise"]["epochs"],
+        "static_epochs": 0 if _starts_sliced(run) else grid["static"]["epochs"],
+        "extra_epochs": run["specialise"]["epochs"], "start_weights": "sliced" if _starts_sliced(run) else "finetuned",
         "static_top1": static_report["top1"], "tree_start_top1": round(_start_top1(tree_dir), 4),
         "static_continued_top1": continued_report["top1"], "tree_top1": tree_report["top1"],
         "dense_top1": tree_report["dense_top1"],
@@ -228,6 +243,9 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         result["class_groups"] = json.loads((tree_dir / "class_groups.json").read_text())
         result["config"]["route_by"] = "classes"
     if run.get("routers"):
+        if _starts_sliced(run):
+            raise ConfigError(f"{run['id']}: trained routers are compared with the continued prune; they need a "
+                              "tree that starts from the fine-tuned one")
         routed_dir, fit = _trained_routers(tree_dir, work, run, grid, progress=progress)
         routed = _tree_summary(evaluate_tree_folder(routed_dir, split="test", diagnose=True))
         extra = run["routers"].get("respecialise", 0)

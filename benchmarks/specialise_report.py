@@ -24,8 +24,24 @@ def _soft(r: Result) -> int:
     return int(r["config"]["specialise"].get("soft_epochs", 0))
 
 
+def _sliced(r: Result) -> bool:
+    """Whether both arms started from the prune's sliced weights (no static start) rather than the fine-tuned
+    prune."""
+    return r.get("start_weights") == "sliced"
+
+
 def _extra(r: Result) -> str:
-    return f"{r['extra_epochs']}" + (f" ({_soft(r)} soft)" if _soft(r) else "")
+    return (f"{r['extra_epochs']}" + (" from the sliced prune" if _sliced(r) else "")
+            + (f" ({_soft(r)} soft)" if _soft(r) else ""))
+
+
+def _total(r: Result) -> int:
+    """Fine-tuning epochs in all, the static start included: the budget both arms spent."""
+    return int(r["static_epochs"]) + int(r["extra_epochs"])
+
+
+def _leaf_channels(r: Result) -> str:
+    return "own cluster's" if r["config"]["tree"].get("from_pruned_channels") == "cluster" else "the prune's"
 
 
 def _routing(r: Result) -> str:
@@ -40,12 +56,13 @@ def _backbone(r: Result) -> str:
 
 def _setting(r: Result) -> tuple[str, ...]:
     """What a run varies apart from its seed."""
-    return (r["model"], ", ".join(r["split_points"]), _extra(r), _routing(r), _backbone(r))
+    return (r["model"], ", ".join(r["split_points"]), _extra(r), _routing(r), _backbone(r), _leaf_channels(r))
 
 
 def _row(r: Result) -> str:
     shares = " / ".join(f"{100 * leaf['share']:.0f}%" for leaf in r["leaves"])
-    return (f"| `{r['run_id']}` | {', '.join(r['split_points'])} | {_routing(r)} | {_backbone(r)} | {_extra(r)} | "
+    return (f"| `{r['run_id']}` | {', '.join(r['split_points'])} | {_leaf_channels(r)} | {_routing(r)} | "
+            f"{_backbone(r)} | {_extra(r)} | "
             f"{r['static_top1']:.2f}% | "
             f"{r['tree_start_top1']:.2f}% | {r['static_continued_top1']:.2f}% | **{r['tree_top1']:.2f}%** | "
             f"{r['tree_minus_static_pp']:+.2f} | {r['best_single_leaf_top1']:.2f}% | "
@@ -85,7 +102,7 @@ def _over_seeds(results: list[Result]) -> list[str]:
     for r in results:
         groups.setdefault(_setting(r), []).append(r)
     lines = []
-    for (model, split, extra, routing, backbone), runs in sorted(groups.items()):
+    for (model, split, extra, routing, backbone, _), runs in sorted(groups.items()):
         if len(runs) < 2:
             continue
         lead = [r["tree_minus_static_pp"] for r in runs]
@@ -144,7 +161,11 @@ def specialise_section(results: list[Result]) -> list[str]:
         "## Does routing beat static pruning?", "",
         "The study of issue 19, rung by rung: (a) a tree split from a static prune starts as that prune (*tree "
         "start* = *static (start)*); (b) the static budget first, then each leaf trains only on its routed inputs "
-        "(hard routing, distillation from the dense model), with the shared backbone frozen or trained; (c) soft "
+        "(hard routing, distillation from the dense model), with the shared backbone frozen or trained; or, "
+        "*from the sliced prune*, no static start: the tree splits the prune before fine-tuning, each leaf keeps "
+        "the prune's channels or re-selects its *own cluster's* (as many per block, the top ones by the dense "
+        "model's mean activation over the calibration images routed to it), and both arms train the whole budget "
+        "from the same sliced weights; (c) soft "
         "routing for part of the budget, and hard EM (below); (d) trained routers: best-leaf targets (below), class "
         "groups, straight-through end to end; (e) the split point (before layer2.0, layer3.0 or layer3.2); (f) the "
         "budget: 2, 6 and 30 extra epochs. A static prune is fine-tuned (the committed recipe), then split into a "
@@ -157,10 +178,11 @@ def specialise_section(results: list[Result]) -> list[str]:
         "keeps the surest answer (a selector that has seen every leaf's output: an optimistic bound for a router "
         "that decides first); *oracle* counts an input right when any leaf is. Test split; "
         "the fine-tuning reported on a held-out 10% of the training images.", "",
-        "| run | split before | routing | backbone | extra epochs | static (start) | tree start | static + extra | "
+        "| run | split before | leaf channels | routing | backbone | extra epochs | static (start) | tree start | "
+        "static + extra | "
         "tree + extra | tree - static (pp) | best single leaf | gain (pp) | leaves disagree | most confident leaf | "
         "oracle | leaf shares | active params (tree / static) | stored params | device, training (tree / static) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[_row(r) for r in results], "",
         "![Static prune against the tree split from it](benchmarks/plots/specialise.png)", "",
         f"Verdict: the tree beats the equally trained static prune in {len(wins)} of {len(results)} runs"
@@ -192,8 +214,8 @@ BUDGET_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 def write_specialise_plot(results: list[Result], path: Any) -> None:
     """Per model, two panels. Left: Top-1 against mean active parameters (% of dense) for the dense model, every
-    static arm and every tree, marker shape = extra epochs (the budget). Right: the same Top-1 against the
-    budget, static arm as a line, each tree setting as its own series (seeds averaged)."""
+    static arm and every tree, marker shape = fine-tuning epochs in all (the budget). Right: the same Top-1
+    against the budget, static arm as a line, each tree setting as its own series (seeds averaged)."""
     from sigmab.plots.figure import pyplot
     from sigmab.utils.io import atomic_path
 
@@ -202,7 +224,7 @@ def write_specialise_plot(results: list[Result], path: Any) -> None:
     fig, axes = plt.subplots(len(models), 2, figsize=(11, 4.2 * len(models)), squeeze=False)
     for row, model in zip(axes, models):
         runs = [r for r in results if r["model"] == model]
-        budgets = sorted({r["extra_epochs"] for r in runs})
+        budgets = sorted({_total(r) for r in runs})
         marker = {b: BUDGET_MARKERS[i % len(BUDGET_MARKERS)] for i, b in enumerate(budgets)}
         dense = runs[0]
         left, right = row
@@ -210,11 +232,11 @@ def write_specialise_plot(results: list[Result], path: Any) -> None:
         for r in runs:
             scale = 100.0 / r["dense_params"]
             left.scatter([r["static_params"] * scale], [r["static_continued_top1"]], c="tab:red", s=36,
-                         marker=marker[r["extra_epochs"]], zorder=3)
+                         marker=marker[_total(r)], zorder=3)
             left.scatter([r["active_params_mean"] * scale], [r["tree_top1"]], facecolors="none", s=36,
-                         edgecolors="tab:blue", marker=marker[r["extra_epochs"]], zorder=3)
+                         edgecolors="tab:blue", marker=marker[_total(r)], zorder=3)
         for b in budgets:
-            left.scatter([], [], c="gray", marker=marker[b], label=f"+{b} epochs")
+            left.scatter([], [], c="gray", marker=marker[b], label=f"{b} epochs")
         left.plot([], [], c="tab:red", lw=5, label="static prune (filled)")
         left.plot([], [], c="tab:blue", lw=5, label="tree (hollow)")
         left.set_xlabel("mean active parameters per input (% of dense)")
@@ -222,18 +244,22 @@ def write_specialise_plot(results: list[Result], path: Any) -> None:
         left.set_title(f"{model}: top-1 against active parameters", fontsize=9)
         left.legend(fontsize=7, loc="lower right")
         left.grid(alpha=0.3)
-        static = sorted({(r["extra_epochs"], r["static_continued_top1"], r["config"]["static"].get("seed", 0))
-                         for r in runs})
-        by_budget: dict[int, list[float]] = {}
-        for b, top1, _ in static:
-            by_budget.setdefault(b, []).append(top1)
-        right.plot(list(by_budget), [statistics.fmean(v) for v in by_budget.values()], "s-", c="tab:red",
-                   label="static prune (seed mean)")
+        for sliced, style, label in ((False, "s-", "static prune (seed mean)"),
+                                     (True, "x", "static prune, one schedule from the sliced prune")):
+            static = sorted({(_total(r), r["static_continued_top1"], r["config"]["static"].get("seed", 0))
+                             for r in runs if _sliced(r) == sliced})
+            by_budget: dict[int, list[float]] = {}
+            for b, top1, _ in static:
+                by_budget.setdefault(b, []).append(top1)
+            if by_budget:
+                right.plot(list(by_budget), [statistics.fmean(v) for v in by_budget.values()], style, c="tab:red",
+                           label=label, ms=9 if sliced else 6)
         series: dict[str, dict[int, list[float]]] = {}
         for r in runs:
             name = f"tree: {_routing(r)}, backbone {_backbone(r)}, split {', '.join(r['split_points'])}"
             name += f", {_soft(r)} soft" if _soft(r) else ""
-            series.setdefault(name, {}).setdefault(r["extra_epochs"], []).append(r["tree_top1"])
+            name += f", from the sliced prune, {_leaf_channels(r)} channels" if _sliced(r) else ""
+            series.setdefault(name, {}).setdefault(_total(r), []).append(r["tree_top1"])
         for i, (name, points) in enumerate(sorted(series.items())):
             xs = sorted(points)
             right.plot(xs, [statistics.fmean(points[x]) for x in xs], marker="o", ls="--" if len(xs) > 1 else "",
@@ -241,7 +267,7 @@ def write_specialise_plot(results: list[Result], path: Any) -> None:
         right.set_xscale("log")
         right.set_xticks(budgets, [str(b) for b in budgets])
         right.minorticks_off()
-        right.set_xlabel("extra fine-tuning epochs after the 4-epoch static start (budget)")
+        right.set_xlabel("fine-tuning epochs in all, the static start included (budget)")
         right.set_ylabel("CIFAR-10 test top-1 (%)")
         right.set_title(f"{model}: same active parameters, each budget", fontsize=9)
         right.legend(fontsize=6, loc="lower right")

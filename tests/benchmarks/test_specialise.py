@@ -58,3 +58,34 @@ def test_a_class_routed_run_with_a_trained_backbone_reports_its_groups(tmp_path:
     section = "\n".join(specialise_section([result]))
     assert "| class groups | trained |" in section and "find an input's group" in section
     write_specialise_plot([result], tmp_path / "plot.png")
+
+
+def test_runs_from_the_sliced_prune_train_both_arms_from_there(tmp_path: Path) -> None:
+    """Rung (b) without a static start: the tree splits the prune before fine-tuning (its channels, or each
+    leaf's own cluster's) and the static arm trains the same epochs from the same sliced weights."""
+    grid = {"name": "tiny", "model": "resnet8", "dataset": "digits",
+            "weights": str(digits_resnet_checkpoint(tmp_path / "dense", epochs=2)),
+            "prune": {"criterion": "fpgm", "target_reduction": 0.5, "scope": "inner"},
+            "static": {"epochs": 1, "lr": 0.02, "distill_weight": 1.0, "batch_size": 64, "val_fraction": 0.1},
+            "runs": [{"id": "tiny-sliced", "tree": {"depth": 1, "calib_size": 400, "from_pruned_weights": "sliced"},
+                      "specialise": {"epochs": 2, "lr": 0.02, "train_backbone": True}},
+                     {"id": "tiny-cluster", "tree": {"depth": 1, "calib_size": 400, "from_pruned_weights": "sliced",
+                                                     "from_pruned_channels": "cluster"},
+                      "specialise": {"epochs": 2, "lr": 0.02, "train_backbone": True}}]}
+    runs = tmp_path / "runs"
+    sliced, cluster = (json.loads(specialise.run_one(grid, run, progress=False, runs_dir=runs,
+                                                     results_dir=tmp_path / "results").read_text())
+                       for run in grid["runs"])
+    fine_tuned = specialise.evaluate_pruned_folder(runs / "tiny" / "static", split="test")["top1"]
+    for result in (sliced, cluster):
+        assert result["start_weights"] == "sliced" and result["static_epochs"] == 0 and result["extra_epochs"] == 2
+        assert result["static_top1"] != fine_tuned  # the start is the prune before its static fine-tuning
+        assert result["static_continued_metrics_csv"].count("\n") == 3  # the static arm: 2 epochs from there
+        assert abs(result["active_params_mean"] - result["static_params"]) < 0.01 * result["static_params"]
+    assert sliced["tree_start_top1"] == sliced["static_top1"]  # every path is the sliced prune
+    assert sliced["static_continued_top1"] == cluster["static_continued_top1"]  # one static arm, trained once
+    section = "\n".join(specialise_section([sliced, cluster]))
+    assert "| own cluster's | k-means | trained | 2 from the sliced prune |" in section
+    assert "| the prune's | k-means | trained | 2 from the sliced prune |" in section
+    write_specialise_plot([sliced, cluster], tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"

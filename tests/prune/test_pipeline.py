@@ -8,6 +8,7 @@ import yaml
 from sigmab.cli import main
 from sigmab.errors import CheckpointError
 from sigmab.prune import PruneConfig, load_pruned, prune, save_pruned
+from sigmab.prune.pipeline import evaluate_pruned_folder
 from tests.helpers import digits_resnet_checkpoint, tiny_resnet
 
 
@@ -41,6 +42,8 @@ def test_cli_prune_finetune_eval_and_resume(checkpoint: Path, tmp_path: Path,
     assert report["weights"] == "finetuned.safetensors" and report["method"] == "hrank"
     assert report["active_params_mean"] == report["stored_params"] <= 0.5 * report["dense_params"]
     assert report["dense_top1"] > 80.0 and report["top1"] > report["dense_top1"] - 10.0
+    sliced = evaluate_pruned_folder(out, split="test", weights="pruned.safetensors", with_dense=False)
+    assert sliced["weights"] == "pruned.safetensors" and sliced["top1"] != report["top1"]  # before fine-tuning
     rows = (out / "finetune" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3
     saved = yaml.safe_load((out / "finetune" / "config.yaml").read_text())

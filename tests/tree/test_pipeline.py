@@ -154,9 +154,26 @@ def test_convert_from_pruned_starts_every_path_as_the_fine_tuned_prune(checkpoin
     report = json.loads((tmp_path / "tree" / "report.json").read_text())
     pruned_params = sum(p.numel() for p in net.parameters())
     assert abs(report["active_params_mean"] - pruned_params) < 0.02 * pruned_params  # + the router
+    # Cluster channels from the dense checkpoint the prune recorded, the backbone from the prune's sliced weights:
+    # the same active parameters; the backbone's output is the dense model's.
+    assert main(["convert", "--from-pruned", str(tmp_path / "pruned"), "--out", str(tmp_path / "cluster"),
+                 "--depth", "1", "--calib-size", "300", "--from-pruned-channels", "cluster",
+                 "--from-pruned-weights", "sliced", "--no-progress"]) == 0
+    cluster, cluster_spec = load_tree(tmp_path / "cluster")
+    assert cluster_spec.convert_config["from_pruned_channels"] == "cluster"
+    sliced, _ = load_pruned(tmp_path / "pruned", weights="pruned.safetensors")
+    with torch.no_grad():
+        assert_same_function(cluster.backbone(x), tree_backbone_of(sliced, len(cluster.backbone) - 1)(x), ulps=64)
+    cluster_report = json.loads((tmp_path / "cluster" / "report.json").read_text())
+    assert abs(cluster_report["active_params_mean"] - report["active_params_mean"]) <= 2  # router sizes aside
     assert main(["convert", "--from-pruned", str(tmp_path / "pruned"), "--out", str(tmp_path / "t2"),
                  "--dataset", "digits"]) == 2
     assert "--dataset cannot be used with --from-pruned" in capsys.readouterr().err
     assert main(["convert", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "t3")]) == 2
     assert "needs --dataset" in capsys.readouterr().err
     assert not (tmp_path / "t2").exists() and not (tmp_path / "t3").exists()
+
+
+def tree_backbone_of(net: torch.nn.Module, blocks: int) -> torch.nn.Sequential:
+    """The stem and first ``blocks`` blocks of a pruned network."""
+    return torch.nn.Sequential(net.stem, *net.blocks[:blocks])

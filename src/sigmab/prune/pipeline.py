@@ -59,12 +59,12 @@ def _prune_into(out: Path, checkpoint: str | Path, *, dataset: str, cfg: PruneCo
 def evaluate_pruned_folder(folder: str | Path, *, dataset: str | None = None, data_root: str | None = None,
                            split: str = "test", batch_size: int = 256, with_dense: bool = True,
                            val_fraction: float = 0.0, seed: int = 0, precision: str = "fp32",
-                           progress: bool = False) -> dict[str, Any]:
-    """Top-1 and costs of the pruned model in ``folder`` (fine-tuned weights when present), with the
-    dense model beside it when its checkpoint is readable: a :class:`ModelReport` (one path: active = stored)
-    with the folder's weights and pruning settings beside it."""
+                           progress: bool = False, weights: str | None = None) -> dict[str, Any]:
+    """Top-1 and costs of the pruned model in ``folder`` (``weights``, else the fine-tuned weights when present),
+    with the dense model beside it when its checkpoint is readable: a :class:`ModelReport` (one path: active =
+    stored) with the folder's weights and pruning settings beside it."""
     folder = Path(folder)
-    net, spec = load_pruned(folder)
+    net, spec = load_pruned(folder, weights=weights)
     source = recorded_source(folder, spec.prune_config.get("source"))
     meta = spec.dense_meta
     dataset, data, loader = folder_eval_data(source, meta, what="pruned-model", dataset=dataset,
@@ -84,7 +84,8 @@ def evaluate_pruned_folder(folder: str | Path, *, dataset: str | None = None, da
         params=profile.params, macs=profile.macs, precision=precision, dense_params=dense_profile.params,
         dense_macs=dense_profile.macs)
     return {
-        "run": str(folder), "weights": FINETUNED_WEIGHTS if (folder / FINETUNED_WEIGHTS).is_file() else PRUNED_WEIGHTS,
+        "run": str(folder),
+        "weights": weights or (FINETUNED_WEIGHTS if (folder / FINETUNED_WEIGHTS).is_file() else PRUNED_WEIGHTS),
         **report.to_dict(), "params": profile.params, "macs": profile.macs,
         "prune_config": {k: v for k, v in spec.prune_config.items() if k != "source"},
     }

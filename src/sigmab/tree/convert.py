@@ -23,6 +23,8 @@ from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import NodeSpec, TreeSpec, build_backbone, build_node
 
 DEFAULT_CALIB_SIZE = 2000
+FROM_PRUNED_CHANNELS = ("prune", "cluster")
+FROM_PRUNED_WEIGHTS = ("finetuned", "sliced")
 
 
 @dataclass
@@ -39,10 +41,19 @@ class ConvertConfig:
     min_leaf_samples: int = 16
     batch_size: int = 256
     seed: int = 0
+    # Only read when splitting a pruned folder (sigmab.tree.from_pruned):
+    from_pruned_channels: str = "prune"  # "prune": every node keeps the prune's channels; "cluster": re-selected
+    from_pruned_weights: str = "finetuned"  # the prune's fine-tuned weights, or "sliced" (the dense ones)
 
     def __post_init__(self) -> None:
         if not 1 <= self.depth <= 3:
             raise ConfigError(f"depth must be 1, 2 or 3, got {self.depth}")
+        if self.from_pruned_channels not in FROM_PRUNED_CHANNELS:
+            raise ConfigError(f"from_pruned_channels must be one of {', '.join(FROM_PRUNED_CHANNELS)}, got "
+                              f"{self.from_pruned_channels!r}")
+        if self.from_pruned_weights not in FROM_PRUNED_WEIGHTS:
+            raise ConfigError(f"from_pruned_weights must be one of {', '.join(FROM_PRUNED_WEIGHTS)}, got "
+                              f"{self.from_pruned_weights!r}")
         for name in ("widths", "residual_widths"):
             values = getattr(self, name)
             if values is None:
@@ -94,6 +105,12 @@ CONVERT_HELP = {
     "min_leaf_samples": "fewest calibration samples a node may receive",
     "batch_size": "calibration batch size",
     "seed": "seed of calibration sampling and k-means",
+    "from_pruned_channels": "with --from-pruned: 'prune' keeps the prune's channels (and weights) on every node; "
+                            "'cluster' re-selects each node's inner channels, as many per unit as the prune keeps, "
+                            "by --importance on the node's own calibration inputs through the dense model (those "
+                            "nodes take the dense checkpoint's weights)",
+    "from_pruned_weights": "with --from-pruned: the prune's 'finetuned' weights (default) or its 'sliced' ones "
+                           "(the dense weights, before fine-tuning)",
 }
 
 

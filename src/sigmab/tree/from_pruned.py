@@ -5,6 +5,11 @@ not); routers are fitted by spherical k-means on the pruned backbone's (and inne
 features, as in :func:`sigmab.tree.convert.convert`. Before any specialisation every path computes
 the pruned network exactly, so "tree >= static" is reachable by construction: what routing adds
 comes from training the leaves on their own inputs afterwards.
+
+With ``from_pruned_channels="cluster"`` (issue 19, rung b) the shared backbone stays the prune's, but every node
+after a split re-selects its inner channels, as many per unit as the prune keeps, by an activation statistic of
+the *dense* model averaged over the calibration inputs routed to that node, and takes the dense weights of those
+channels: the same active parameters, with channels specific to each cluster.
 """
 
 from __future__ import annotations
@@ -17,23 +22,46 @@ from torch import nn
 
 from sigmab.cluster import spherical_kmeans
 from sigmab.errors import ConfigError
-from sigmab.graph import decompose
+from sigmab.graph import BlockChannels, Decomposition, decompose
+from sigmab.importance import get_importance, top_channels
 from sigmab.models import build_from_meta
 from sigmab.prune.spec import PrunedNet, PrunedSpec
 from sigmab.routing import CosineRouter, RouterModule, node_key, router_key
 from sigmab.routing.names import children
+from sigmab.tree.calibrate import CalibrationStats, calibrate
 from sigmab.tree.convert import Conversion, ConvertConfig, path_features, resolve_split_points
 from sigmab.tree.model import SigmaBTree
-from sigmab.tree.spec import BackboneSpec, NodeSpec, TreeSpec
+from sigmab.tree.spec import BackboneSpec, NodeSpec, TreeSpec, build_node
 
 
-def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg: ConvertConfig) -> Conversion:
+def cluster_channels(stats: CalibrationStats, samples: torch.Tensor, pruned: list[BlockChannels], start: int
+                     ) -> list[BlockChannels]:
+    """Blocks ``start``.. of a node whose calibration inputs are ``samples`` (indices into ``stats``): the
+    residual channels of ``pruned`` (the prune's blocks there), and in every inner group as many channels as the
+    prune keeps, the highest by ``stats``' mean importance over ``samples``."""
+    out = []
+    for b, kept in enumerate(pruned, start):
+        inner = {}
+        for group, ids in kept.inner.items():
+            scores = stats.inner_importance[b][group][samples].mean(0)
+            inner[group] = top_channels(scores, ids.numel() / scores.numel())
+        out.append(BlockChannels(kept.inp, kept.out, inner))
+    return out
+
+
+def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg: ConvertConfig, *,
+                     dense: nn.Module | None = None) -> Conversion:
     """A depth-``cfg.depth`` tree splitting ``net`` (left untouched) at ``cfg.split_points`` (default: the
     architecture's); ``images`` (N, C, H, W) are normalised calibration inputs for the routers. Channel widths in
-    ``cfg`` are ignored: every node keeps the prune's channels."""
-    dense = build_from_meta(spec.dense_meta)
-    dec = decompose(dense)
-    splits = resolve_split_points(dec, dense, cfg)
+    ``cfg`` are ignored: every node keeps the prune's channel counts, and with the default
+    ``cfg.from_pruned_channels="prune"`` its channels and weights. ``"cluster"`` needs the ``dense`` model the
+    prune was cut from (its statistics and weights build the nodes)."""
+    cluster = cfg.from_pruned_channels == "cluster"
+    if cluster and dense is None:
+        raise ConfigError("from_pruned_channels='cluster' needs the dense model the prune was cut from")
+    model = dense if dense is not None else build_from_meta(spec.dense_meta)
+    dec = decompose(model)
+    splits = resolve_split_points(dec, model, cfg)
     if len(net.blocks) != len(dec.blocks):
         raise ConfigError(f"the pruned network has {len(net.blocks)} blocks; its {spec.dense_meta.arch} has "
                           f"{len(dec.blocks)}")
@@ -42,6 +70,7 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
         raise ConfigError(f"{n} calibration samples are too few for {2**cfg.depth} leaves "
                           f"(need {2**cfg.depth * cfg.min_leaf_samples})")
     bounds = splits + [len(dec.blocks)]
+    stats = _dense_stats(dec, images, cfg) if cluster else None
     backbone = nn.Sequential(copy.deepcopy(net.stem), *copy.deepcopy(list(net.blocks[: splits[0]])))
     nodes: dict[str, nn.Module] = {}
     node_specs: dict[str, NodeSpec] = {}
@@ -67,10 +96,16 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
             if int(chosen.sum()) < cfg.min_leaf_samples:
                 raise ConfigError(f"node {node_key(child)} received {int(chosen.sum())} calibration samples, "
                                   f"fewer than min_leaf_samples={cfg.min_leaf_samples}")
-            layers = copy.deepcopy(list(net.blocks[start:end])) + ([copy.deepcopy(net.head)] if is_leaf else [])
-            nodes[node_key(child)] = node = nn.Sequential(*layers)
-            node_specs[node_key(child)] = NodeSpec(start, end, spec.blocks[start:end],
-                                                   list(spec.head_in) if is_leaf else None)
+            head_in = list(spec.head_in) if is_leaf else None
+            if stats is not None:
+                node_spec = NodeSpec(start, end, cluster_channels(stats, samples[chosen], spec.blocks[start:end],
+                                                                  start), head_in)
+                node = build_node(dec, node_spec)
+            else:
+                node_spec = NodeSpec(start, end, spec.blocks[start:end], head_in)
+                layers = copy.deepcopy(list(net.blocks[start:end])) + ([copy.deepcopy(net.head)] if is_leaf else [])
+                node = nn.Sequential(*layers)
+            nodes[node_key(child)], node_specs[node_key(child)] = node, node_spec
             if is_leaf:
                 leaves[samples[chosen]] = int(child, 2)
             else:
@@ -84,3 +119,8 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
                          {key: r.spec() for key, r in routers.items()}, config, sizes,
                          BackboneSpec(list(spec.stem_out), spec.blocks[: splits[0]]))
     return Conversion(tree.eval(), tree_spec, leaves, sizes)
+
+
+def _dense_stats(dec: Decomposition, images: torch.Tensor, cfg: ConvertConfig) -> CalibrationStats:
+    batches = [images[i : i + cfg.batch_size] for i in range(0, images.shape[0], cfg.batch_size)]
+    return calibrate(dec, batches, get_importance(cfg.importance))

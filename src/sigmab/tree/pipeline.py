@@ -19,7 +19,7 @@ from sigmab.eval import profile_model
 from sigmab.inputs import calibration_images, load_dense_for
 from sigmab.models import build_from_meta
 from sigmab.models.checkpoint import recorded_data_source
-from sigmab.prune.spec import load_pruned
+from sigmab.prune.spec import PRUNED_WEIGHTS, load_pruned
 from sigmab.tree.convert import DEFAULT_CALIB_SIZE, Conversion, ConvertConfig, convert
 from sigmab.tree.from_pruned import tree_from_pruned
 from sigmab.tree.metrics import cost_summary
@@ -55,21 +55,29 @@ def _convert_into(out: Path, checkpoint: str | Path, *, dataset: str, cfg: Conve
 def convert_pruned_folder(pruned: str | Path, *, out: str | Path, cfg: ConvertConfig, progress: bool = False
                           ) -> tuple[Conversion, dict[str, Any]]:
     """Split a pruned folder (``sigmab prune``; its fine-tuned weights when present) into a tree folder at ``out``
-    whose every path is that prune (:func:`sigmab.tree.from_pruned.tree_from_pruned`). Calibration images come
-    from the dataset the prune recorded."""
+    whose every path is that prune (:func:`sigmab.tree.from_pruned.tree_from_pruned`; with
+    ``cfg.from_pruned_channels="cluster"`` the nodes after the split re-select their channels from the dense
+    checkpoint the prune recorded). Calibration images come from the dataset the prune recorded."""
     out = Path(out)
     if (out / SPEC_FILE).exists():
         raise ConfigError(f"{out} already holds a converted tree; choose another --out")
-    net, spec = load_pruned(pruned)
-    source = recorded_data_source(pruned, spec.prune_config.get("source"), purpose="calibrate the routers on")
+    net, spec = load_pruned(pruned, weights=PRUNED_WEIGHTS if cfg.from_pruned_weights == "sliced" else None)
+    recorded = spec.prune_config.get("source")
+    source = recorded_data_source(pruned, recorded, purpose="calibrate the routers on")
+    dense = None
+    if cfg.from_pruned_channels == "cluster":  # the nodes take the dense model's statistics and weights
+        if not (recorded or {}).get("checkpoint"):
+            raise ConfigError(f"{pruned} does not record the dense checkpoint it was cut from, which "
+                              "from_pruned_channels='cluster' reads")
+        dense, _ = load_dense_for(recorded["checkpoint"], dataset=source["dataset"], arch=spec.dense_meta.arch)
     with building_folder(out, what="tree") as folder:
         images = calibration_images(source["dataset"], source.get("data_root"), spec.dense_meta,
                                     size=cfg.calib_size, seed=cfg.seed, default_size=DEFAULT_CALIB_SIZE)
         t0 = time.perf_counter()
-        conversion = tree_from_pruned(net, spec, images, cfg)
+        conversion = tree_from_pruned(net, spec, images, cfg, dense=dense)
         source = {**source, "pruned": str(Path(pruned).resolve())}
-        dense = build_from_meta(spec.dense_meta)
-        report = _save_conversion(folder, conversion, dense, images, source, time.perf_counter() - t0)
+        report = _save_conversion(folder, conversion, dense if dense is not None else build_from_meta(spec.dense_meta),
+                                  images, source, time.perf_counter() - t0)
     return conversion, report
 
 
