@@ -31,8 +31,9 @@ def _sliced(r: Result) -> bool:
 
 
 def _extra(r: Result) -> str:
+    shared = r["config"]["specialise"].get("shared_gradient", 0)
     return (f"{r['extra_epochs']}" + (" from the sliced prune" if _sliced(r) else "")
-            + (f" ({_soft(r)} soft)" if _soft(r) else ""))
+            + (f" ({_soft(r)} soft)" if _soft(r) else "") + (f", gradient shared {shared:g}" if shared else ""))
 
 
 def _total(r: Result) -> int:

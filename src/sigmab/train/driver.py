@@ -109,6 +109,9 @@ class TrainingMethod:
         """(scalar loss, predictions (B, K) for the running top-1) of batch ``x`` (B, ...), ``y`` (B,)."""
         raise NotImplementedError
 
+    def before_step(self) -> None:
+        """After the backward pass, before the optimizer step: change the gradients in place if need be."""
+
     def evaluate(self, stats: EpochStats) -> dict[str, Any]:
         """Rank 0, after an epoch: the metrics row (``epoch_seconds`` is added by the driver)."""
         raise NotImplementedError
@@ -147,9 +150,11 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
+            method.before_step()
             optimizer.step()
         else:
             scaler.scale(loss).backward()
+            method.before_step()  # on scaled gradients: what it does must be linear in them
             scaler.step(optimizer)
             scaler.update()
         meter.update(value, prediction, y)  # the value read for the divergence check: one device sync per step

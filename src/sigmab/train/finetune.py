@@ -25,6 +25,7 @@ from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.inputs import finetune_inputs
 from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
 from sigmab.train.options import LOOP_HELP, LoopOptions
+from sigmab.train.sharing import TiedGroups, share_gradients, tied_parameters
 from sigmab.tree.evaluate import TreeEval, evaluate_tree
 from sigmab.tree.model import SigmaBTree, SoftOutput
 from sigmab.tree.spec import TreeSpec, load_tree, save_tree_weights
@@ -52,6 +53,7 @@ class FinetuneConfig(LoopOptions):
     distill_temperature: float = 4.0
     balance_weight: float = 0.1
     anchor_weight: float = 1.0
+    shared_gradient: float = 0.0
     teacher: str | None = None  # dense checkpoint for distillation; default: the converted one
 
     def __post_init__(self) -> None:
@@ -66,6 +68,7 @@ class FinetuneConfig(LoopOptions):
              "hard_epochs > 0"),
             (0 < self.temperature_end <= self.temperature_start, "need 0 < temperature_end <= temperature_start"),
             (self.distill_temperature > 0, "distill_temperature must be > 0"),
+            (0.0 <= self.shared_gradient <= 1.0, "shared_gradient must be in [0, 1]"),
             (min(self.mixture_weight, self.routed_weight, self.distill_weight, self.balance_weight,
                  self.anchor_weight) >= 0,
              "loss weights must be >= 0"),
@@ -103,6 +106,10 @@ FINETUNE_HELP = {
     "balance_weight": "weight of the routing-balance term (with router_lr > 0)",
     "anchor_weight": "routing anchor: keeps each router's decisions at their conversion-time values while the "
                      "nodes before it train (0 = off)",
+    "shared_gradient": "hard phase: each node's gradient becomes (1 - s) x its own + s x the sum over the nodes at "
+                       "its depth, so leaves also learn from the inputs routed elsewhere (0 = only their own; 1 = "
+                       "nodes that start equal stay equal, the static prune); needs nodes with the same channels "
+                       "(a tree from `convert --from-pruned`)",
     "teacher": "dense teacher checkpoint (default: the converted checkpoint)",
 }
 
@@ -144,8 +151,9 @@ class TreeFinetuning(TrainingMethod):
 
     def __init__(self, tree: SigmaBTree, cfg: FinetuneConfig, *, steps_per_epoch: int, teacher: nn.Module | None,
                  anchor: SigmaBTree | None, targets: dict[str, torch.Tensor], eval_loader: Any, eval_split: str,
-                 num_classes: int, initial_leaves: torch.Tensor | None) -> None:
+                 num_classes: int, initial_leaves: torch.Tensor | None, tied: TiedGroups | None = None) -> None:
         super().__init__(tree)
+        self.tied = tied or []
         self.tree, self.cfg, self.teacher, self.anchor, self.targets = tree, cfg, teacher, anchor, targets
         self.soft_steps = cfg.soft_epochs * steps_per_epoch
         self.eval_loader, self.eval_split, self.num_classes = eval_loader, eval_split, num_classes
@@ -219,6 +227,10 @@ class TreeFinetuning(TrainingMethod):
                 {name: (None, z) for name, z in soft.router_logits.items()}, decisions, self.temperature)
         return loss, mixture
 
+    def before_step(self) -> None:
+        if not self.soft_phase and self.cfg.shared_gradient > 0:
+            share_gradients(self.tied, self.cfg.shared_gradient)
+
     def evaluate(self, stats: EpochStats) -> dict[str, Any]:
         self.result = result = evaluate_tree(self.tree, self.eval_loader, self.num_classes)
         shares = result.leaf_share
@@ -243,9 +255,10 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     """Fine-tune the tree saved in ``tree_dir``; returns the tree and its hard-routed evaluation
     (``None`` on ranks other than 0, which do not evaluate)."""
     tree_dir = Path(tree_dir)
+    tree, spec = load_tree(tree_dir, weights="tree.safetensors")
+    tied = tied_parameters(tree, spec) if cfg.shared_gradient > 0 else None  # refused before the run folder
     ctx = start_run(cfg, tree_dir / "finetune", resume=resume, dist_info=dist_info)
     device, info = ctx.device, ctx.dist
-    tree, spec = load_tree(tree_dir, weights="tree.safetensors")
     ds_info, train_set, eval_set, eval_split, teacher = finetune_inputs(
         cfg, _source(tree_dir, spec), meta=spec.dense_meta, what="tree")
 
@@ -265,7 +278,7 @@ def finetune(tree_dir: str | Path, cfg: FinetuneConfig, *, resume: bool = False,
     initial_leaves = evaluate_tree(converted, eval_loader, eval_set.num_classes).leaf_ids if info.is_main else None
     method = TreeFinetuning(tree, cfg, steps_per_epoch=len(loader), teacher=teacher, anchor=anchor, targets=targets,
                             eval_loader=eval_loader, eval_split=eval_split, num_classes=eval_set.num_classes,
-                            initial_leaves=initial_leaves)
+                            initial_leaves=initial_leaves, tied=tied)
     fit(method, cfg, ctx, loader, epochs=cfg.epochs, progress=progress)
     tree.eval().cpu()
     result = method.result
