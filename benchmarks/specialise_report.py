@@ -155,6 +155,27 @@ def _class_lines(results: list[Result]) -> list[str]:
              "before specialisation):", *lines] if lines else [])
 
 
+def _fit_lines(results: list[Result]) -> list[str]:
+    """How each arm fits the images it trained on against the test split, per leaf (runs measured with --fit)."""
+    rows = []
+    for r in (r for r in results if r.get("fit")):
+        for split, label in (("train", "trained on"), ("test", "test")):
+            f = r["fit"][split]
+            leaves = " | ".join(f"{100 * leaf['share']:.0f}%: {leaf['tree_top1']:.2f}% / {leaf['static_top1']:.2f}% "
+                                f"({leaf['tree_top1'] - leaf['static_top1']:+.2f})" for leaf in f["leaves"])
+            a = f["all"]
+            rows.append(f"| `{r['run_id']}` | {_total(r)} | {label} | {a['tree_loss']:.3f} / {a['static_loss']:.3f} | "
+                        f"{a['tree_top1']:.2f}% / {a['static_top1']:.2f}% ({a['tree_top1'] - a['static_top1']:+.2f}) "
+                        f"| {leaves} |")
+    if not rows:
+        return []
+    return ["", "Fit or generalisation? (`--fit`) Each arm on the images both trained on (the training split less "
+            "the held-out 10%, no augmentation) and on the test split; per leaf, the tree on the inputs routed to it "
+            "against the static arm on the same inputs (Top-1 tree / static, difference in pp).", "",
+            "| run | epochs in all | images | cross-entropy (tree / static) | Top-1 (tree / static) | "
+            "per leaf (share: tree / static) |", "|---|---|---|---|---|---|", *rows]
+
+
 def specialise_section(results: list[Result]) -> list[str]:
     results = sorted(results, key=lambda r: (r["model"], r["run_id"]))
     wins = [f"`{r['run_id']}`" for r in results if r["tree_minus_static_pp"] > 0]
@@ -191,6 +212,7 @@ def specialise_section(results: list[Result]) -> list[str]:
         *_over_seeds(results),
         *_decomposition(results),
         *_class_lines(results),
+        *_fit_lines(results),
         *(["", "Rungs (d) and (c): the specialised tree's routers retrained to send each training input to its "
             "lowest-loss leaf (`sigmab.tree.router_fit`: targets from every leaf's loss on the training images, "
             "weighted by the loss gap; an `mlp` router on the pooled stream), then, where *re-specialised* > 0, "

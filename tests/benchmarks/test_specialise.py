@@ -18,8 +18,14 @@ def test_a_run_writes_both_arms_and_the_tree_starts_as_the_prune(tmp_path: Path)
                       "specialise": {"epochs": 1, "lr": 0.02},
                       "routers": {"kind": "mlp", "settings": {"hidden": 8}, "epochs": 5, "respecialise": 1}}]}
     out = specialise.run_one(grid, grid["runs"][0], progress=False, runs_dir=tmp_path / "runs",
-                             results_dir=tmp_path / "results")
+                             results_dir=tmp_path / "results", fit=True)
     result = json.loads(out.read_text())
+    fit = result["fit"]  # the per-leaf comparison covers every input and agrees with the evaluations above
+    assert fit["test"]["all"]["tree_top1"] == round(result["tree_top1"], 2)
+    assert fit["test"]["all"]["static_top1"] == round(result["static_continued_top1"], 2)
+    for split in ("train", "test"):
+        assert abs(sum(leaf["share"] for leaf in fit[split]["leaves"]) - 1) < 1e-3
+    assert "Fit or generalisation?" in "\n".join(specialise_section([result]))
     assert result["tree_start_top1"] == result["static_top1"]  # every path is the prune before specialisation
     assert abs(result["active_params_mean"] - result["static_params"]) < 0.01 * result["static_params"]  # + router
     assert result["stored_params"] > result["static_params"]
