@@ -85,3 +85,25 @@ def test_straight_through_trains_the_routers_in_the_hard_phase(tree_dir: Path, t
         FinetuneConfig(router_gradient="straight-through")
     with pytest.raises(ConfigError, match="router_gradient must be one of none, straight-through"):
         FinetuneConfig(router_gradient="gumbel", router_lr=0.1)
+
+
+def test_the_balance_term_reads_the_routers_at_its_own_temperature(tree_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collapsed straight-through router is saturated at temperature_end 0.1: the balance term then reads it
+    at a warmer temperature, where its softmax (and so its gradient) is not flat."""
+    seen: list[float] = []
+    real = finetune_module.balance_loss
+
+    def recording(probs, targets):
+        seen.append(float(torch.stack([p.detach().max(1).values.mean() for p in probs.values()]).mean()))
+        return real(probs, targets)
+
+    monkeypatch.setattr(finetune_module, "balance_loss", recording)
+    common = dict(soft_epochs=0, hard_epochs=1, batch_size=64, lr=0.02, router_lr=0.05, anchor_weight=0.0,
+                  router_gradient="straight-through", threads=1)
+    finetune(_copy(tree_dir, tmp_path / "cold"), FinetuneConfig(**common), progress=False)
+    cold, seen[:] = list(seen), []
+    finetune(_copy(tree_dir, tmp_path / "warm"), FinetuneConfig(**common, balance_temperature=2.0), progress=False)
+    assert cold and seen and sum(seen) / len(seen) < sum(cold) / len(cold) - 0.05
+    with pytest.raises(ConfigError, match="balance_temperature must be >= 0"):
+        FinetuneConfig(balance_temperature=-1.0)

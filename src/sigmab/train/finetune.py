@@ -52,6 +52,7 @@ class FinetuneConfig(LoopOptions):
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
     balance_weight: float = 0.1
+    balance_temperature: float = 0.0  # straight-through: 0 reads the routers at temperature_end
     anchor_weight: float = 1.0
     shared_gradient: float = 0.0
     teacher: str | None = None  # dense checkpoint for distillation; default: the converted one
@@ -69,6 +70,7 @@ class FinetuneConfig(LoopOptions):
             (0 < self.temperature_end <= self.temperature_start, "need 0 < temperature_end <= temperature_start"),
             (self.distill_temperature > 0, "distill_temperature must be > 0"),
             (0.0 <= self.shared_gradient <= 1.0, "shared_gradient must be in [0, 1]"),
+            (self.balance_temperature >= 0, "balance_temperature must be >= 0 (0: temperature_end)"),
             (min(self.mixture_weight, self.routed_weight, self.distill_weight, self.balance_weight,
                  self.anchor_weight) >= 0,
              "loss weights must be >= 0"),
@@ -104,6 +106,8 @@ FINETUNE_HELP = {
     "distill_weight": "weight of distillation from the dense teacher (0 = off)",
     "distill_temperature": "distillation temperature",
     "balance_weight": "weight of the routing-balance term (with router_lr > 0)",
+    "balance_temperature": "straight-through: temperature of the router softmax the balance term reads (0 = "
+                           "temperature_end; a warmer one still has a gradient once the routers have saturated)",
     "anchor_weight": "routing anchor: keeps each router's decisions at their conversion-time values while the "
                      "nodes before it train (0 = off)",
     "shared_gradient": "hard phase: each node's gradient becomes (1 - s) x its own + s x the sum over the nodes at "
@@ -203,7 +207,8 @@ class TreeFinetuning(TrainingMethod):
                 log_p = chosen_path_log_prob(hard_router_logits, x.shape[0], cfg.temperature_end)
                 logits = logits * (log_p - log_p.detach()).exp()[:, None]  # x 1 forward; d/d(router) backward
                 if cfg.balance_weight > 0:  # without it, the routers may send everything down one path
-                    probs = {name: (z / cfg.temperature_end).softmax(1) for name, (_, z) in hard_router_logits.items()}
+                    t = cfg.balance_temperature or cfg.temperature_end
+                    probs = {name: (z / t).softmax(1) for name, (_, z) in hard_router_logits.items()}
                     loss = cfg.balance_weight * balance_loss(probs, self.targets)
             loss = loss + F.cross_entropy(logits, y)
             if decisions is not None:
