@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
@@ -55,9 +56,10 @@ def _backbone(r: Result) -> str:
     return "trained" if r["config"]["specialise"].get("train_backbone") else "frozen"
 
 
-def _setting(r: Result) -> tuple[str, ...]:
-    """What a run varies apart from its seed."""
-    return (r["model"], ", ".join(r["split_points"]), _extra(r), _routing(r), _backbone(r), _leaf_channels(r))
+def _setting(r: Result) -> str:
+    """Everything a run sets apart from its seed (runs that differ only in the seed are repeats)."""
+    config = {**r["config"], "static": {k: v for k, v in r["config"]["static"].items() if k != "seed"}}
+    return json.dumps([r["model"], r["static_epochs"], r["extra_epochs"], config], sort_keys=True)
 
 
 def _row(r: Result) -> str:
@@ -99,21 +101,23 @@ def _scale(results: list[Result]) -> str:
 
 def _over_seeds(results: list[Result]) -> list[str]:
     """Runs of one setting (split points, extra epochs) over several seeds: the lead's mean and spread."""
-    groups: dict[tuple[str, ...], list[Result]] = {}
+    groups: dict[str, list[Result]] = {}
     for r in results:
         groups.setdefault(_setting(r), []).append(r)
     lines = []
-    for (model, split, extra, routing, backbone, _), runs in sorted(groups.items()):
+    for runs in sorted(groups.values(), key=lambda runs: (runs[0]["model"], runs[0]["run_id"])):
         if len(runs) < 2:
             continue
+        r = runs[0]
+        ids = ", ".join(f"`{x['run_id']}`" for x in runs)
         lead = [r["tree_minus_static_pp"] for r in runs]
         gain = [r["specialisation_gain_pp"] for r in runs]
         single = [r["best_single_leaf_top1"] - r["static_continued_top1"] for r in runs]
-        lines.append(f"- {model}, split before {split}, {routing} routing, backbone {backbone}, +{extra} epochs, "
-                     f"{len(runs)} seeds: tree - static "
-                     f"**{statistics.fmean(lead):+.2f} ± {statistics.stdev(lead):.2f} pp**; specialisation gain "
-                     f"{statistics.fmean(gain):+.2f} pp, but the best single leaf trails the static arm by "
-                     f"{-statistics.fmean(single):.2f} pp (each leaf trained on its share of the inputs only).")
+        lines.append(f"- {r['model']}, split before {', '.join(r['split_points'])}, {_routing(r)} routing, backbone "
+                     f"{_backbone(r)}, +{_extra(r)} epochs ({ids}), "
+                     f"{len(runs)} seeds: tree - static **{statistics.fmean(lead):+.2f} ± {statistics.stdev(lead):.2f} "
+                     f"pp** = best single leaf - static {statistics.fmean(single):+.2f} pp + specialisation gain "
+                     f"{statistics.fmean(gain):+.2f} pp.")
     return (["", "Over seeds:", *lines] if lines else [])
 
 
