@@ -19,7 +19,7 @@ from sigmab.errors import ConfigError
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import TreeSpec
 
-#: Parameters at the same position of every node at one depth: (depth, [(param of node 1, param of node 2, ...)]).
+#: Per depth and position, the parameters of every node at that depth: [(param of node 1, param of node 2, ...)].
 TiedGroups = list[tuple[nn.Parameter, ...]]
 
 
