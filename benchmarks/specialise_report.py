@@ -248,7 +248,7 @@ def write_specialise_plot(results: list[Result], path: Any) -> None:
 
     plt = pyplot()
     models = sorted({r["model"] for r in results})
-    fig, axes = plt.subplots(len(models), 2, figsize=(11, 4.2 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 6.0 * len(models)), squeeze=False)
     for row, model in zip(axes, models):
         runs = [r for r in results if r["model"] == model]
         budgets = sorted({_total(r) for r in runs})
@@ -286,18 +286,25 @@ def write_specialise_plot(results: list[Result], path: Any) -> None:
             name = f"tree: {_routing(r)}, backbone {_backbone(r)}, split {', '.join(r['split_points'])}"
             name += f", {_soft(r)} soft" if _soft(r) else ""
             name += f", from the sliced prune, {_leaf_channels(r)} channels" if _sliced(r) else ""
+            shared = r["config"]["specialise"].get("shared_gradient", 0)
+            name += f", gradient shared {shared:g}" if shared else ""
+            balance = r["config"]["specialise"].get("balance_weight")
+            name += f", balance {balance:g}" if _routing(r) != "k-means" and balance is not None else ""
+            warm = r["config"]["specialise"].get("balance_temperature")
+            name += f" at temperature {warm:g}" if warm else ""
             series.setdefault(name, {}).setdefault(_total(r), []).append(r["tree_top1"])
+        palette = [c for j, c in enumerate(plt.cm.tab20.colors) if j not in (6, 7)]  # the reds mark static
         for i, (name, points) in enumerate(sorted(series.items())):
             xs = sorted(points)
             right.plot(xs, [statistics.fmean(points[x]) for x in xs], marker="o", ls="--" if len(xs) > 1 else "",
-                       c=plt.cm.tab10((i + 1) % 10) if i + 1 != 3 else "tab:cyan", label=name)
+                       c=palette[i % len(palette)], label=name)
         right.set_xscale("log")
         right.set_xticks(budgets, [str(b) for b in budgets])
         right.minorticks_off()
         right.set_xlabel("fine-tuning epochs in all, the static start included (budget)")
         right.set_ylabel("CIFAR-10 test top-1 (%)")
         right.set_title(f"{model}: same active parameters, each budget", fontsize=9)
-        right.legend(fontsize=6, loc="lower right")
+        right.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
         right.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
