@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from sigmab.cluster import spherical_kmeans
-from sigmab.errors import ConfigError
+from sigmab.errors import ConfigError, check_settings
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, get_adapter
 from sigmab.importance import get_importance, top_channels
 from sigmab.routing import CosineRouter, RouterModule, node_key, pooled, router_key
@@ -48,12 +48,10 @@ class ConvertConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.depth <= 3:
             raise ConfigError(f"depth must be 1, 2 or 3, got {self.depth}")
-        if self.from_pruned_channels not in FROM_PRUNED_CHANNELS:
-            raise ConfigError(f"from_pruned_channels must be one of {', '.join(FROM_PRUNED_CHANNELS)}, got "
-                              f"{self.from_pruned_channels!r}")
-        if self.from_pruned_weights not in FROM_PRUNED_WEIGHTS:
-            raise ConfigError(f"from_pruned_weights must be one of {', '.join(FROM_PRUNED_WEIGHTS)}, got "
-                              f"{self.from_pruned_weights!r}")
+        check_settings((getattr(self, name) in choices,
+                        f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+                       for name, choices in (("from_pruned_channels", FROM_PRUNED_CHANNELS),
+                                             ("from_pruned_weights", FROM_PRUNED_WEIGHTS)))
         for name in ("widths", "residual_widths"):
             values = getattr(self, name)
             if values is None:
