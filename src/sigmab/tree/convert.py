@@ -154,6 +154,14 @@ def _node_channels(dec: Decomposition, stats: CalibrationStats, samples: torch.T
     return channels
 
 
+def calibration_stats(dec: Decomposition, images: torch.Tensor, cfg: ConvertConfig, *, progress: bool = False
+                      ) -> CalibrationStats:
+    """The dense model's statistics (``cfg.importance``) on calibration ``images`` (N, C, H, W), in batches of
+    ``cfg.batch_size``."""
+    batches = [images[i : i + cfg.batch_size] for i in range(0, images.shape[0], cfg.batch_size)]
+    return calibrate(dec, batches, get_importance(cfg.importance), progress=progress)
+
+
 @torch.no_grad()
 def path_features(tree_parts: list[nn.Module], images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Pooled output (N, C) of the modules in ``tree_parts`` run in sequence on ``images`` (N, C, H, W)."""
@@ -174,9 +182,7 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
     if n < 2**cfg.depth * cfg.min_leaf_samples:
         raise ConfigError(f"{n} calibration samples are too few for {2**cfg.depth} leaves "
                           f"(need {2**cfg.depth * cfg.min_leaf_samples})")
-    importance = get_importance(cfg.importance)
-    batches = [images[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
-    stats = calibrate(dec, batches, importance, progress=progress)
+    stats = calibration_stats(dec, images, cfg, progress=progress)
 
     default_widths = get_adapter(model).default_widths(dec, cfg.depth) if cfg.split_points is None else None
     bounds = splits + [len(dec.blocks)]

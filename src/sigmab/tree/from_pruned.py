@@ -22,14 +22,14 @@ from torch import nn
 
 from sigmab.cluster import spherical_kmeans
 from sigmab.errors import ConfigError
-from sigmab.graph import BlockChannels, Decomposition, decompose
-from sigmab.importance import get_importance, top_channels
+from sigmab.graph import BlockChannels, decompose
+from sigmab.importance import top_channels
 from sigmab.models import build_from_meta
 from sigmab.prune.spec import PrunedNet, PrunedSpec
 from sigmab.routing import CosineRouter, RouterModule, node_key, router_key
 from sigmab.routing.names import children
-from sigmab.tree.calibrate import CalibrationStats, calibrate
-from sigmab.tree.convert import Conversion, ConvertConfig, path_features, resolve_split_points
+from sigmab.tree.calibrate import CalibrationStats
+from sigmab.tree.convert import Conversion, ConvertConfig, calibration_stats, path_features, resolve_split_points
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import BackboneSpec, NodeSpec, TreeSpec, build_node
 
@@ -70,7 +70,7 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
         raise ConfigError(f"{n} calibration samples are too few for {2**cfg.depth} leaves "
                           f"(need {2**cfg.depth * cfg.min_leaf_samples})")
     bounds = splits + [len(dec.blocks)]
-    stats = _dense_stats(dec, images, cfg) if cluster else None
+    stats = calibration_stats(dec, images, cfg) if cluster else None
     backbone = nn.Sequential(copy.deepcopy(net.stem), *copy.deepcopy(list(net.blocks[: splits[0]])))
     nodes: dict[str, nn.Module] = {}
     node_specs: dict[str, NodeSpec] = {}
@@ -119,8 +119,3 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
                          {key: r.spec() for key, r in routers.items()}, config, sizes,
                          BackboneSpec(list(spec.stem_out), spec.blocks[: splits[0]]))
     return Conversion(tree.eval(), tree_spec, leaves, sizes)
-
-
-def _dense_stats(dec: Decomposition, images: torch.Tensor, cfg: ConvertConfig) -> CalibrationStats:
-    batches = [images[i : i + cfg.batch_size] for i in range(0, images.shape[0], cfg.batch_size)]
-    return calibrate(dec, batches, get_importance(cfg.importance))
