@@ -92,3 +92,12 @@ def digits_resnet_checkpoint(folder, epochs: int = 3):
                       batch_size=64, lr=0.05)
     train(cfg, folder, progress=False)
     return folder / "model.safetensors"
+
+
+def copy_tree_folder(src, dst):
+    """A fresh tree folder at ``dst`` (created) holding ``src``'s spec and converted weights, for a run that must
+    start from the same tree as another."""
+    dst.mkdir(parents=True)
+    for name in ("tree.json", "tree.safetensors"):
+        (dst / name).write_bytes((src / name).read_bytes())
+    return dst

@@ -8,7 +8,7 @@ from sigmab.train import finetune as finetune_module
 from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree
 from sigmab.tree.pipeline import convert_checkpoint
-from tests.helpers import digits_resnet_checkpoint
+from tests.helpers import copy_tree_folder, digits_resnet_checkpoint
 
 CFG = FinetuneConfig(soft_epochs=1, hard_epochs=1, batch_size=64, lr=0.02, distill_weight=0.5, router_lr=0.01,
                      train_backbone=True, threads=1)
@@ -23,16 +23,10 @@ def tree_dir(tmp_path_factory) -> Path:
     return out
 
 
-def _copy(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for name in ("tree.json", "tree.safetensors"):
-        (dst / name).write_bytes((src / name).read_bytes())
-    return dst
-
 
 def test_resumed_finetune_equals_an_uninterrupted_one(tree_dir: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    straight, _ = finetune(_copy(tree_dir, tmp_path / "a"), CFG, progress=False)
+    straight, _ = finetune(copy_tree_folder(tree_dir, tmp_path / "a"), CFG, progress=False)
     real_eval = finetune_module.evaluate_tree
     calls = {"n": 0}
 
@@ -44,7 +38,7 @@ def test_resumed_finetune_equals_an_uninterrupted_one(tree_dir: Path, tmp_path: 
 
     monkeypatch.setattr(finetune_module, "evaluate_tree", killed_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        finetune(_copy(tree_dir, tmp_path / "b"), CFG, progress=False)
+        finetune(copy_tree_folder(tree_dir, tmp_path / "b"), CFG, progress=False)
     monkeypatch.undo()
     resumed, _ = finetune(tmp_path / "b", CFG, resume=True, progress=False)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
@@ -56,7 +50,7 @@ def test_resumed_finetune_equals_an_uninterrupted_one(tree_dir: Path, tmp_path: 
 def test_frozen_parts_stay_at_their_converted_values(tree_dir: Path, tmp_path: Path) -> None:
     cfg = FinetuneConfig(soft_epochs=1, hard_epochs=0, batch_size=64, threads=1)  # defaults: frozen backbone, routers
     start, _ = load_tree(tree_dir)
-    tuned, result = finetune(_copy(tree_dir, tmp_path / "t"), cfg, progress=False)
+    tuned, result = finetune(copy_tree_folder(tree_dir, tmp_path / "t"), cfg, progress=False)
     for part in ("backbone", "routers"):
         for (name, a), b in zip(getattr(start, part).state_dict().items(), getattr(tuned, part).state_dict().values()):
             assert torch.equal(a, b), f"{part}.{name}"
@@ -74,10 +68,10 @@ def test_straight_through_trains_the_routers_in_the_hard_phase(tree_dir: Path, t
     start = _router_state(tree_dir)
     common = dict(soft_epochs=0, hard_epochs=1, batch_size=64, lr=0.02, router_lr=0.05, anchor_weight=0.0,
                   balance_weight=0.0, threads=1)
-    finetune(_copy(tree_dir, tmp_path / "none"), FinetuneConfig(**common), progress=False)
+    finetune(copy_tree_folder(tree_dir, tmp_path / "none"), FinetuneConfig(**common), progress=False)
     for key, value in _router_state(tmp_path / "none").items():
         assert torch.equal(value, start[key]), key  # hard routing alone gives the routers no gradient
-    finetune(_copy(tree_dir, tmp_path / "st"), FinetuneConfig(**common, router_gradient="straight-through"),
+    finetune(copy_tree_folder(tree_dir, tmp_path / "st"), FinetuneConfig(**common, router_gradient="straight-through"),
              progress=False)
     moved = _router_state(tmp_path / "st")
     assert any(not torch.equal(moved[k], start[k]) for k in start)
@@ -101,9 +95,10 @@ def test_the_balance_term_reads_the_routers_at_its_own_temperature(tree_dir: Pat
     monkeypatch.setattr(finetune_module, "balance_loss", recording)
     common = dict(soft_epochs=0, hard_epochs=1, batch_size=64, lr=0.02, router_lr=0.05, anchor_weight=0.0,
                   router_gradient="straight-through", threads=1)
-    finetune(_copy(tree_dir, tmp_path / "cold"), FinetuneConfig(**common), progress=False)
+    finetune(copy_tree_folder(tree_dir, tmp_path / "cold"), FinetuneConfig(**common), progress=False)
     cold, seen[:] = list(seen), []
-    finetune(_copy(tree_dir, tmp_path / "warm"), FinetuneConfig(**common, balance_temperature=2.0), progress=False)
+    finetune(copy_tree_folder(tree_dir, tmp_path / "warm"), FinetuneConfig(**common, balance_temperature=2.0),
+             progress=False)
     assert cold and seen and sum(seen) / len(seen) < sum(cold) / len(cold) - 0.05
     with pytest.raises(ConfigError, match="balance_temperature must be >= 0"):
         FinetuneConfig(balance_temperature=-1.0)

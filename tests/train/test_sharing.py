@@ -14,7 +14,7 @@ from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.train.sharing import share_gradients
 from sigmab.tree import ConvertConfig
 from sigmab.tree.pipeline import convert_checkpoint, convert_pruned_folder
-from tests.helpers import digits_resnet_checkpoint
+from tests.helpers import copy_tree_folder, digits_resnet_checkpoint
 
 
 def test_share_gradients_mixes_each_group_with_its_sum() -> None:
@@ -44,12 +44,6 @@ def split_prune(checkpoint: Path, tmp_path_factory) -> Path:
     return tree
 
 
-def _copy(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for name in ("tree.json", "tree.safetensors"):
-        (dst / name).write_bytes((src / name).read_bytes())
-    return dst
-
 
 def _leaf_params_equal(tree) -> bool:
     first, second = (list(tree.nodes[k].parameters()) for k in ("n0", "n1"))
@@ -61,13 +55,13 @@ def test_full_sharing_keeps_the_leaves_equal_and_none_lets_them_specialise(split
                                                                            backbone: bool) -> None:
     cfg = dict(soft_epochs=0, hard_epochs=1, batch_size=64, lr=0.05, distill_weight=1.0, train_backbone=backbone,
                threads=1)
-    shared, result = finetune(_copy(split_prune, tmp_path / "shared"), FinetuneConfig(**cfg, shared_gradient=1.0),
-                              progress=False)
+    shared, result = finetune(copy_tree_folder(split_prune, tmp_path / "shared"),
+                              FinetuneConfig(**cfg, shared_gradient=1.0), progress=False)
     assert 0.05 < float(result.leaf_share[0]) < 0.95  # both leaves were trained, on different inputs
     assert _leaf_params_equal(shared)
-    own, _ = finetune(_copy(split_prune, tmp_path / "own"), FinetuneConfig(**cfg), progress=False)
+    own, _ = finetune(copy_tree_folder(split_prune, tmp_path / "own"), FinetuneConfig(**cfg), progress=False)
     assert not _leaf_params_equal(own)
-    half, _ = finetune(_copy(split_prune, tmp_path / "half"), FinetuneConfig(**cfg, shared_gradient=0.5),
+    half, _ = finetune(copy_tree_folder(split_prune, tmp_path / "half"), FinetuneConfig(**cfg, shared_gradient=0.5),
                        progress=False)
     assert not _leaf_params_equal(half)
 
