@@ -231,8 +231,6 @@ def _fit(tree_dir: Path, static_dir: Path, grid: dict[str, Any]) -> dict[str, An
     return out
 
 
-
-
 def train_arm(grid: dict[str, Any], run: dict[str, Any], arm: str, *, runs_dir: Path = RUNS, progress: bool) -> Path:
     """Only one arm's training (the static start first, if missing); both arms' folders are resumable."""
     work = runs_dir / grid["name"]
@@ -290,7 +288,7 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         if _starts_sliced(run):
             raise ConfigError(f"{run['id']}: trained routers are compared with the continued prune; they need a "
                               "tree that starts from the fine-tuned one")
-        routed_dir, fit = _trained_routers(tree_dir, work, run, grid, progress=progress)
+        routed_dir, router_fit = _trained_routers(tree_dir, work, run, grid, progress=progress)
         routed = _tree_summary(evaluate_tree_folder(routed_dir, split="test", diagnose=True))
         extra = run["routers"].get("respecialise", 0)
         matched = result["static_continued_top1"]
@@ -298,7 +296,7 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
             matched = evaluate_pruned_folder(_continued(static, work, {**run["specialise"],
                                                                        "epochs": run["specialise"]["epochs"] + extra},
                                                         grid, progress=progress), split="test")["top1"]
-        result["trained_routers"] = {**routed, "settings": run["routers"], "fit_on_train": fit,
+        result["trained_routers"] = {**routed, "settings": run["routers"], "fit_on_train": router_fit,
                                      "static_matched_top1": matched,
                                      "tree_minus_static_pp": round(routed["top1"] - matched, 4),
                                      "respecialised_epochs": run["routers"].get("respecialise", 0),
