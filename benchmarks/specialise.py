@@ -101,6 +101,13 @@ def _starts_sliced(run: dict[str, Any]) -> bool:
     return run["tree"].get("from_pruned_weights", "finetuned") == "sliced"
 
 
+def _check_run(run: dict[str, Any]) -> None:
+    """Refuse, before any training, a run whose arms could not be compared."""
+    if run.get("routers") and _starts_sliced(run):
+        raise ConfigError(f"{run['id']}: trained routers are compared with the continued prune; they need a "
+                          "tree that starts from the fine-tuned one")
+
+
 def _tree(static: Path, work: Path, run: dict[str, Any], grid: dict[str, Any], *, progress: bool) -> Path:
     """Split the static prune into a tree (rung b: the prune's channels, or each leaf's own from its cluster),
     then train every leaf on its own routed inputs."""
@@ -233,6 +240,7 @@ def _fit(tree_dir: Path, static_dir: Path, grid: dict[str, Any]) -> dict[str, An
 
 def train_arm(grid: dict[str, Any], run: dict[str, Any], arm: str, *, runs_dir: Path = RUNS, progress: bool) -> Path:
     """Only one arm's training (the static start first, if missing); both arms' folders are resumable."""
+    _check_run(run)
     work = runs_dir / grid["name"]
     static = _static(grid, work, progress=progress)
     if arm == "static":
@@ -244,6 +252,7 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
             results_dir: Path = OUT, fit: bool = False) -> Path:
     """Both arms of one run (the shared static start is built once per grid); returns the result file. With
     ``fit``, also how each arm fits the training images against the test split (:func:`_fit`)."""
+    _check_run(run)
     t0 = time.perf_counter()
     work = runs_dir / grid["name"]
     static = _static(grid, work, progress=progress)
@@ -285,9 +294,6 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         result["class_groups"] = json.loads((tree_dir / "class_groups.json").read_text())
         result["config"]["route_by"] = "classes"
     if run.get("routers"):
-        if _starts_sliced(run):
-            raise ConfigError(f"{run['id']}: trained routers are compared with the continued prune; they need a "
-                              "tree that starts from the fine-tuned one")
         routed_dir, router_fit = _trained_routers(tree_dir, work, run, grid, progress=progress)
         routed = _tree_summary(evaluate_tree_folder(routed_dir, split="test", diagnose=True))
         extra = run["routers"].get("respecialise", 0)

@@ -4,8 +4,11 @@ rung), both arms get the same extra epochs, and the result carries what the repo
 import json
 from pathlib import Path
 
+import pytest
+
 import benchmarks.specialise as specialise
 from benchmarks.specialise_report import REQUIRED, specialise_section, write_specialise_plot
+from sigmab.errors import ConfigError
 from tests.helpers import digits_resnet_checkpoint
 
 
@@ -95,3 +98,17 @@ def test_runs_from_the_sliced_prune_train_both_arms_from_there(tmp_path: Path) -
     assert "| the prune's | k-means | trained | 2 from the sliced prune |" in section
     write_specialise_plot([sliced, cluster], tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_run_whose_arms_cannot_be_compared_is_refused_before_any_training(tmp_path: Path) -> None:
+    grid = {"name": "tiny", "model": "resnet8", "dataset": "digits", "weights": str(tmp_path / "missing.safetensors"),
+            "prune": {"criterion": "fpgm", "target_reduction": 0.5}, "static": {"epochs": 1, "lr": 0.02},
+            "runs": [{"id": "bad", "tree": {"depth": 1, "from_pruned_weights": "sliced"},
+                      "specialise": {"epochs": 1, "lr": 0.02}, "routers": {"kind": "mlp"}}]}
+    for call in (lambda: specialise.run_one(grid, grid["runs"][0], progress=False, runs_dir=tmp_path / "runs",
+                                            results_dir=tmp_path / "results"),
+                 lambda: specialise.train_arm(grid, grid["runs"][0], "tree", runs_dir=tmp_path / "runs",
+                                              progress=False)):
+        with pytest.raises(ConfigError, match="bad: trained routers are compared with the continued prune"):
+            call()
+    assert not (tmp_path / "runs").exists()
