@@ -100,7 +100,7 @@ def _scale(results: list[Result]) -> str:
 
 
 def _over_seeds(results: list[Result]) -> list[str]:
-    """Runs of one setting (split points, extra epochs) over several seeds: the lead's mean and spread."""
+    """Runs that differ only in their seed (:func:`_setting`): the lead's mean and spread."""
     groups: dict[str, list[Result]] = {}
     for r in results:
         groups.setdefault(_setting(r), []).append(r)

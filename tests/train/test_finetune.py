@@ -23,7 +23,6 @@ def tree_dir(tmp_path_factory) -> Path:
     return out
 
 
-
 def test_resumed_finetune_equals_an_uninterrupted_one(tree_dir: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     straight, _ = finetune(copy_tree_folder(tree_dir, tmp_path / "a"), CFG, progress=False)
