@@ -23,6 +23,7 @@ from sigmab.data import load_split
 from sigmab.demo import run_demo
 from sigmab.errors import ConfigError, SigmabError
 from sigmab.eval import evaluate, profile_model
+from sigmab.export.graphs import MANIFEST as EXPORT_MANIFEST
 from sigmab.inputs import check_classes, load_dense_for
 from sigmab.models import list_models
 from sigmab.models.checkpoint import load_checkpoint, read_folder_spec
@@ -97,6 +98,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be >= 1")
     if (args.run is None) == (args.checkpoint is None):
         raise ConfigError("give either a run folder (RUN) or --checkpoint")
+    if args.run is not None and (args.run / EXPORT_MANIFEST).is_file():
+        return _eval_export(args)
     kind = folder_kind(args.run) if args.run is not None else "dense"
     if args.save_routes is not None and kind != "tree":
         raise ConfigError(f"--save-routes is for tree folders (a {kind} model has no routes)")
@@ -128,6 +131,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(profile.table())
     print(f"{meta.arch} on {args.dataset}/{args.split}: top-1 {result.top1:.2f}% ({result.n_samples} samples) | "
           f"params {profile.params:,} | MACs {profile.macs:,} | {seconds:.1f} s")
+    return 0
+
+
+def _eval_export(args: argparse.Namespace) -> int:
+    """An export folder (`sigmab export`, fp32 or --int8) in onnxruntime, beside its fp32 PyTorch source."""
+    from sigmab.export.evaluate import evaluate_export_folder, format_export_report
+
+    if args.save_routes is not None:
+        raise ConfigError("--save-routes is for tree run folders, not exports")
+    report = evaluate_export_folder(args.run, dataset=args.dataset, data_root=args.data_root, split=args.split,
+                                    batch_size=args.batch_size, progress=not (args.no_progress or args.json))
+    print(json.dumps(report) if args.json else format_export_report(report))
     return 0
 
 

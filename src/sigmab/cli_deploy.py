@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from sigmab.errors import ConfigError
+from sigmab.export.quantize import QuantizeConfig
 from sigmab.utils.io import building_folder, check_writable
 
 
@@ -21,29 +23,80 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a tree's units and paths (or a dense/pruned model) as graphs",
                        description="torch.export programs (.pt2) and, with the [export] extra, ONNX files of "
                                    "every unit (backbone, routers, nodes) and root-to-leaf path, with export.json. "
-                                   "Inputs are normalised images (mean/std in the manifest); the batch is dynamic.")
+                                   "Inputs are normalised images (mean/std in the manifest); the batch is dynamic. "
+                                   "With --int8, ONNX graphs quantised to int8 (QDQ, per-channel weights) instead, "
+                                   "calibrated on training images; `sigmab eval` runs either kind of export.")
     _source_args(p)
     p.add_argument("--out", type=Path, required=True, help="folder to write the graphs into")
     p.add_argument("--no-onnx", action="store_true", help="torch.export programs only")
     p.add_argument("--no-paths", action="store_true", help="trees: units only, no whole-path graphs")
+    q = p.add_argument_group("int8 (post-training static quantisation with onnxruntime)")
+    q.add_argument("--int8", action="store_true", help="quantise every ONNX graph to int8 (the conditional "
+                   "single-graph tree is left out: onnxruntime does not quantise inside If branches)")
+    q.add_argument("--calib-size", type=int, default=QuantizeConfig.calib_size,
+                   help=f"training images to calibrate activations on (default {QuantizeConfig.calib_size})")
+    q.add_argument("--calib-seed", type=int, default=QuantizeConfig.calib_seed, help="seed of that draw")
+    q.add_argument("--dataset", help="calibration dataset (default: the one the folder records)")
+    q.add_argument("--data-root", help="its location: an .npz file or a folder (default: the recorded one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export)
 
 
+def _export_source(opened: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """What the manifest records of the exported model's origin, for `sigmab eval` to find the fp32 model."""
+    return {"kind": opened.kind, "run": str(args.run.resolve()) if args.run else None,
+            "checkpoint": str(args.checkpoint.resolve()) if args.checkpoint else None, "arch": args.arch,
+            "dataset": args.dataset or opened.source.get("dataset"),
+            "data_root": str(Path(args.data_root).resolve()) if args.data_root else opened.source.get("data_root")}
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from sigmab.export import export_any, onnx_available
-    from sigmab.folders import load_model_or_folder
+    from sigmab.folders import open_model
 
     onnx = not args.no_onnx
-    if onnx and not onnx_available():
+    if (onnx or args.int8) and not onnx_available():
         raise ConfigError("ONNX export needs the [export] extra (pip install 'sigmab[export]'); or pass --no-onnx")
-    kind, model, meta = load_model_or_folder(args.run, args.checkpoint, arch=args.arch)
+    if args.int8 and args.no_onnx:
+        raise ConfigError("--int8 quantises the ONNX graphs; it cannot go with --no-onnx")
+    cfg = QuantizeConfig(calib_size=args.calib_size, calib_seed=args.calib_seed)
+    opened = open_model(args.run, args.checkpoint, arch=args.arch)
+    source = _export_source(opened, args)
+    images = _calibration(source, opened.meta, cfg) if args.int8 else None  # a missing dataset fails before work
     with building_folder(args.out, what="export") as folder:  # never mixed into, or over, another folder
-        manifest = export_any(kind, model, meta, folder, onnx=onnx, paths=not args.no_paths,
-                              progress=not args.no_progress)
-    print(f"exported {len(manifest['graphs'])} graph(s) of the {kind} model to {args.out} "
-          f"({'pt2 + onnx' if onnx else 'pt2'}); manifest {args.out / 'export.json'}")
+        if images is None:
+            manifest = export_any(opened.kind, opened.model, opened.meta, folder, onnx=onnx, paths=not args.no_paths,
+                                  source=source, progress=not args.no_progress)
+        else:
+            manifest = _export_int8(opened, folder, images, cfg, source, args)
+    what = "int8 onnx" if args.int8 else "pt2 + onnx" if onnx else "pt2"
+    print(f"exported {len(manifest['graphs'])} graph(s) of the {opened.kind} model to {args.out} "
+          f"({what}); manifest {args.out / 'export.json'}")
     return 0
+
+
+def _calibration(source: dict[str, Any], meta: Any, cfg: QuantizeConfig) -> Any:
+    from sigmab.inputs import calibration_images
+
+    if not source.get("dataset"):
+        raise ConfigError("--int8 calibrates on training images: pass --dataset (the model records none)")
+    return calibration_images(source["dataset"], source.get("data_root"), meta, size=cfg.calib_size,
+                              seed=cfg.calib_seed).numpy()
+
+
+def _export_int8(opened: Any, folder: Path, images: Any, cfg: QuantizeConfig, source: dict[str, Any],
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """fp32 ONNX graphs into a scratch folder, then their int8 versions into ``folder``."""
+    import tempfile
+
+    from sigmab.export import export_any
+    from sigmab.export.quantize import quantize_export
+
+    with tempfile.TemporaryDirectory(prefix="sigmab-fp32-") as fp32:
+        export_any(opened.kind, opened.model, opened.meta, fp32, onnx=True, paths=not args.no_paths,
+                   conditional=False, margin_routers=True, source=source, progress=not args.no_progress)
+        calibration = {"dataset": source["dataset"], "split": "train", "images": len(images), "seed": cfg.calib_seed}
+        return quantize_export(fp32, folder, images, cfg, calibration=calibration, progress=not args.no_progress)
 
 
 def add_package(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +133,10 @@ def add_edge_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pruned", type=Path, action="append", default=[], help="pruned-model folder (repeatable)")
     p.add_argument("--checkpoint", type=Path, help="dense checkpoint")
     p.add_argument("--arch", help="architecture of --checkpoint, if it has no sigmab metadata")
+    p.add_argument("--export", type=Path, action="append", default=[],
+                   help="export folder (`sigmab export`, e.g. --int8; repeatable): its weights count as the bytes its "
+                        "graph files store; the model it was exported from gives the layers and MACs (a tree's "
+                        "export needs --routes)")
     p.add_argument("--device", action="append", help="packaged profile name or YAML file (repeatable; "
                                                       "default: every packaged profile)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="override the devices' weight precision")
@@ -95,34 +152,53 @@ def add_edge_sim(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_edge_sim)
 
 
+def _export_origin(folder: Path) -> tuple[str, str | None, str | None, tuple[str, dict[str, int]]]:
+    """An export folder as an edge-sim source: (label, the run folder or checkpoint it was exported from,
+    (its precision, the weight bytes of each graph file))."""
+    from sigmab.export import OnnxGraphs
+    from sigmab.export.evaluate import graph_bytes
+
+    graphs = OnnxGraphs(folder)
+    source = dict(graphs.manifest.get("source") or {})
+    if not (source.get("run") or source.get("checkpoint")):
+        raise ConfigError(f"{folder} does not record the model it was exported from (export it again)")
+    precision = graphs.manifest.get("precision", "fp32")
+    return f"{precision}-export", source.get("run"), source.get("checkpoint"), (precision, graph_bytes(graphs))
+
+
 def _cmd_edge_sim(args: argparse.Namespace) -> int:
-    from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload
+    from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload, with_file_bytes
     from sigmab.edge.study import format_table, results_json, run_study, sram_sweep
     from sigmab.folders import load_model_or_folder
     from sigmab.tree.routes import load_routes
     from sigmab.utils.io import atomic_write_json
 
-    if (args.tree is None) != (args.routes is None):
+    if args.tree is not None and args.routes is None:
         raise ConfigError("--tree and --routes go together (make the routes with `sigmab eval TREE --save-routes`)")
     devices = [load_device(d) for d in args.device] if args.device else list(packaged_devices().values())
     if args.precision:
         devices = [d.with_changes(precision=args.precision) for d in devices]
     workloads, routes = [], None
-    sources = [("tree", args.tree, None)] if args.tree else []
-    sources += [("pruned", folder, None) for folder in args.pruned]
-    sources += [("dense", None, args.checkpoint)] if args.checkpoint else []
+    # (label, run folder, checkpoint, (precision, bytes per unit) measured from an export's files or None)
+    sources = [("tree", args.tree, None, None)] if args.tree else []
+    sources += [("pruned", folder, None, None) for folder in args.pruned]
+    sources += [("dense", None, args.checkpoint, None)] if args.checkpoint else []
+    sources += [_export_origin(folder) for folder in args.export]
     if not sources:
-        raise ConfigError("nothing to simulate: give --tree/--routes, --pruned or --checkpoint")
+        raise ConfigError("nothing to simulate: give --tree/--routes, --pruned, --checkpoint or --export")
     for target, what in ((args.out, "results file"), (args.plot, "plot")):
         if target is not None:
             check_writable(target, what=what)
-    for label, run, checkpoint in sources:
+    for label, run, checkpoint, measured in sources:
         kind, model, meta = load_model_or_folder(run, checkpoint, arch=args.arch)
         shape = (meta.in_channels, *meta.input_size)
         name = f"{label}:{Path(run).name if run else Path(checkpoint).stem}"
-        workloads.append(tree_workload(model, shape, name=name) if kind == "tree" else
-                         model_workload(model, shape, name=name))
+        workload = tree_workload(model, shape, name=name) if kind == "tree" else model_workload(model, shape, name=name)
+        workloads.append(workload if measured is None else with_file_bytes(workload, measured[1],
+                                                                           precision=measured[0]))
         if kind == "tree":
+            if args.routes is None:
+                raise ConfigError(f"{run} is a tree: pass --routes (`sigmab eval {run} --save-routes FILE`)")
             routes = load_routes(args.routes)
             if routes.leaves != model.leaves:
                 raise ConfigError(f"{args.routes} was saved for leaves {routes.leaves}, not {model.leaves}")

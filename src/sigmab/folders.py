@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from torch import nn
 from sigmab.baselines.nested_train import load_nested
 from sigmab.errors import ConfigError
 from sigmab.models import ModelMeta, load_model
+from sigmab.models.checkpoint import read_folder_spec, recorded_source
 from sigmab.prune.spec import load_pruned
 from sigmab.tree.spec import load_tree
 from sigmab.utils.manifest import folder_kind
@@ -24,33 +25,38 @@ from sigmab.utils.manifest import folder_kind
 
 @dataclass(frozen=True)
 class OpenedModel:
-    """``kind`` (``tree``, ``pruned``, ``nested``, ``dense``), the model in eval mode, the dense model's metadata
-    and the folder's spec (``None`` for a dense model)."""
+    """``kind`` (``tree``, ``pruned``, ``nested``, ``dense``), the model in eval mode, the dense model's metadata,
+    the folder's spec (``None`` for a dense model) and its record of where the model came from (``dataset``,
+    ``data_root``, ``checkpoint``...; paths resolved against the folder; empty when nothing is recorded)."""
 
     kind: str
     model: nn.Module
     meta: ModelMeta
     spec: Any = None
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 def _tree(folder: Path) -> OpenedModel:
     tree, spec = load_tree(folder)
-    return OpenedModel("tree", tree, spec.dense_meta, spec)
+    return OpenedModel("tree", tree, spec.dense_meta, spec, recorded_source(folder, spec.convert_config.get("source")))
 
 
 def _pruned(folder: Path) -> OpenedModel:
     net, spec = load_pruned(folder)
-    return OpenedModel("pruned", net.eval(), spec.dense_meta, spec)
+    return OpenedModel("pruned", net.eval(), spec.dense_meta, spec,
+                       recorded_source(folder, spec.prune_config.get("source")))
 
 
 def _nested(folder: Path) -> OpenedModel:
     net, spec = load_nested(folder)
-    return OpenedModel("nested", net.eval(), net.meta, spec)
+    return OpenedModel("nested", net.eval(), net.meta, spec,
+                       recorded_source(folder, dict(spec.get("config") or {}).get("source")))
 
 
 def _dense(folder: Path) -> OpenedModel:
     model = load_model(folder / "model.safetensors")
-    return OpenedModel("dense", model.eval(), model.meta)
+    summary = read_folder_spec(folder / "summary.json", what="training run")
+    return OpenedModel("dense", model.eval(), model.meta, None, {"dataset": summary.get("dataset")})
 
 
 _LOADERS: dict[str, Callable[[Path], OpenedModel]] = {"tree": _tree, "pruned": _pruned, "nested": _nested,

@@ -8,7 +8,18 @@ import torch
 from torch import nn
 
 from sigmab.errors import ConfigError
-from sigmab.routing import CosineRouter, RouterModule, RouterSpec, build_router, pooled, register_router, router_kinds
+from sigmab.routing import (
+    CosineRouter,
+    MarginLinear,
+    RouterModule,
+    RouterSpec,
+    build_router,
+    choose_branch,
+    margin_form,
+    pooled,
+    register_router,
+    router_kinds,
+)
 from sigmab.tree import load_tree, save_tree
 from tests.helpers import tiny_tree
 
@@ -63,3 +74,18 @@ def test_a_new_router_kind_is_saved_and_reloaded_through_tree_json(tmp_path: Pat
     assert isinstance(reloaded.routers["r1"], _TwoLayerRouter)
     assert torch.equal(leaves_a, leaves_b)
     torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kind", router_kinds())
+def test_margin_form_keeps_every_branch_and_the_logit_difference(kind) -> None:
+    torch.manual_seed(0)
+    router = build_router(RouterSpec(kind, 8)).eval()
+    for p in router.parameters():
+        p.data.normal_()
+    h = torch.randn(64, 8, 4, 4)
+    with torch.no_grad():
+        logits, folded = router(h), margin_form(router)(h)
+    assert (folded[:, 0] == 0).all()
+    torch.testing.assert_close(folded[:, 1], logits[:, 1] - logits[:, 0], atol=1e-5, rtol=1e-5)
+    assert torch.equal(choose_branch(folded), choose_branch(logits))
+    assert all(not isinstance(m, MarginLinear) for m in router.modules())  # the router itself is unchanged

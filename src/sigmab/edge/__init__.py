@@ -3,7 +3,7 @@
 from sigmab.edge.device import BYTES_PER_WEIGHT, DeviceProfile, load_device, packaged_devices
 from sigmab.edge.simulate import EdgeResult, simulate
 from sigmab.edge.streams import ORDER_HELP, order_indices
-from sigmab.edge.workload import Layer, Unit, Workload, model_workload, tree_workload
+from sigmab.edge.workload import Layer, Unit, Workload, model_workload, tree_workload, with_file_bytes
 
 __all__ = [
     "BYTES_PER_WEIGHT",
@@ -19,4 +19,5 @@ __all__ = [
     "packaged_devices",
     "simulate",
     "tree_workload",
+    "with_file_bytes",
 ]

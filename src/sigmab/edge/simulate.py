@@ -75,9 +75,9 @@ def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *
         if not unit.every_input:
             continue
         for layer in unit.layers:
-            if layer.params * bpw <= free:
+            if layer.bytes(bpw) <= free:
                 placed.add((unit.name, layer.name))
-                free -= layer.params * bpw
+                free -= layer.bytes(bpw)
     counts: dict[str, int] = {}
     for leaf in stream:
         counts[leaf] = counts.get(leaf, 0) + 1
@@ -86,7 +86,7 @@ def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *
         uses = {name: sum(c for leaf, c in counts.items() if name in workload.paths[leaf])
                 for name, unit in workload.units.items() if not unit.every_input}
         for name in sorted(uses, key=lambda u: (-uses[u], u)):
-            size = workload.units[name].params * bpw
+            size = workload.units[name].bytes(bpw)
             if uses[name] and size <= free:
                 placed_units.add(name)
                 free -= size
@@ -100,14 +100,14 @@ def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *
         if unit.name in placed_units:
             fixed[unit.name] = (0, sum(_layer_time(la, 0, device) for la in unit.layers))
         elif unit.every_input:
-            streamed = [0 if (unit.name, layer.name) in placed else layer.params * bpw for layer in unit.layers]
+            streamed = [0 if (unit.name, layer.name) in placed else layer.bytes(bpw) for layer in unit.layers]
             fixed[unit.name] = (sum(streamed), sum(_layer_time(la, b, device) for la, b in zip(unit.layers, streamed)))
         else:
             hit_cost[unit.name] = (0, sum(_layer_time(la, 0, device) for la in unit.layers))
-            miss_cost[unit.name] = (unit.params * bpw,
-                                    sum(_layer_time(la, la.params * bpw, device) for la in unit.layers))
+            miss_cost[unit.name] = (unit.bytes(bpw),
+                                    sum(_layer_time(la, la.bytes(bpw), device) for la in unit.layers))
     cache: ByteLRU[None] = ByteLRU(free)
-    stored = workload.stored_params * bpw
+    stored = workload.stored_bytes(bpw)
     for leaf in stream:  # warm-up pass
         for name in workload.paths[leaf]:
             if name in miss_cost and not cache.touch(name):
@@ -131,6 +131,7 @@ def simulate(workload: Workload, stream: Sequence[str], device: DeviceProfile, *
     active = sum(c * workload.path_params(leaf) for leaf, c in counts.items())
     total_compute = sum(c * workload.path_macs(leaf) for leaf, c in counts.items()) / device.macs_per_s
     n = len(stream)
-    return EdgeResult(workload.name, device.name, device.precision, order, policy, n, stored, static_bytes, free,
+    precision = workload.precision or device.precision  # measured bytes: the precision of the files
+    return EdgeResult(workload.name, device.name, precision, order, policy, n, stored, static_bytes, free,
                       stored <= device.weight_sram_bytes, total_bytes / n, total_time / n, total_compute / n,
                       hits / lookups if lookups else None, active / n)

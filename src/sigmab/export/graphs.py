@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from sigmab.errors import ConfigError
-from sigmab.routing import node_key, router_key, takes_branch_one, walk_all
+from sigmab.routing import margin_form, node_key, router_key, takes_branch_one, walk_all
 from sigmab.routing.names import children, is_router
 from sigmab.tree.model import SigmaBTree
 from sigmab.utils.io import atomic_path, atomic_write_json
@@ -212,24 +212,28 @@ def _write_manifest(folder: Path, graphs: list[ExportedGraph], extra: dict[str, 
 
 
 def export_tree(tree: SigmaBTree, example: torch.Tensor, folder: str | os.PathLike[str], *,
-                onnx: bool = True, paths: bool = True, conditional: bool = True,
+                onnx: bool = True, paths: bool = True, conditional: bool = True, margin_routers: bool = False,
                 preprocess: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
     """Export every unit of ``tree`` (and, with ``paths``, every root-to-leaf path; with ``conditional``, the
     whole tree as one batch-1 graph ``tree`` whose routers are conditionals) into ``folder``.
 
     ``example`` (N, C, H, W) fixes every dim but the batch; ``preprocess`` (e.g. the mean and std the
-    graphs expect their inputs normalised with) is recorded in the manifest. Returns the manifest
-    written as ``export.json``.
+    graphs expect their inputs normalised with) is recorded in the manifest. With ``margin_routers`` each
+    router graph gives ``[0, l1 - l0]`` instead of its logits (:func:`sigmab.routing.margin_form`: the same
+    branches; the form routers are quantised in). Returns the manifest written as ``export.json``.
     """
     tree = tree.eval()
-    jobs = [GraphJob(name, "backbone" if name == "backbone" else "router" if is_router(name) else "node", module, x)
-            for name, (module, x) in tree_units(tree, example).items()]
+    jobs = []
+    for name, (module, x) in tree_units(tree, example).items():
+        kind = "backbone" if name == "backbone" else "router" if is_router(name) else "node"
+        jobs.append(GraphJob(name, kind, margin_form(module) if margin_routers and kind == "router" else module, x))
     if paths:
         jobs += [GraphJob(f"path-{leaf}", "path", path_module(tree, leaf), example) for leaf in tree.leaves]
     if conditional:
         jobs.append(GraphJob("tree", "conditional-tree", ConditionalTree(tree).eval(), example[:1],
                              dynamic_batch=False))
     return _export_all(jobs, folder, onnx, {"kind": "tree", "depth": tree.depth, "leaves": tree.leaves,
+                                            "routers": "margin" if margin_routers else "logits",
                                             "preprocess": preprocess or {}}, progress=progress)
 
 
@@ -263,15 +267,23 @@ def export_levels(net: Any, example: torch.Tensor, folder: str | os.PathLike[str
 
 
 def export_any(kind: str, model: nn.Module, meta: Any, folder: str | os.PathLike[str], *, onnx: bool = True,
-               paths: bool = True, batch: int = 2, progress: bool = False) -> dict[str, Any]:
-    """Export what :func:`sigmab.folders.load_model_or_folder` loaded, with ``meta``'s input shape and
-    normalisation recorded as the graphs' preprocessing."""
+               paths: bool = True, conditional: bool = True, margin_routers: bool = False, batch: int = 2,
+               source: dict[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Export what :func:`sigmab.folders.open_model` opened, with ``meta``'s input shape and normalisation
+    recorded as the graphs' preprocessing and ``source`` (where the model came from: ``run`` or ``checkpoint``,
+    ``dataset``...) as the manifest's ``source``."""
     example = torch.randn(batch, meta.in_channels, *meta.input_size, generator=torch.Generator().manual_seed(0))
     preprocess = {"mean": list(meta.mean), "std": list(meta.std), "input_size": list(meta.input_size),
                   "in_channels": meta.in_channels, "arch": meta.arch, "source_kind": kind}
     if kind == "tree":
         assert isinstance(model, SigmaBTree)
-        return export_tree(model, example, folder, onnx=onnx, paths=paths, preprocess=preprocess, progress=progress)
-    if kind == "nested":
-        return export_levels(model, example, folder, onnx=onnx, preprocess=preprocess, progress=progress)
-    return export_model(model, example, folder, onnx=onnx, preprocess=preprocess, progress=progress)
+        manifest = export_tree(model, example, folder, onnx=onnx, paths=paths, conditional=conditional,
+                               margin_routers=margin_routers, preprocess=preprocess, progress=progress)
+    elif kind == "nested":
+        manifest = export_levels(model, example, folder, onnx=onnx, preprocess=preprocess, progress=progress)
+    else:
+        manifest = export_model(model, example, folder, onnx=onnx, preprocess=preprocess, progress=progress)
+    if source:
+        manifest["source"] = source
+        atomic_write_json(Path(folder) / MANIFEST, manifest)
+    return manifest

@@ -7,6 +7,7 @@ only needs a class here: the walk over the tree, export and the runtimes read no
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -59,6 +60,41 @@ class RouterSpec:
         if not isinstance(value, dict):
             raise CheckpointError(f"a router entry must be an object, got {value!r}")
         return cls(str(value["kind"]), int(value["in_channels"]), dict(value.get("settings") or {}))
+
+
+class MarginLinear(nn.Module):
+    """A router's final two-logit linear layer folded into its margin: (N, C) -> (N, 2) logits ``[0, l1 - l0]``.
+
+    The branch (argmax, ties to branch 0) is the same for every input. It is how routers are quantised: a cosine
+    router's rows are scale x two nearly parallel centroids, so its two logits sit about 10 apart from zero and
+    0.1 apart from each other, under one int8 step; quantised that way a router kept the fp32 branch for half of
+    the inputs on a test tree, and 99% in this form, whose one output is the decision itself."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        if linear.out_features != 2:
+            raise ValueError(f"a router's last layer has 2 outputs, not {linear.out_features}")
+        self.margin = nn.Linear(linear.in_features, 1)
+        with torch.no_grad():
+            self.margin.weight.copy_(linear.weight[1:] - linear.weight[:1])
+            self.margin.bias.copy_(linear.bias[1:] - linear.bias[:1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.margin(x)
+        return torch.cat([torch.zeros_like(m), m], dim=1)
+
+
+def margin_form(router: RouterModule) -> RouterModule:
+    """A copy of ``router`` whose last layer, an ``nn.Linear`` with two outputs (every registered kind ends in
+    one), is a :class:`MarginLinear`: the same branches, for quantised export."""
+    folded = deepcopy(router).eval()
+    last = [name for name, m in folded.named_modules() if isinstance(m, nn.Linear) and m.out_features == 2]
+    if not last:
+        raise ConfigError(f"a {router.kind} router has no two-output linear layer to fold into a margin")
+    parent_name, _, child = last[-1].rpartition(".")
+    parent = folded.get_submodule(parent_name) if parent_name else folded
+    setattr(parent, child, MarginLinear(getattr(parent, child)))
+    return folded
 
 
 def register_router(cls: type[RouterModule]) -> type[RouterModule]:

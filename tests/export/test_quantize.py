@@ -1,0 +1,127 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sigmab.cli import main
+from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_model
+from sigmab.export.quantize import QuantisationError, float_weight_ops, quantize_graph, weight_bytes
+from sigmab.inputs import calibration_images
+from sigmab.routing import path_keys
+from sigmab.tree.routes import load_routes
+from sigmab.tree.spec import load_tree
+from tests.helpers import digits_resnet_checkpoint, tiny_resnet
+
+pytestmark = pytest.mark.slow  # ONNX export and quantisation of a small tree (about a minute)
+
+pytest.importorskip("onnxruntime", reason="the [export] extra (installed by `make test`) is needed")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("int8")
+    checkpoint = digits_resnet_checkpoint(root / "dense", epochs=2)
+    tree = root / "tree"
+    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(tree), "--widths",
+                 "[0.5, 0.5]", "--calib-size", "400", "--min-leaf-samples", "16", "--no-progress"]) == 0
+    int8 = root / "int8"
+    assert main(["export", str(tree), "--out", str(int8), "--int8", "--no-paths", "--no-progress"]) == 0
+    return {"checkpoint": checkpoint, "tree": tree, "int8": int8, "root": root}
+
+
+def _test_images(tree_dir: Path, n: int = 300) -> torch.Tensor:
+    _, spec = load_tree(tree_dir)
+    return calibration_images("digits", None, spec.dense_meta, size=n, seed=7)  # not the calibration draw (seed 0)
+
+
+def test_int8_units_track_fp32_within_tolerance(folders) -> None:
+    """Each quantised unit's output stays within 5% (mean absolute error over mean magnitude) of PyTorch's."""
+    tree, _ = load_tree(folders["tree"])
+    graphs = OnnxGraphs(folders["int8"])
+    x = _test_images(folders["tree"])
+    with torch.no_grad():
+        h = tree.backbone(x)
+        pairs = {"backbone": (x, h), "n0": (h, tree.nodes["n0"](h)), "n1": (h, tree.nodes["n1"](h))}
+        pairs["n01"] = (pairs["n0"][1], tree.nodes["n01"](pairs["n0"][1]))
+    for name, (inputs, expected) in pairs.items():
+        got = graphs.run(name, inputs.numpy())
+        error = np.abs(got - expected.numpy()).mean() / np.abs(expected.numpy()).mean()
+        assert error < 0.05, (name, error)
+    manifest = graphs.manifest
+    assert manifest["precision"] == "int8" and manifest["routers"] == "margin"
+    for graph in manifest["graphs"].values():  # int8 weights: well under half of the fp32 bytes, beyond the router
+        if graph["kind"] != "router":
+            assert graph["weight_bytes"] < 0.4 * graph["fp32_weight_bytes"]
+        assert not float_weight_ops(folders["int8"] / graph["files"]["onnx"])
+
+
+def test_int8_routes_equal_fp32_away_from_the_decision_boundary(folders) -> None:
+    tree, _ = load_tree(folders["tree"])
+    x = _test_images(folders["tree"])
+    with torch.no_grad():
+        h = tree.backbone(x)
+        logits, leaves = tree.forward_hard(x)
+        root = tree.routers["r"](h)
+        h0, h1 = tree.nodes["n0"](h), tree.nodes["n1"](h)
+        second = torch.where(root.argmax(1) == 0, *(r(hh)[:, 1] - r(hh)[:, 0] for r, hh in
+                                                    ((tree.routers["r0"], h0), (tree.routers["r1"], h1))))
+    margins = torch.minimum((root[:, 1] - root[:, 0]).abs(), second.abs())
+    far = margins > margins.quantile(0.25)  # the three quarters of inputs farthest from any router's boundary
+    _, int8_leaves = OnnxTreeRunner(folders["int8"]).predict(x.numpy())
+    assert (torch.from_numpy(int8_leaves)[far] == leaves[far]).all()
+
+
+def test_eval_of_an_int8_export_reports_agreement_with_fp32(folders, capsys) -> None:
+    assert main(["eval", str(folders["int8"]), "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    fp32 = report["fp32"]
+    assert report["precision"] == "int8" and report["n_samples"] == 359
+    assert fp32["route_agreement"] >= 0.95 and fp32["prediction_agreement"] >= 0.9
+    assert abs(report["top1"] - fp32["top1"]) < 3.0
+    assert sum(row["share"] for row in report["leaves"]) == pytest.approx(1.0, abs=1e-3)
+    assert report["stored_bytes"] == sum(report["graph_bytes"].values())
+    assert report["stored_bytes"] > report["active_bytes_mean"]
+
+
+def test_edge_sim_counts_the_int8_files_bytes(folders, capsys) -> None:
+    routes, out = folders["root"] / "routes.npz", folders["root"] / "edge.json"
+    assert main(["eval", str(folders["tree"]), "--save-routes", str(routes), "--no-progress"]) == 0
+    assert main(["edge-sim", "--tree", str(folders["tree"]), "--routes", str(routes), "--export",
+                 str(folders["int8"]), "--device", "ethos-u55-mcu", "--orders", "shuffled", "--sram-sweep", "0",
+                 "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    rows = {r["workload"].split(":")[0]: r for r in data["sweep"]}
+    manifest = json.loads((folders["int8"] / "export.json").read_text())
+    assert rows["int8-export"]["precision"] == "int8"
+    assert rows["int8-export"]["stored_bytes"] == sum(g["weight_bytes"] for g in manifest["graphs"].values())
+    # nothing on chip: every input streams exactly the file bytes of the units on its path
+    saved, sizes = load_routes(routes), {name: g["weight_bytes"] for name, g in manifest["graphs"].items()}
+    per_leaf = [sizes["backbone"] + sum(sizes[u] for u in sum(path_keys(leaf), [])) for leaf in saved.leaves]
+    expected = np.mean([per_leaf[i] for i in saved.leaf_ids])
+    assert rows["int8-export"]["offchip_bytes"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_missing_calibration_data_is_one_clear_error(folders, tmp_path, capsys) -> None:
+    assert main(["export", "--checkpoint", str(folders["checkpoint"]), "--out", str(tmp_path / "a"), "--int8"]) == 2
+    assert "pass --dataset" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(folders["checkpoint"]), "--out", str(tmp_path / "b"), "--int8",
+                 "--dataset", "cifar10", "--data-root", str(tmp_path / "nowhere.npz")]) == 2
+    assert "nowhere.npz" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # failed before any folder was made
+
+
+def test_an_operator_left_in_float_is_one_clear_error(tmp_path, monkeypatch) -> None:
+    export_model(tiny_resnet().eval(), torch.randn(2, 3, 32, 32), tmp_path / "fp32")
+    fp32 = tmp_path / "fp32" / "model.onnx"
+    assert float_weight_ops(fp32)  # every Conv of the fp32 graph has float weights
+    import onnxruntime.quantization as q
+
+    monkeypatch.setattr(q, "quantize_static", lambda src, dst, *a, **k: shutil.copy(src, dst))  # quantises nothing
+    with pytest.raises(QuantisationError, match="left .* in float"):
+        quantize_graph(fp32, tmp_path / "model.int8.onnx", np.zeros((4, 3, 32, 32), np.float32), input_name="x",
+                       batch_size=2)
+    assert not (tmp_path / "model.int8.onnx").exists()
+    assert weight_bytes(fp32) > 4 * sum(p.numel() for p in tiny_resnet().parameters()) * 0.99
