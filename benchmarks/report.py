@@ -17,6 +17,8 @@ from typing import Any
 from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.edge_report import edge_section, write_edge_plots
+from benchmarks.int8_report import REQUIRED as INT8_REQUIRED
+from benchmarks.int8_report import int8_section
 from benchmarks.points_report import points_section, write_points_plots
 from benchmarks.specialise_report import REQUIRED as SPECIALISE_REQUIRED
 from benchmarks.specialise_report import specialise_section, write_specialise_plot
@@ -50,6 +52,7 @@ REQUIRED["resnet50_analytic"] = ("model", "input_size", "dense_params", "dense_m
 REQUIRED["epoch_time"] = ("grid", "config", "model", "dataset", "device", "batch_size", "epochs", "epoch_seconds",
                           "projected_minutes", "budget_minutes", "fits_budget", "machine", "git_commit")
 REQUIRED["specialise"] = SPECIALISE_REQUIRED
+REQUIRED["int8"] = INT8_REQUIRED
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
@@ -287,7 +290,7 @@ SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
-    "specialise": specialise_section, "edge": edge_section}
+    "specialise": specialise_section, "edge": edge_section, "int8": int8_section}
 
 
 
