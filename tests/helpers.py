@@ -52,6 +52,13 @@ def tiny_imagenet_resnet(depth: int = 18, width: float = 0.125, seed: int = 0, *
     return randomise_bn(build_model(f"resnet{depth}", num_classes=10, width=width, **kwargs), seed)
 
 
+def tiny_mobilenet_v2(width_mult: float = 0.25, seed: int = 0) -> nn.Module:
+    """A CIFAR-stem MobileNetV2 at width 0.25 (8 .. 80 channels, then the 1280-channel last conv), 10 classes, with
+    random BatchNorm statistics (so a zeroed channel's BN shift shows)."""
+    torch.manual_seed(seed)
+    return randomise_bn(build_model("mobilenet_v2_cifar", width_mult=width_mult), seed)
+
+
 TINY_POINTNET = dict(centers=[32, 8], radii=[0.5, 1.0], neighbors=[8, 6], mlps=[[8, 8, 16], [16, 12, 24], [24, 32, 40]],
                      hidden=[24, 16])
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sigmab.graph import BlockChannels, block_handler, decompose
-from tests.helpers import mask_hook, point_batch, tiny_imagenet_resnet, tiny_pointnet, tiny_resnet
+from tests.helpers import mask_hook, point_batch, tiny_imagenet_resnet, tiny_mobilenet_v2, tiny_pointnet, tiny_resnet
 
 MODELS = {"cifar-resnet20": tiny_resnet, "resnet18": lambda: tiny_imagenet_resnet(18),
           "resnet50": lambda: tiny_imagenet_resnet(50)}
@@ -35,6 +35,8 @@ def _sliced_and_zeroed_dense(dec, start: int, end: int, x: torch.Tensor, in_idx:
         block = dec.blocks[b]
         for grp, module in block_handler(block).inner_activations(block).items():
             handles.append(module.register_forward_hook(mask_hook(ch.inner[grp], module.num_features)))
+        for module in block_handler(block).in_activations(block):
+            handles.append(module.register_forward_hook(mask_hook(ch.inp, module.num_features)))
         handles.append(block.register_forward_hook(mask_hook(ch.out, dec.widths[b])))
     with torch.no_grad():
         dense = x_zeroed
@@ -71,6 +73,51 @@ def test_sliced_segment_equals_zeroed_dense_segment(arch: str, start: int, end: 
     assert dense[:, dropped].abs().max() == 0
     assert sum(p.numel() for m in sliced_blocks for p in m.parameters()) < sum(
         p.numel() for b in range(start, end) for p in dec.blocks[b].parameters())
+
+
+def _stream_before(dec, start: int, size: int = 32) -> torch.Tensor:
+    with torch.no_grad():
+        h = dec.stem(torch.zeros(1, 3, size, size))
+        for b in range(start):
+            h = dec.blocks[b](h)
+    return h
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 8), (3, 11), (9, 14), (12, 18)])
+def test_sliced_mobilenet_segment_equals_zeroed_dense_segment(start: int, end: int) -> None:
+    """Inverted residuals with and without their shortcut, the expansion and depthwise channels sliced together, and
+    the last 1x1 conv; the zeroed reference masks a dropped expansion channel after the depthwise BN."""
+    dec = decompose(tiny_mobilenet_v2())
+    g = torch.Generator().manual_seed(start * 10 + end)
+    in_width = dec.width_before(start)
+    in_idx = torch.randperm(in_width, generator=g)[: in_width // 2 + 1].sort().values
+    chans = _random_channels(dec, start, end, in_idx, g)
+    x = torch.randn(3, *_stream_before(dec, start).shape[1:])
+    out, dense, sliced_blocks = _sliced_and_zeroed_dense(dec, start, end, x, in_idx, chans)
+    torch.testing.assert_close(out, dense[:, chans[-1].out], atol=1e-5, rtol=1e-5)
+    assert any(m.groups > 1 for blk in sliced_blocks for m in blk.modules() if isinstance(m, torch.nn.Conv2d))
+    assert sum(p.numel() for m in sliced_blocks for p in m.parameters()) < sum(
+        p.numel() for b in range(start, end) for p in dec.blocks[b].parameters())
+
+
+def test_a_dropped_input_channel_of_an_unexpanded_block_drops_its_depthwise_channel() -> None:
+    """Expansion ratio 1: the depthwise conv runs on the stream, so slicing its input equals the dense block with
+    the channel zeroed both on the input and after the depthwise BN (whose shift would otherwise revive it)."""
+    dec = decompose(tiny_mobilenet_v2())
+    block = dec.blocks[0]
+    assert not block_handler(block).inner_groups(block)
+    keep, out = torch.tensor([0, 2, 3, 5, 6]), torch.arange(block.out_channels)
+    x = torch.randn(2, dec.stem_width, 8, 8)
+    zeroed = torch.zeros_like(x)
+    zeroed[:, keep] = x[:, keep]
+    (bn,) = block_handler(block).in_activations(block)
+    handle = bn.register_forward_hook(mask_hook(keep, dec.stem_width))
+    with torch.no_grad():
+        dense = block(zeroed)
+        handle.remove()
+        sliced = block_handler(block).slice(block, BlockChannels(keep, out, {}))(x[:, keep])
+        torch.testing.assert_close(sliced, dense, atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(block(zeroed), dense)  # zeroing the input alone is not the same
 
 
 def test_decomposition_runs_like_the_model() -> None:

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -29,3 +30,19 @@ def test_index_shortcut_equals_option_a_on_the_zeroed_dense_input() -> None:
         sliced = IndexShortcut(channel_map(inp, out, offset=2), stride=2)(x[:, inp])
         torch.testing.assert_close(sliced, dense[:, out], rtol=0, atol=0)
     assert channel_map(torch.tensor([0, 2, 3]), torch.tensor([1, 2, 4, 5, 7]), offset=2).tolist() == [-1, 0, 1, 2, -1]
+
+
+def test_depthwise_conv_keeps_one_channel_set_and_its_groups_follow() -> None:
+    conv = nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False)
+    keep = torch.tensor([0, 3, 4])
+    sliced = slice_layer(conv, in_idx=keep, out_idx=keep)
+    assert (sliced.in_channels, sliced.out_channels, sliced.groups) == (3, 3, 3)
+    torch.testing.assert_close(sliced.weight, conv.weight[keep], rtol=0, atol=0)
+    x = torch.randn(2, 6, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(sliced(x[:, keep]), conv(x)[:, keep], rtol=1e-6, atol=1e-6)
+    assert slice_layer(conv, out_idx=keep).groups == 3  # one side given: the other follows
+    with pytest.raises(ValueError, match="same channels"):
+        slice_layer(conv, in_idx=keep, out_idx=torch.tensor([1, 2, 5]))
+    with pytest.raises(NotImplementedError, match="depthwise"):
+        slice_layer(nn.Conv2d(6, 6, 3, groups=2), out_idx=keep)

@@ -4,7 +4,7 @@ import torch
 from sigmab.errors import ConfigError
 from sigmab.graph import block_handler, decompose
 from sigmab.prune import PruneConfig, plan_pruning, prune, solve_keep_ratio
-from tests.helpers import assert_same_function, mask_hook, tiny_imagenet_resnet, tiny_resnet
+from tests.helpers import assert_same_function, mask_hook, tiny_imagenet_resnet, tiny_mobilenet_v2, tiny_resnet
 
 
 def _params(net) -> int:
@@ -21,15 +21,18 @@ def float64():
 
 
 @pytest.mark.parametrize(("criterion", "arch"), [("l1", "cifar"), ("fpgm", "cifar"), ("hrank", "cifar"),
-                                                 ("l1", "resnet18"), ("fpgm", "resnet50"), ("hrank", "resnet50")])
+                                                 ("l1", "resnet18"), ("fpgm", "resnet50"), ("hrank", "resnet50"),
+                                                 ("l1", "mobilenet"), ("fpgm", "mobilenet"), ("hrank", "mobilenet")])
 def test_pruned_network_equals_dense_with_the_dropped_channels_zeroed(criterion: str, arch: str, float64) -> None:
-    """CIFAR option-A shortcuts; torchvision basic blocks; bottlenecks with projections and a separate stem stream.
+    """CIFAR option-A shortcuts; torchvision basic blocks; bottlenecks with projections and a separate stem stream;
+    MobileNetV2's inverted residuals (expansion and depthwise channels together, streams that end where a block has
+    no shortcut) and its last conv.
 
     In float64 (models and the sliced layers alike), the comparison tests the slicing, not float32 rounding: a
     random ResNet-50's logits reach ~250, where float32 summation order alone moves them by ~1e-4 between
     machines."""
     model = {"cifar": tiny_resnet, "resnet18": lambda: tiny_imagenet_resnet(18),
-             "resnet50": lambda: tiny_imagenet_resnet(50)}[arch]()
+             "resnet50": lambda: tiny_imagenet_resnet(50), "mobilenet": tiny_mobilenet_v2}[arch]()
     calib = torch.randn(32, 3, 32, 32, dtype=torch.float64)
     net, spec = prune(model, PruneConfig(criterion=criterion, scope="all", keep_ratio=0.6), calib)
     dec = decompose(model)  # the reference: dense blocks, masks on every dropped channel
@@ -40,6 +43,8 @@ def test_pruned_network_equals_dense_with_the_dropped_channels_zeroed(criterion:
     for block, ch, width in zip(dec.blocks, spec.blocks, dec.widths):
         for grp, module in block_handler(block).inner_activations(block).items():
             handles.append(module.register_forward_hook(mask_hook(ch.inner[grp], module.num_features)))
+        for module in block_handler(block).in_activations(block):
+            handles.append(module.register_forward_hook(mask_hook(ch.inp, module.num_features)))
         handles.append(block.register_forward_hook(mask_hook(ch.out, width)))
     x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():

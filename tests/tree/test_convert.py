@@ -5,7 +5,7 @@ from sigmab.errors import ConfigError
 from sigmab.models import build_model
 from sigmab.tree import ConvertConfig, convert
 from sigmab.tree.metrics import path_costs
-from tests.helpers import point_batch, randomise_bn, tiny_imagenet_resnet, tiny_pointnet
+from tests.helpers import point_batch, randomise_bn, tiny_imagenet_resnet, tiny_mobilenet_v2, tiny_pointnet
 
 
 @pytest.mark.parametrize(("depth", "splits"), [(1, None), (2, None), (3, ["layer1.2", "layer2.1", "layer3.0"])])
@@ -33,6 +33,35 @@ def test_full_width_torchvision_resnet_tree_is_dense_on_every_path(depth) -> Non
         dense = model(x)
         for leaf in tree.leaves:
             torch.testing.assert_close(tree.forward_path(x, leaf), dense, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("depth", "splits"), [(1, None), (2, None), (3, None), (2, ["features.3", "features.18"])])
+def test_full_width_mobilenet_tree_is_dense_on_every_path(depth, splits) -> None:
+    """Inverted residuals (depthwise convs, blocks with and without shortcuts) and the last 1x1 conv as a block."""
+    model = tiny_mobilenet_v2()
+    calib = torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    cfg = ConvertConfig(depth=depth, split_points=splits, widths=[1.0] * depth, residual_widths=[1.0] * depth,
+                        calib_size=96, min_leaf_samples=4)
+    tree = convert(model, calib, cfg).tree
+    x = torch.randn(6, 3, 32, 32)
+    with torch.no_grad():
+        dense = model.eval()(x)
+        for leaf in tree.leaves:
+            torch.testing.assert_close(tree.forward_path(x, leaf), dense, atol=1e-5, rtol=1e-5)
+
+
+def test_sliced_mobilenet_tree_cuts_the_active_parameters() -> None:
+    model = tiny_mobilenet_v2()
+    cfg = ConvertConfig(depth=2, widths=[0.5, 0.25], calib_size=96, min_leaf_samples=4)
+    conversion = convert(model, torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(1)), cfg)
+    dense = sum(p.numel() for p in model.parameters())
+    for leaf in conversion.tree.leaves:
+        nodes, routers = conversion.tree.path_keys(leaf)
+        active = sum(p.numel() for m in (conversion.tree.backbone, *(conversion.tree.nodes[k] for k in nodes))
+                     for p in m.parameters())
+        assert active < 0.8 * dense
+    with torch.no_grad():
+        assert conversion.tree(torch.randn(4, 3, 32, 32)).shape == (4, 10)
 
 
 @pytest.mark.parametrize(("depth", "splits"), [(1, None), (2, None), (3, None), (2, ["sa2", "mlp"])])

@@ -18,6 +18,7 @@ from torch import nn
 from sigmab.graph.slicing import IndexShortcut, channel_map, slice_layer
 from sigmab.models.cifar_resnet import BasicBlock, ZeroPadShortcut
 from sigmab.models.imagenet_resnet import Bottleneck, ResNetBasicBlock
+from sigmab.models.mobilenet_v2 import ConvBNAct, InvertedResidual
 from sigmab.models.pointnet2 import XYZ, PointClassifierMLP, SetAbstraction
 from sigmab.utils.registry import TypeRegistry
 
@@ -76,6 +77,12 @@ class BlockHandler:
         """Per inner group, (producers, consumers): the layers whose weight dim 0, resp. dim 1, indexes
         the group's channels. Weight-based criteria (L1, FPGM) score channels from them."""
         raise NotImplementedError
+
+    def in_activations(self, block: nn.Module) -> list[nn.Module]:
+        """Modules inside the block whose outputs (N, C_in, ...) carry the incoming stream's channels one to one
+        (a depthwise conv on the stream): dropping an incoming channel drops theirs too, so a zeroed-dense
+        reference masks them as well as the input."""
+        return []
 
     def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
         """(layers producing the outgoing stream's channels, layers consuming the incoming stream's)."""
@@ -288,3 +295,76 @@ class PointClassifierMLPHandler(BlockHandler):
         new.bn2 = slice_layer(block.bn2, out_idx=channels.out)
         new.dropout = copy.deepcopy(block.dropout)
         return new
+
+
+@register_block_handler(InvertedResidual)
+class InvertedResidualHandler(BlockHandler):
+    """MobileNetV2: expansion 1x1 (in -> inner 'expand') - depthwise 3x3 (coupled one to one with the expansion's
+    outputs: slicing one slices both, and its ``groups`` follows) - projection 1x1 ('expand' -> out), plus the
+    input when the block keeps its stride and width. A block with expansion ratio 1 has no expansion: its
+    depthwise conv runs on the incoming stream, so it has no inner group and a dropped input channel drops
+    that depthwise channel too (the dense block with that channel's depthwise output zeroed)."""
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        return {"expand": block.conv[0][0].out_channels} if block.expands else {}
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        # after the depthwise BN: zeroing there (ReLU6(0) = 0) is what dropping the channel does; zeroing the
+        # expansion's output would not, the depthwise BN's shift would make it non-zero again
+        return {"expand": block.conv[1][1]} if block.expands else {}
+
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        if not block.expands:
+            return {}
+        return {"expand": ([block.conv[0][0], block.conv[1][0]], [block.conv[2]])}
+
+    def in_activations(self, block: nn.Module) -> list[nn.Module]:
+        return [] if block.expands else [block.conv[0][1]]
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        project = block.conv[-2]
+        return [project], [block.conv[0][0] if block.expands else project]
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        hidden = channels.inner["expand"] if block.expands else channels.inp
+        layers = []
+        if block.expands:
+            layers.append(_slice_conv_bn_act(block.conv[0], channels.inp, hidden))
+        layers += [_slice_conv_bn_act(block.conv[-3], hidden, hidden),
+                   slice_layer(block.conv[-2], in_idx=hidden, out_idx=channels.out),
+                   slice_layer(block.conv[-1], out_idx=channels.out)]
+        new = module_shell(block)
+        new.conv = nn.Sequential(*layers)
+        new.shortcut = None if block.shortcut is None else slice_shortcut(block.shortcut, channels.inp, channels.out)
+        return new
+
+
+def _slice_conv_bn_act(unit: nn.Module, in_idx: torch.Tensor, out_idx: torch.Tensor) -> nn.Module:
+    """A conv-BN-activation (:class:`ConvBNAct`) keeping ``in_idx`` -> ``out_idx`` (one set for a depthwise one)."""
+    new = module_shell(unit)
+    new.append(slice_layer(unit[0], in_idx=in_idx, out_idx=out_idx))
+    new.append(slice_layer(unit[1], out_idx=out_idx))
+    new.append(copy.deepcopy(unit[2]))
+    new.out_channels = int(out_idx.numel())
+    return new
+
+
+@register_block_handler(ConvBNAct)
+class ConvBNActHandler(BlockHandler):
+    """A conv-BN-activation used as a block (MobileNetV2's last 1x1 conv to ``last_channel``): in -> out, no
+    inner group and no shortcut; its output is a stream of its own."""
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        return {}
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        return {}
+
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        return {}
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        return [block[0]], [block[0]]
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        return _slice_conv_bn_act(block, channels.inp, channels.out)

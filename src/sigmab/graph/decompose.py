@@ -17,6 +17,7 @@ from sigmab.errors import ConfigError
 from sigmab.graph.slicing import Index, slice_layer
 from sigmab.models.cifar_resnet import CifarResNet
 from sigmab.models.imagenet_resnet import Bottleneck, ResNet
+from sigmab.models.mobilenet_v2 import InvertedResidual, MobileNetV2
 from sigmab.models.pointnet2 import XYZ, PointNet2
 from sigmab.utils.registry import TypeRegistry
 
@@ -180,3 +181,32 @@ class PointNet2Adapter(ArchAdapter):
         if depth not in points or len(names) <= depth:
             raise ConfigError(f"no default split points for depth {depth} here; pass --split-points")
         return points[depth]
+
+
+@register_adapter(MobileNetV2)
+class MobileNetV2Adapter(ArchAdapter):
+    """Stem ``features.0``; blocks ``features.1`` .. the last 1x1 conv; the classifier's linear layer as the head
+    (its dropout only acts in training). A block with a shortcut writes its stage's stream; one without (a stride
+    or width change, and the last conv) starts a new stage. At narrow widths the first block can keep the stem's
+    width and so its shortcut: then the stem writes the first stage's stream too."""
+
+    def decompose(self, model: nn.Module) -> Decomposition:
+        assert isinstance(model, MobileNetV2)
+        blocks = list(model.features[1:])
+        stages, stage = [], -1
+        for b, block in enumerate(blocks):  # block 0 with a shortcut (narrow widths) extends the stem's stream
+            stage += 0 if b > 0 and isinstance(block, InvertedResidual) and block.use_res_connect else 1
+            stages.append(stage)
+        return Decomposition(model.features[0], blocks, [f"features.{i + 1}" for i in range(len(blocks))], stages,
+                             [block.out_channels for block in blocks], model.features[0].out_channels,
+                             ClassifierHead(model.classifier[-1]))
+
+    def default_split_points(self, decomposition: Decomposition, depth: int) -> list[str]:
+        """Before the 160-channel stage for depth 1; also before the 96-channel stage for depth 2, and the 64-channel
+        stage for depth 3: the last stages and the last conv hold most parameters (75% from the 160-channel stage
+        on for CIFAR's width 1.0)."""
+        starts = [name for b, name in enumerate(decomposition.block_names)
+                  if b > 0 and decomposition.stages[b] != decomposition.stages[b - 1]]
+        if depth not in (1, 2, 3) or len(starts) < depth + 2:
+            raise ConfigError(f"no default split points for depth {depth} here; pass --split-points")
+        return starts[-(depth + 2):-2]

@@ -30,15 +30,30 @@ def _count(idx: Index, full: int) -> int:
     return full if idx is None else int(idx.numel())
 
 
+def _depthwise_channels(conv: nn.Module, in_idx: Index, out_idx: Index) -> Index:
+    """The one channel set of a depthwise convolution (input channel c makes output channel c)."""
+    if not conv.groups == conv.in_channels == conv.out_channels:
+        raise NotImplementedError("slicing grouped convolutions other than depthwise ones is not supported")
+    if in_idx is not None and out_idx is not None and not torch.equal(in_idx, out_idx):
+        raise ValueError("a depthwise convolution keeps the same channels on its input and output sides")
+    return out_idx if out_idx is not None else in_idx
+
+
 @register_slicer(nn.Conv1d, nn.Conv2d)
 def slice_conv(conv: nn.Module, in_idx: Index, out_idx: Index) -> nn.Module:
+    """Dense convolutions keep ``in_idx`` x ``out_idx``; a depthwise one (``groups`` = channels) keeps one set of
+    channels, whose count becomes its ``groups``."""
     assert isinstance(conv, (nn.Conv1d, nn.Conv2d))
+    groups = 1
     if conv.groups != 1:
-        raise NotImplementedError("slicing grouped convolutions is not supported")
+        in_idx = out_idx = _depthwise_channels(conv, in_idx, out_idx)
+        groups = _count(out_idx, conv.out_channels)
     new = type(conv)(_count(in_idx, conv.in_channels), _count(out_idx, conv.out_channels), conv.kernel_size,
-                     stride=conv.stride, padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
-                     padding_mode=conv.padding_mode)
+                     stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=groups,
+                     bias=conv.bias is not None, padding_mode=conv.padding_mode)
     with torch.no_grad():
+        if groups != 1:  # weight (C, 1, k...): only dim 0 indexes channels
+            in_idx = None
         new.weight.copy_(_take(_take(conv.weight, 0, out_idx), 1, in_idx))
         if conv.bias is not None:
             new.bias.copy_(_take(conv.bias, 0, out_idx))
