@@ -5,7 +5,7 @@ import torch
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_model, export_tree, path_module, read_export_manifest
 from sigmab.prune import PruneConfig, prune
-from tests.helpers import calibration_batch, tiny_resnet, tiny_tree
+from tests.helpers import calibration_batch, tiny_mobilenet_v2, tiny_resnet, tiny_tree
 
 pytestmark = pytest.mark.slow  # exports every unit and path of a tree to ONNX (about 40 s)
 
@@ -109,6 +109,34 @@ def test_dense_and_pruned_models_export_the_same_way(tmp_path) -> None:
             torch.testing.assert_close(got, model(x), **TOL)
     with pytest.raises(CheckpointError, match="plain model"):
         OnnxTreeRunner(tmp_path / "dense")
+
+
+def test_sliced_mobilenet_tree_and_prune_export_like_pytorch(tmp_path) -> None:
+    """Depthwise convolutions whose ``groups`` followed the slicing, inverted residuals with and without shortcuts."""
+    from sigmab.tree import ConvertConfig, convert
+
+    model = tiny_mobilenet_v2()
+    tree = convert(model, calibration_batch(96), ConvertConfig(depth=1, widths=[0.5], residual_widths=[0.75],
+                                                                calib_size=96, min_leaf_samples=4)).tree
+    x = calibration_batch(96, seed=6)
+    with torch.no_grad():  # a random tiny model's k-means centroids nearly coincide: split x at a random direction
+        proj = tree.routers["r"].proj
+        proj.weight.normal_(generator=torch.Generator().manual_seed(0))
+        proj.bias.zero_()
+        margin = tree.routers["r"](tree.backbone(x)) @ torch.tensor([-1.0, 1.0])
+        proj.bias.copy_(torch.tensor([0.0, -float(margin.median()) - 1e-4]))
+    export_tree(tree, calibration_batch(2), tmp_path / "tree", conditional=False)
+    with torch.no_grad():
+        expected_logits, expected_leaves = tree.forward_hard(x)
+    logits, leaves = OnnxTreeRunner(tmp_path / "tree").predict(x.numpy())
+    np.testing.assert_array_equal(leaves, expected_leaves.numpy())
+    assert len(np.unique(leaves)) == 2
+    torch.testing.assert_close(torch.from_numpy(logits), expected_logits, **TOL)
+    pruned = prune(model, PruneConfig(criterion="fpgm", keep_ratio=0.5, scope="all"))[0]
+    export_model(pruned, x[:2], tmp_path / "pruned")
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(OnnxGraphs(tmp_path / "pruned").run("model", x.numpy())),
+                                   pruned(x), **TOL)
 
 
 def test_bad_leaf_and_missing_export_are_clear_errors(tree, tmp_path) -> None:
