@@ -42,6 +42,8 @@ def test_depthwise_conv_keeps_one_channel_set_and_its_groups_follow() -> None:
     with torch.no_grad():
         torch.testing.assert_close(sliced(x[:, keep]), conv(x)[:, keep], rtol=1e-6, atol=1e-6)
     assert slice_layer(conv, out_idx=keep).groups == 3  # one side given: the other follows
+    one = slice_layer(conv, in_idx=keep[1:2], out_idx=keep[1:2])  # one channel left: groups 1, still depthwise
+    torch.testing.assert_close(one.weight, conv.weight[keep[1:2]], rtol=0, atol=0)
     with pytest.raises(ValueError, match="same channels"):
         slice_layer(conv, in_idx=keep, out_idx=torch.tensor([1, 2, 5]))
     with pytest.raises(NotImplementedError, match="depthwise"):

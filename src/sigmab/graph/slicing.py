@@ -52,7 +52,7 @@ def slice_conv(conv: nn.Module, in_idx: Index, out_idx: Index) -> nn.Module:
                      stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=groups,
                      bias=conv.bias is not None, padding_mode=conv.padding_mode)
     with torch.no_grad():
-        if groups != 1:  # weight (C, 1, k...): only dim 0 indexes channels
+        if conv.groups != 1:  # weight (C, 1, k...): only dim 0 indexes channels (also when one channel is left)
             in_idx = None
         new.weight.copy_(_take(_take(conv.weight, 0, out_idx), 1, in_idx))
         if conv.bias is not None:
