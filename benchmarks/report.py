@@ -53,6 +53,8 @@ REQUIRED["epoch_time"] = ("grid", "config", "model", "dataset", "device", "batch
                           "projected_minutes", "budget_minutes", "fits_budget", "machine", "git_commit")
 REQUIRED["specialise"] = SPECIALISE_REQUIRED
 REQUIRED["int8"] = INT8_REQUIRED
+REQUIRED["dispatch_search"] = ("grid", "run_id", "seeds", "config", "rows", "mean_hypervolume", "adopt_nsga2",
+                               "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
                   "sigmab_smoke_resnet20.json")
 PLOTS = ROOT / "benchmarks" / "plots"
@@ -286,11 +288,37 @@ def _epoch_time(results: list[Result]) -> list[str]:
     return lines
 
 
+def _dispatch_search(results: list[Result]) -> list[str]:
+    lines = ["## The dispatcher's search: sigmab's GA against pymoo's NSGA-II", ""]
+    for r in results:
+        c = r["config"]
+        lines += [
+            f"Dispatch run `{r['run_id']}` of `{r['grid']}` (learn on {c['learn_on']}): both searches get population "
+            f"{c['population']} for {c['generations']} generations (the same number of dispatcher trainings, "
+            f"{r['rows'][0]['evaluations']}), on the same split and seeds. A front's hypervolume is in (Top-1 %, "
+            "MACs as a share of the dearest model's) on the report half, bounded by the cheapest model's Top-1 less "
+            "1 pp and 105% of the dearest model's MACs; larger is better.", "",
+            "| seed | search | hypervolume | front points | best held-out Top-1 | wall time |",
+            "|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            lines.append(f"| {row['seed']} | {row['search']} | {row['hypervolume']:.4f} | {len(row['front'])} | "
+                         f"{row['best_val_top1_per_generation'][-1]:.2f}% | {row['seconds']:.0f} s |")
+        mean = r["mean_hypervolume"]
+        verdict = "at least as good: the nsga2 search is worth offering" if r["adopt_nsga2"] else \
+            "worse: the hand-written GA stays the default"
+        lines += ["", f"Mean hypervolume: GA {mean['ga']:.4f}, NSGA-II {mean['nsga2']:.4f} ({verdict}). "
+                  f"Machine: {_machine(r)}. Source: `{r['_file']}`. Regenerate: `python -m benchmarks.dispatch_search "
+                  f"--config benchmarks/configs/{r['grid']} --only {r['run_id']} --seeds "
+                  f"{' '.join(str(s) for s in r['seeds'])}`.", ""]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
-    "specialise": specialise_section, "edge": edge_section, "int8": int8_section}
+    "specialise": specialise_section, "edge": edge_section, "int8": int8_section,
+    "dispatch_search": _dispatch_search}
 
 
 

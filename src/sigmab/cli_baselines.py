@@ -76,7 +76,8 @@ def add_dispatch(sub: argparse._SubParsersAction) -> None:
         "batch_size": "scoring batch size", "epochs": "dispatcher training epochs", "population": "GA population",
         "generations": "GA generations", "learn_on": "what the dispatcher learns from: 'val' (held-out training "
         "images) or 'test-half' (for models trained on the whole training set: learn on a seeded half of the "
-        "test split, report on the other)"})
+        "test split, report on the other)", "search": "the search over the dispatcher's training settings: 'ga' "
+        "(sigmab's own, default) or 'nsga2' (pymoo's NSGA-II, same budget; pip install 'sigmab[search]')"})
     p.set_defaults(func=_cmd_dispatch)
 
 

@@ -1,3 +1,4 @@
+import importlib.util
 import json
 from pathlib import Path
 
@@ -50,6 +51,12 @@ def test_dispatch_command(two_models: list[str], tmp_path: Path, capsys: pytest.
     assert main(["dispatch", *two_models, "--arch", "resnet8", "-", "--dataset", "digits", "--val-fraction", "0.3",
                  "--population", "2", "--generations", "1", "--epochs", "2", "--out", str(tmp_path / "f"),
                  "--no-progress"]) == 0
+    if importlib.util.find_spec("pymoo") is not None:  # the same report from pymoo's NSGA-II, same budget
+        assert main(["dispatch", *two_models, "--dataset", "digits", "--val-fraction", "0.3", "--population", "4",
+                     "--generations", "2", "--epochs", "2", "--search", "nsga2", "--out", str(tmp_path / "n"),
+                     "--no-progress"]) == 0
+        report = json.loads((tmp_path / "n" / "report.json").read_text())
+        assert report["config"]["search"] == "nsga2" and len(report["search"]) == 4 + 2 and report["front"]
     assert main(["dispatch", *two_models, two_models[0], "--arch", "resnet8", "-", "--dataset", "digits",
                  "--out", str(tmp_path / "g")]) == 2
     assert "2 architectures for 3 models" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-from sigmab.baselines.genetic import Gene, crowding, dominates, genetic_search, pareto_ranks
+from sigmab.baselines.genetic import Gene, crowding, dominates, genetic_search, hypervolume, pareto_ranks
 
 
 def test_pareto_ranks_and_crowding_on_known_points() -> None:
@@ -29,3 +29,12 @@ def test_two_objectives_give_a_front_of_trade_offs() -> None:
     firsts = [f[0] for _, f in front]
     seconds = [f[1] for _, f in front]
     assert firsts == sorted(firsts) and seconds == sorted(seconds, reverse=True)  # a true trade-off curve
+
+
+def test_hypervolume_of_known_fronts() -> None:
+    assert hypervolume([(2.0, 1.0)], (0.0, 0.0)) == 2.0
+    # an L-shape: 3x1 + 1x(2-1)
+    assert hypervolume([(3.0, 1.0), (1.0, 2.0)], (0.0, 0.0)) == 4.0
+    # a dominated point and points below the reference add nothing
+    assert hypervolume([(3.0, 1.0), (1.0, 2.0), (0.5, 0.5), (-1.0, 5.0)], (0.0, 0.0)) == 4.0
+    assert hypervolume([], (0.0, 0.0)) == 0.0

@@ -1,6 +1,7 @@
 """A dispatcher over real models, end to end (``sigmab dispatch``): score every model on the held-out split and
-the test split, search the dispatcher's training space with the genetic algorithm on the held-out split, and
-report the front on the test split.
+the test split, search the dispatcher's training space with a multi-objective evolutionary search on the
+held-out split (sigmab's own GA by default, or pymoo's NSGA-II: ``search``), and report the front on the test
+split.
 
 The held-out split (``val_fraction`` of the training set) is cut in two: the dispatcher trains on one
 half and the search scores (Top-1, -mean MACs) on the other; the test split is used once, at the end.
@@ -23,6 +24,7 @@ import torch
 
 from sigmab.baselines.dispatch import DispatchSettings, evaluate_dispatch, train_dispatcher
 from sigmab.baselines.genetic import Gene, genetic_search
+from sigmab.baselines.nsga2 import nsga2_search, pymoo_available
 from sigmab.data import load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import profile_model
@@ -38,6 +40,7 @@ SEARCH_SPACE = (Gene("under", 1.0, 10.0), Gene("over", 0.1, 2.0), Gene("penalty_
 
 
 LEARN_ON = ("val", "test-half")
+SEARCHES = ("ga", "nsga2")  # sigmab's own GA (genetic.py), or pymoo's NSGA-II (nsga2.py, the [search] extra)
 
 
 @dataclass
@@ -51,10 +54,15 @@ class DispatchConfig:
     population: int = 8
     generations: int = 6
     learn_on: str = "val"
+    search: str = "ga"
 
     def __post_init__(self) -> None:
         if self.learn_on not in LEARN_ON:
             raise ConfigError(f"learn_on must be one of {', '.join(LEARN_ON)}, got {self.learn_on!r}")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
+        if self.search == "nsga2" and not pymoo_available():
+            raise ConfigError("search 'nsga2' needs pymoo: pip install 'sigmab[search]'")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError("val_fraction must be in (0, 1): the dispatcher trains on the held-out split")
         if self.population < 2 or self.generations < 1 or self.epochs < 1:
@@ -175,8 +183,8 @@ def dispatch_models(models: list[tuple[str, torch.nn.Module]], meta: Any, cfg: D
                               settings.threshold)
         return r.top1, -r.mean_macs
 
-    search = genetic_search(SEARCH_SPACE, fitness, population=cfg.population, generations=cfg.generations,
-                            seed=cfg.seed)
+    searcher = nsga2_search if cfg.search == "nsga2" else genetic_search
+    search = searcher(SEARCH_SPACE, fitness, population=cfg.population, generations=cfg.generations, seed=cfg.seed)
     rows = []
     for genome, (val_top1, neg_macs) in search.front():
         settings = _settings(genome, cfg)

@@ -58,6 +58,19 @@ def crowding(fitness: Sequence[Fitness], members: Sequence[int]) -> dict[int, fl
     return distance
 
 
+def hypervolume(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area dominated by ``points`` (two objectives, both maximised) and bounded below by ``reference``: the
+    standard way to compare two fronts with one number (larger is better). Points not above the reference in both
+    objectives add nothing."""
+    inside = sorted((p for p in points if p[0] > reference[0] and p[1] > reference[1]), key=lambda p: -p[0])
+    area, best_second = 0.0, reference[1]
+    for first, second in inside:  # sweep from the largest first objective down
+        if second > best_second:
+            area += (first - reference[0]) * (second - best_second)
+            best_second = second
+    return area
+
+
 def _tournament(rng: random.Random, keys: Sequence[tuple[int, float]]) -> int:
     """The better (lower rank, then larger crowding distance) of two random members."""
     a, b = rng.sample(range(len(keys)), 2)
