@@ -66,9 +66,8 @@ class MarginLinear(nn.Module):
     """A router's final two-logit linear layer folded into its margin: (N, C) -> (N, 2) logits ``[0, l1 - l0]``.
 
     The branch (argmax, ties to branch 0) is the same for every input. It is how routers are quantised: a cosine
-    router's rows are scale x two nearly parallel centroids, so its two logits sit about 10 apart from zero and
-    0.1 apart from each other, under one int8 step; quantised that way a router kept the fp32 branch for half of
-    the inputs on a test tree, and 99% in this form, whose one output is the decision itself."""
+    router's rows are scale x two nearly parallel centroids, so its two logits sit far from zero and close to each
+    other, their difference under one int8 step of either; this form's one output is the decision itself."""
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
