@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload
+from sigmab.edge import load_device, model_workload, packaged_devices, tree_workload, with_file_bytes
 from sigmab.errors import ConfigError
 from sigmab.eval import count_params, profile_model
 from sigmab.tree import PathModel
@@ -37,3 +37,18 @@ def test_packaged_profiles_load_and_cite_sources(tmp_path) -> None:
     own.write_text(yaml.safe_dump({"weight_sram_bytes": 1024}))
     with pytest.raises(ConfigError, match="lacks"):
         load_device(own)
+
+
+def test_file_bytes_replace_bytes_per_weight_and_add_up_per_unit() -> None:
+    tree = tiny_tree().tree
+    workload = tree_workload(tree, (3, 32, 32))
+    sizes = {name: 3 * unit.params + 17 for name, unit in workload.units.items()}  # e.g. int8 plus scales
+    measured = with_file_bytes(workload, sizes, precision="int8")
+    assert measured.precision == "int8" and workload.precision is None
+    for name, unit in measured.units.items():
+        assert unit.bytes(4) == sizes[name]  # the device's bytes per weight no longer apply
+        assert [la.params for la in unit.layers] == [la.params for la in workload.units[name].layers]
+    assert measured.stored_bytes(1) == sum(sizes.values())
+    assert workload.stored_bytes(2) == 2 * workload.stored_params
+    with pytest.raises(ConfigError, match="no file bytes for unit"):
+        with_file_bytes(workload, {"backbone": 10}, precision="int8")
