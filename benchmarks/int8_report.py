@@ -25,7 +25,10 @@ def int8_section(results: list[dict[str, Any]]) -> list[str]:
             "for a tree the same leaf. Bytes are the weights (with scales, zero points and biases) as the ONNX files "
             "store them; a tree's per-input bytes are those of the units on each input's path, averaged. Speed: "
             "int8 over fp32 of the same model, batch-256 throughput and batch-1 latency, median of per-repeat "
-            f"ratios in one run. Targets: int8 within {TARGET_PP} pp of fp32, routes >= {100 * TARGET_ROUTES:.0f}%.",
+            "ratios in one run (each model's row is its own run: compare the ratios, not the times across rows, "
+            "which moved with the machine's load). onnxruntime's CPU kernels are no edge NPU: the int8 speed here "
+            f"says nothing about an int8 accelerator. Targets: int8 within {TARGET_PP} pp of fp32, routes >= "
+            f"{100 * TARGET_ROUTES:.0f}%.",
             "", "| model | fp32 Top-1 | int8 Top-1 | int8 - fp32 | same prediction | same leaf | weight bytes fp32 "
             "-> int8 (per input) | throughput int8/fp32 | batch-1 latency fp32 -> int8 | targets |",
             "|---|---|---|---|---|---|---|---|---|---|"]
