@@ -125,7 +125,7 @@ def test_sliced_mobilenet_tree_and_prune_export_like_pytorch(tmp_path) -> None:
         proj.bias.zero_()
         margin = tree.routers["r"](tree.backbone(x)) @ torch.tensor([-1.0, 1.0])
         proj.bias.copy_(torch.tensor([0.0, -float(margin.median()) - 1e-4]))
-    export_tree(tree, calibration_batch(2), tmp_path / "tree", conditional=False)
+    export_tree(tree, calibration_batch(2), tmp_path / "tree", paths=False, conditional=False)
     with torch.no_grad():
         expected_logits, expected_leaves = tree.forward_hard(x)
     logits, leaves = OnnxTreeRunner(tmp_path / "tree").predict(x.numpy())
