@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,9 @@ class QuantizeConfig:
                 raise ConfigError(f"{name} must be >= 1")
 
 
-def _runner(graphs: OnnxGraphs, inputs: dict[str, list[torch.Tensor]]):
+def _runner(graphs: OnnxGraphs, inputs: dict[str, list[torch.Tensor]]) -> Callable[[str, torch.Tensor], torch.Tensor]:
+    """A walk's ``run(key, h)`` that runs the fp32 graph ``key`` and records each input ``h`` (n, ...) it gets."""
+
     def run(key: str, h: torch.Tensor) -> torch.Tensor:
         inputs.setdefault(key, []).append(h)
         return torch.from_numpy(graphs.run(key, h.numpy()))
@@ -66,10 +68,9 @@ def calibration_inputs(graphs: OnnxGraphs, images: np.ndarray, *, min_routed: in
     names = [n for n in manifest["graphs"] if n not in NOT_QUANTISED]
     if manifest.get("kind") != "tree":
         return {name: images for name in names}, []
-    x = torch.from_numpy(np.ascontiguousarray(images, np.float32))
     depth = int(manifest["depth"])
     with torch.no_grad():
-        stream = torch.from_numpy(graphs.run("backbone", x.numpy()))
+        stream = torch.from_numpy(graphs.run("backbone", images))
         routed: dict[str, list[torch.Tensor]] = {}
         _, leaf_ids = walk_hard(stream, depth, _runner(graphs, routed))
         everywhere: dict[str, list[torch.Tensor]] = {}
