@@ -101,6 +101,30 @@ def digits_resnet_checkpoint(folder, epochs: int = 3):
     return folder / "model.safetensors"
 
 
+def digits_tree_folder(root, epochs: int = 1):
+    """(the dense checkpoint, a depth-2 tree folder converted from it at widths 1/2): a ResNet-8 trained on the
+    bundled digits under ``root``, converted with ``sigmab convert``."""
+    from sigmab.cli import main
+
+    checkpoint = digits_resnet_checkpoint(root / "dense", epochs=epochs)
+    tree = root / "tree"
+    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(tree), "--widths",
+                 "[0.5, 0.5]", "--calib-size", "400", "--min-leaf-samples", "16", "--no-progress"]) == 0
+    return checkpoint, tree
+
+
+def torchvision_models():
+    """``torchvision.models``, or a skip of the calling test saying why (our layouts are checked without it)."""
+    import pytest
+
+    try:
+        import torchvision.models as tv
+    except (ImportError, RuntimeError) as exc:  # PyPI's torchvision 0.28 fails to load its ops on the local CPU torch
+        pytest.skip(f"torchvision is not usable here ({type(exc).__name__}: {exc}); names, shapes and totals are "
+                    "checked above against torchvision's layout")
+    return tv
+
+
 def copy_tree_folder(src, dst):
     """A fresh tree folder at ``dst`` (created) holding ``src``'s spec and converted weights, for a run that must
     start from the same tree as another."""

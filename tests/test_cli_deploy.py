@@ -7,16 +7,13 @@ import torch
 
 from sigmab.cli import main
 from sigmab.tree.routes import load_routes
-from tests.helpers import digits_resnet_checkpoint
+from tests.helpers import digits_tree_folder
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("deploy")
-    checkpoint = digits_resnet_checkpoint(root / "dense", epochs=1)
-    tree = root / "tree"
-    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(tree), "--widths",
-                 "[0.5, 0.5]", "--calib-size", "400", "--min-leaf-samples", "16", "--no-progress"]) == 0
+    checkpoint, tree = digits_tree_folder(root, epochs=1)
     return {"checkpoint": checkpoint, "tree": tree, "root": root}
 
 

@@ -13,7 +13,7 @@ from sigmab.inputs import calibration_images
 from sigmab.routing import path_keys
 from sigmab.tree.routes import load_routes
 from sigmab.tree.spec import load_tree
-from tests.helpers import digits_resnet_checkpoint, tiny_resnet
+from tests.helpers import digits_tree_folder, tiny_resnet
 
 pytestmark = pytest.mark.slow  # ONNX export and quantisation of a small tree (about a minute)
 
@@ -23,10 +23,7 @@ pytest.importorskip("onnxruntime", reason="the [export] extra (installed by `mak
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("int8")
-    checkpoint = digits_resnet_checkpoint(root / "dense", epochs=2)
-    tree = root / "tree"
-    assert main(["convert", "--checkpoint", str(checkpoint), "--dataset", "digits", "--out", str(tree), "--widths",
-                 "[0.5, 0.5]", "--calib-size", "400", "--min-leaf-samples", "16", "--no-progress"]) == 0
+    checkpoint, tree = digits_tree_folder(root, epochs=2)
     int8 = root / "int8"
     assert main(["export", str(tree), "--out", str(int8), "--int8", "--no-paths", "--no-progress"]) == 0
     return {"checkpoint": checkpoint, "tree": tree, "int8": int8, "root": root}

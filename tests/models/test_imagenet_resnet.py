@@ -4,6 +4,7 @@ import torch
 from sigmab.eval import count_params, profile_model
 from sigmab.models import build_model
 from sigmab.models.checkpoint import load_weights
+from tests.helpers import torchvision_models
 
 # torchvision's published totals (models/resnet.py weights tables)
 TOTALS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160}
@@ -47,11 +48,7 @@ def test_reduced_width_cifar_stem_and_state_dict_round_trip() -> None:
 
 
 def test_outputs_match_torchvision_when_it_is_installed() -> None:
-    try:
-        import torchvision.models as tv
-    except (ImportError, RuntimeError) as exc:  # PyPI's torchvision 0.28 fails to load its ops on the local CPU torch
-        pytest.skip(f"torchvision is not usable here ({type(exc).__name__}: {exc}); names, shapes and totals are "
-                    "checked above against torchvision's layout")
+    tv = torchvision_models()
     for depth in (18, 50):
         reference = getattr(tv, f"resnet{depth}")(weights=None).eval()
         ours = build_model(f"resnet{depth}").eval()

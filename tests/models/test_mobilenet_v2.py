@@ -6,6 +6,7 @@ import torch
 from sigmab.eval import count_params
 from sigmab.models import build_model
 from sigmab.models.mobilenet_v2 import InvertedResidual, make_divisible
+from tests.helpers import torchvision_models
 
 # torchvision's published total (models/mobilenetv2.py weights table) and, for width 0.5, torchvision 0.28's
 # mobilenet_v2(width_mult=0.5) counted the day this model was written
@@ -48,11 +49,7 @@ def test_width_multiplier_rounds_channels_like_torchvision() -> None:
 
 
 def test_outputs_match_torchvision_when_it_is_installed() -> None:
-    try:
-        import torchvision.models as tv
-    except (ImportError, RuntimeError) as exc:  # PyPI's torchvision 0.28 fails to load its ops on the local CPU torch
-        pytest.skip(f"torchvision is not usable here ({type(exc).__name__}: {exc}); names, shapes and totals are "
-                    "checked above against torchvision's layout")
+    tv = torchvision_models()
     for width in (1.0, 0.5):
         reference = tv.mobilenet_v2(weights=None, width_mult=width).eval()
         ours = build_model("mobilenet_v2", width_mult=width).eval()
