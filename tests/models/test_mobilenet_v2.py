@@ -41,6 +41,16 @@ def test_cifar_stem_keeps_a_4x4_map_and_the_same_parameters() -> None:
         assert cifar.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_stage2_stride_2_keeps_the_parameters_and_halves_the_map() -> None:
+    full, strided = build_model("mobilenet_v2_cifar"), build_model("mobilenet_v2_cifar", stage2_stride=2)
+    assert count_params(full) == count_params(strided)
+    assert strided.meta.arch_kwargs["stage2_stride"] == 2
+    with torch.no_grad():
+        assert strided.features(torch.zeros(2, 3, 32, 32)).shape == (2, 1280, 2, 2)
+    with pytest.raises(Exception, match="stage2_stride should be 1 or 2"):
+        build_model("mobilenet_v2_cifar", stage2_stride=3)
+
+
 def test_width_multiplier_rounds_channels_like_torchvision() -> None:
     assert [make_divisible(c * 0.35) for c in (32, 16, 24, 320)] == [16, 8, 8, 112]
     assert build_model("mobilenet_v2_cifar", width_mult=0.25).features[-1][0].in_channels == 80

@@ -3,7 +3,9 @@
 
 ``features`` holds the stem (conv-BN-ReLU6, stride 2), the inverted residual blocks and a final 1x1 conv-BN-ReLU6
 to ``last_channel``; ``classifier`` is dropout and a linear layer. ``cifar_stem=True`` adapts it to 32x32 inputs
-the usual way: stride 1 in the stem and in the second stage, so the last feature map is 4x4 instead of 1x1.
+the usual way: stride 1 in the stem and (``stage2_stride=1``, the default then) in the second stage, so the last
+feature map is 4x4 instead of 1x1. ``stage2_stride=2`` keeps the paper's stride there: a 2x2 last map and about a
+quarter of the multiply-adds after the first stage, for CPU budgets.
 """
 
 from __future__ import annotations
@@ -77,16 +79,21 @@ class MobileNetV2(nn.Module):
 
     def __init__(self, *, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
                  inverted_residual_setting: Sequence[Sequence[int]] = INVERTED_RESIDUAL_SETTING,
-                 round_nearest: int = 8, dropout: float = 0.2, cifar_stem: bool = False) -> None:
+                 round_nearest: int = 8, dropout: float = 0.2, cifar_stem: bool = False,
+                 stage2_stride: int | None = None) -> None:
         super().__init__()
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
+        if stage2_stride is None:
+            stage2_stride = 1 if cifar_stem else 2
+        if stage2_stride not in (1, 2):
+            raise ValueError(f"stage2_stride should be 1 or 2, got {stage2_stride}")
         input_channel = make_divisible(32 * width_mult, round_nearest)
         self.last_channel = make_divisible(1280 * max(1.0, width_mult), round_nearest)
         features: list[nn.Module] = [ConvBNAct(in_channels, input_channel, stride=1 if cifar_stem else 2)]
         for stage, (t, c, n, s) in enumerate(inverted_residual_setting):
             output_channel = make_divisible(c * width_mult, round_nearest)
-            stride = 1 if cifar_stem and stage == 1 else s
+            stride = stage2_stride if stage == 1 else s
             for i in range(n):
                 features.append(InvertedResidual(input_channel, output_channel, stride if i == 0 else 1, t))
                 input_channel = output_channel
@@ -120,7 +127,7 @@ def mobilenet_v2(*, num_classes: int = 1000, in_channels: int = 3, width_mult: f
 @register_model("mobilenet_v2_cifar", num_classes=10, in_channels=3, input_size=(32, 32), mean=IMAGENET_MEAN,
                 std=IMAGENET_STD)  # the normalisation the CIFAR ResNets here use
 def mobilenet_v2_cifar(*, num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0,
-                       dropout: float = 0.2) -> MobileNetV2:
+                       dropout: float = 0.2, stage2_stride: int = 1) -> MobileNetV2:
     """MobileNetV2 for 32x32 inputs (``cifar_stem``), CIFAR-10 defaults."""
     return MobileNetV2(num_classes=num_classes, in_channels=in_channels, width_mult=width_mult, dropout=dropout,
-                       cifar_stem=True)
+                       cifar_stem=True, stage2_stride=stage2_stride)
