@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 REQUIRED = ("model", "dataset", "rows", "onnxruntime", "machine", "git_commit")
@@ -50,6 +51,7 @@ def int8_section(results: list[dict[str, Any]]) -> list[str]:
                 lines += ["", f"{row['label']}, int8 leaves (share of inputs, Top-1 on them): {shares}."]
         lines += ["", f"Machine: {r['machine'].get('processor')}, {r['machine'].get('cpu_count')} CPUs. Source: "
                   f"`{r['_file']}`. Regenerate: `python -m benchmarks.int8 --config "
-                  "benchmarks/configs/int8_resnet56.yaml` (needs the run folders named in that file and `../shared`).",
+                  f"benchmarks/configs/{Path(r['_file']).stem}.yaml` (needs the run folders named in that file and "
+                  "`../shared`).",
                   ""]
     return lines
