@@ -13,7 +13,7 @@ from sigmab.inputs import calibration_images
 from sigmab.routing import path_keys
 from sigmab.tree.routes import load_routes
 from sigmab.tree.spec import load_tree
-from tests.helpers import digits_tree_folder, tiny_resnet
+from tests.helpers import digits_tree_folder, tiny_mobilenet_v2, tiny_resnet
 
 pytestmark = pytest.mark.slow  # ONNX export and quantisation of a small tree (about a minute)
 
@@ -122,3 +122,27 @@ def test_an_operator_left_in_float_is_one_clear_error(tmp_path, monkeypatch) -> 
                        batch_size=2)
     assert not (tmp_path / "model.int8.onnx").exists()
     assert weight_bytes(fp32) > 4 * sum(p.numel() for p in tiny_resnet().parameters()) * 0.99
+
+
+def test_a_mobilenet_v2_quantises_every_conv_depthwise_included(tmp_path) -> None:
+    """The edge model: every Conv (the depthwise ones too) gets int8 weights and the output tracks fp32."""
+    model = tiny_mobilenet_v2().eval()
+    torch.manual_seed(1)
+    calib, x = torch.rand(64, 3, 32, 32), torch.rand(16, 3, 32, 32)
+    export_model(model, calib[:2], tmp_path / "fp32")
+    fp32 = tmp_path / "fp32" / "model.onnx"
+    quantize_graph(fp32, tmp_path / "model.int8.onnx", calib.numpy(), input_name="x", batch_size=16)
+    import onnx
+    import onnxruntime as ort
+
+    graph = onnx.load(str(tmp_path / "model.int8.onnx")).graph
+    depthwise = [n for n in graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1
+                                                                       for a in n.attribute)]
+    assert len(depthwise) == 17  # one per inverted residual, all kept as Conv over dequantised int8 weights
+    assert not float_weight_ops(tmp_path / "model.int8.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.abs(got - expected).mean() / np.abs(expected).mean() < 0.1
+    assert weight_bytes(tmp_path / "model.int8.onnx") < 0.4 * weight_bytes(fp32)
