@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sigmab.errors import ConfigError
-from sigmab.export.quantize import QuantizeConfig
+from sigmab.export.quantize import CALIBRATION_METHODS, QuantizeConfig
 from sigmab.utils.io import building_folder, check_writable
 
 
@@ -36,6 +36,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-size", type=int, default=QuantizeConfig.calib_size,
                    help=f"training images to calibrate activations on (default {QuantizeConfig.calib_size})")
     q.add_argument("--calib-seed", type=int, default=QuantizeConfig.calib_seed, help="seed of that draw")
+    q.add_argument("--calib-method", default=QuantizeConfig.method, choices=sorted(CALIBRATION_METHODS),
+                   help="activation ranges: min/max of the calibration activations, or a histogram percentile "
+                   f"(default {QuantizeConfig.method})")
     q.add_argument("--dataset", help="calibration dataset (default: the one the folder records)")
     q.add_argument("--data-root", help="its location: an .npz file or a folder (default: the recorded one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -59,7 +62,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError("ONNX export needs the [export] extra (pip install 'sigmab[export]'); or pass --no-onnx")
     if args.int8 and args.no_onnx:
         raise ConfigError("--int8 quantises the ONNX graphs; it cannot go with --no-onnx")
-    cfg = QuantizeConfig(calib_size=args.calib_size, calib_seed=args.calib_seed)
+    cfg = QuantizeConfig(calib_size=args.calib_size, calib_seed=args.calib_seed, method=args.calib_method)
     opened = open_model(args.run, args.checkpoint, arch=args.arch)
     source = _export_source(opened, args)
     images = _calibration(source, opened.meta, cfg) if args.int8 else None  # a missing dataset fails before work

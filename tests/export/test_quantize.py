@@ -146,3 +146,16 @@ def test_a_mobilenet_v2_quantises_every_conv_depthwise_included(tmp_path) -> Non
         expected = model(x).numpy()
     assert np.abs(got - expected).mean() / np.abs(expected).mean() < 0.1
     assert weight_bytes(tmp_path / "model.int8.onnx") < 0.4 * weight_bytes(fp32)
+    quantize_graph(fp32, tmp_path / "stem.int8.onnx", calib.numpy(), input_name="x", batch_size=16,
+                   keep_float=[0], method="percentile")
+    left = float_weight_ops(tmp_path / "stem.int8.onnx")  # the stem only: kept in fp32 on request, not an error
+    assert len(left) == 1 and left[0].startswith("Conv")
+    assert weight_bytes(tmp_path / "stem.int8.onnx") > weight_bytes(tmp_path / "model.int8.onnx")
+
+
+def test_an_unknown_calibration_method_is_one_clear_error() -> None:
+    from sigmab.errors import ConfigError
+    from sigmab.export.quantize import QuantizeConfig
+
+    with pytest.raises(ConfigError, match="choose one of minmax, percentile, entropy"):
+        QuantizeConfig(method="mse")

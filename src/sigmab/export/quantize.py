@@ -1,5 +1,6 @@
 """Post-training static int8 quantisation of an export folder: onnxruntime's quantiser, QDQ format, per-channel
-symmetric int8 weights, int8 activations calibrated (min/max) on images drawn from the training split.
+symmetric int8 weights, int8 activations calibrated (min/max by default, or a histogram percentile or entropy) on
+images drawn from the training split.
 
 Each graph is calibrated on what it sees when deployed: the backbone (and a plain model, and each level of a
 nested net) on the calibration images; a router on the stream that reaches it; a node on the inputs the fp32
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 NOT_QUANTISED = {"tree": "a single graph with ONNX If branches, which onnxruntime's quantiser does not enter"}
 
 
+# sigmab's names of onnxruntime's CalibrationMethod members
+CALIBRATION_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+
+
 @dataclass(frozen=True)
 class QuantizeConfig:
     """How an export is quantised: ``calib_size`` training images drawn with ``calib_seed``; units reached by fewer
@@ -44,11 +49,14 @@ class QuantizeConfig:
     calib_seed: int = 0
     min_routed: int = 32
     batch_size: int = 32
+    method: str = "minmax"  # activation ranges: min/max, or a percentile of the histogram (clips rare outliers)
 
     def __post_init__(self) -> None:
         for name in ("calib_size", "min_routed", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        if self.method not in CALIBRATION_METHODS:
+            raise ConfigError(f"calibration method {self.method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
 
 
 def _runner(graphs: OnnxGraphs, inputs: dict[str, list[torch.Tensor]]) -> Callable[[str, torch.Tensor], torch.Tensor]:
@@ -123,9 +131,25 @@ class QuantisationError(ConfigError):
     """onnxruntime's quantiser left a weight-bearing operator in float (an operator it does not support)."""
 
 
-def quantize_graph(src: Path, dst: Path, inputs: np.ndarray, *, input_name: str, batch_size: int) -> None:
-    """Quantise the fp32 ONNX graph ``src`` into ``dst`` (atomically), calibrated on ``inputs`` (n, ...)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+def _weight_nodes(path: Path) -> list[str]:
+    """Names of the weight-bearing nodes (``WEIGHT_OPS``) of an ONNX file, in graph order."""
+    import onnx
+
+    return [node.name for node in onnx.load(str(path)).graph.node if node.op_type in WEIGHT_OPS]
+
+
+def quantize_graph(src: Path, dst: Path, inputs: np.ndarray, *, input_name: str, batch_size: int,
+                   method: str = "minmax", per_channel: bool = True, keep_float: Collection[int] = ()) -> None:
+    """Quantise the fp32 ONNX graph ``src`` into ``dst`` (atomically), activation ranges calibrated on ``inputs``
+    (n, ...) by ``method`` (a key of :data:`CALIBRATION_METHODS`). ``keep_float`` lists weight layers to leave in
+    fp32 by their position among the graph's weight-bearing nodes (0: the first conv, -1: the classifier)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
@@ -139,10 +163,14 @@ def quantize_graph(src: Path, dst: Path, inputs: np.ndarray, *, input_name: str,
         prepared = Path(tmp) / "prepared.onnx"
         # shape inference and graph fusions (Conv+BatchNorm...) first, as onnxruntime's quantiser recommends
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        weight_nodes = _weight_nodes(prepared)
+        excluded = [weight_nodes[i] for i in keep_float]
         with atomic_path(dst) as out:
-            quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-            left = float_weight_ops(out)
+            quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]),
+                            nodes_to_exclude=excluded)
+            left = [op for op in float_weight_ops(out) if op.split(" ", 1)[1] not in excluded]
             if left:
                 raise QuantisationError(f"{src.name}: onnxruntime's quantiser left {len(left)} operator(s) in float "
                                         f"({', '.join(left[:3])}); int8 export does not support them")
@@ -169,13 +197,14 @@ def quantize_export(src: str | os.PathLike[str], out: str | os.PathLike[str], im
         graph = manifest["graphs"][name]
         file = f"{name}.onnx"
         quantize_graph(Path(src) / graph["files"]["onnx"], out / file, inputs[name], input_name=manifest["input"],
-                       batch_size=cfg.batch_size)
+                       batch_size=cfg.batch_size, method=cfg.method)
         quantised[name] = {**graph, "files": {"onnx": file}, "weight_bytes": weight_bytes(out / file),
                            "fp32_weight_bytes": weight_bytes(Path(src) / graph["files"]["onnx"]),
                            "calibration_inputs": len(inputs[name])}
     result = {**manifest, "format": EXPORT_FORMAT, "graphs": quantised, "precision": "int8",
               "quantization": {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-                               "weights": "int8, per channel, symmetric", "activations": "int8, min/max calibrated",
+                               "weights": "int8, per channel, symmetric",
+                               "activations": f"int8, {cfg.method} calibrated",
                                **asdict(cfg), "calibration": calibration or {"images": len(images)},
                                "all_images_for": fallback, "not_quantised": {
                                    n: why for n, why in NOT_QUANTISED.items() if n in manifest["graphs"]}}}
