@@ -55,3 +55,23 @@ def int8_section(results: list[dict[str, Any]]) -> list[str]:
                   "`../shared`).",
                   ""]
     return lines
+
+
+SENSITIVITY_REQUIRED = ("run", "model", "dataset", "images", "fp32_top1", "calib_size", "rows", "onnxruntime",
+                        "machine", "git_commit")
+
+
+def int8_sensitivity_section(results: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Where int8 loses Top-1 (`benchmarks.int8_sensitivity`)", ""]
+    for r in results:
+        lines += [f"{r['model']} (`{r['run']}`), fp32 ONNX graph {r['fp32_top1']:.2f}% on the first {r['images']} "
+                  f"{r['dataset']} test images; each row quantises that graph with one choice changed from `sigmab "
+                  f"export --int8`'s default (activations calibrated on {r['calib_size']} training images).", "",
+                  "| variant | what changes | int8 Top-1 | int8 - fp32 | same prediction as fp32 |",
+                  "|---|---|---|---|---|"]
+        for name, row in r["rows"].items():
+            lines.append(f"| {name} | {row['change']} | {row['top1']:.2f}% | {row['minus_fp32_pp']:+.2f} pp | "
+                         f"{100 * row['prediction_agreement']:.2f}% |")
+        lines += ["", f"Source: `{r['_file']}`. Regenerate: `python -m benchmarks.int8_sensitivity --run {r['run']}`.",
+                  ""]
+    return lines

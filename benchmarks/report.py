@@ -18,7 +18,7 @@ from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.edge_report import edge_section, write_edge_plots
 from benchmarks.int8_report import REQUIRED as INT8_REQUIRED
-from benchmarks.int8_report import int8_section
+from benchmarks.int8_report import SENSITIVITY_REQUIRED, int8_section, int8_sensitivity_section
 from benchmarks.points_report import points_section, write_points_plots
 from benchmarks.specialise_report import REQUIRED as SPECIALISE_REQUIRED
 from benchmarks.specialise_report import specialise_section, write_specialise_plot
@@ -53,6 +53,7 @@ REQUIRED["epoch_time"] = ("grid", "config", "model", "dataset", "device", "batch
                           "projected_minutes", "budget_minutes", "fits_budget", "machine", "git_commit")
 REQUIRED["specialise"] = SPECIALISE_REQUIRED
 REQUIRED["int8"] = INT8_REQUIRED
+REQUIRED["int8_sensitivity"] = SENSITIVITY_REQUIRED
 REQUIRED["dispatch_search"] = ("grid", "run_id", "seeds", "config", "rows", "mean_hypervolume", "adopt_nsga2",
                                "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
@@ -318,6 +319,7 @@ SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
     "specialise": specialise_section, "edge": edge_section, "int8": int8_section,
+    "int8_sensitivity": int8_sensitivity_section,
     "dispatch_search": _dispatch_search}
 
 
