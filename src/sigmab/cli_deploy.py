@@ -37,7 +37,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
                    help=f"training images to calibrate activations on (default {QuantizeConfig.calib_size})")
     q.add_argument("--calib-seed", type=int, default=QuantizeConfig.calib_seed, help="seed of that draw")
     q.add_argument("--calib-method", default=QuantizeConfig.method, choices=sorted(CALIBRATION_METHODS),
-                   help="activation ranges: min/max of the calibration activations, or a histogram percentile "
+                   help="activation ranges: min/max of the calibration activations, a histogram percentile or entropy "
                    f"(default {QuantizeConfig.method})")
     q.add_argument("--dataset", help="calibration dataset (default: the one the folder records)")
     q.add_argument("--data-root", help="its location: an .npz file or a folder (default: the recorded one)")
