@@ -58,7 +58,7 @@ def add_resnet56_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tree", type=Path, default=RUNS / "r56-d2-w50-25-kd-6ep-s0" / "tree")
     parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
     parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz.xz")
 METHODS = ("sigmab", "nested", "dispatch", *sorted(CRITERIA))
 CIFAR_RESULTS = RESULTS / "cifar"
 

@@ -26,7 +26,7 @@ from sigmab.models import load_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz.xz")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()

@@ -38,7 +38,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="a dense training folder (or pruned folder)")
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz.xz")
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--images", type=int, default=2000, help="test images evaluated (the first N)")
     args = parser.parse_args()

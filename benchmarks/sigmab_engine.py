@@ -27,7 +27,7 @@ from sigmab.tree import ConvertConfig, PathModel, convert, cost_summary
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz.xz")
     parser.add_argument("--calib-size", type=int, default=10_000)
     parser.add_argument("--convert-repeats", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=7)

@@ -35,7 +35,7 @@ def _sigmab(*args: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=SHARED / "weights" / "resnet20-12fca82f.th")
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz.xz")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sigmab-smoke-"))
     run = work / "tree"

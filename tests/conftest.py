@@ -22,11 +22,6 @@ def require_shared(*relative: str) -> list[Path]:
     return paths
 
 
-@pytest.fixture
-def cifar10_npz() -> Path:
-    return require_shared("data/cifar10.npz")[0]
-
-
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

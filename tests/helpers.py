@@ -41,9 +41,12 @@ def assert_same_function(actual: torch.Tensor, expected: torch.Tensor, *, ulps: 
     torch.testing.assert_close(actual, expected, atol=ulps * torch.finfo(expected.dtype).eps * scale, rtol=0)
 
 
-def tiny_resnet(depth: int = 20, widths: tuple[int, int, int] = (8, 16, 32), seed: int = 0) -> nn.Module:
+def tiny_resnet(depth: int = 20, widths: tuple[int, int, int] = (8, 16, 32), seed: int = 0, shortcut: str = "A"
+                ) -> nn.Module:
+    """A CIFAR ResNet at reduced widths with option-A (zero-padding) or option-B (projection) shortcuts."""
     torch.manual_seed(seed)
-    return randomise_bn(build_model(f"resnet{depth}", widths=list(widths)), seed)
+    kwargs = {"shortcut": shortcut} if shortcut != "A" else {}
+    return randomise_bn(build_model(f"resnet{depth}", widths=list(widths), **kwargs), seed)
 
 
 def tiny_imagenet_resnet(depth: int = 18, width: float = 0.125, seed: int = 0, **kwargs) -> nn.Module:

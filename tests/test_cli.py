@@ -77,11 +77,24 @@ def test_misfit_checkpoint_and_dataset_mismatch(tmp_path: Path, capsys: pytest.C
 @pytest.mark.shared
 @pytest.mark.slow
 def test_eval_of_shared_resnet20_prints_its_top1(capsys: pytest.CaptureFixture[str]) -> None:
-    weights, data = require_shared("weights/resnet20-12fca82f.th", "data/cifar10.npz")
+    weights, data = require_shared("weights/resnet20-12fca82f.th", "data/cifar10.npz.xz")
     assert main(["eval", "--checkpoint", str(weights), "--arch", "resnet20", "--dataset", "cifar10",
                  "--data-root", str(data), "--json"]) == 0
     report = _json_out(capsys)
     assert report["top1"] == 91.73 and report["params"] == 269_722 and report["n_samples"] == 10_000
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+@pytest.mark.parametrize(("arch", "top1", "params"), [("resnet20", 68.83, 278_324), ("resnet56", 72.62, 861_620)])
+def test_eval_of_shared_cifar100_resnets_prints_their_top1(arch: str, top1: float, params: int,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The projection-shortcut layout, recognised from the file; CIFAR-100 read from its xz archive."""
+    weights, data = require_shared(f"weights/cifar100_{arch}.pth", "data/cifar100.npz.xz")
+    assert main(["eval", "--checkpoint", str(weights), "--arch", arch, "--dataset", "cifar100",
+                 "--data-root", str(data), "--json", "--no-progress"]) == 0
+    report = _json_out(capsys)
+    assert report["top1"] == top1 and report["params"] == params and report["n_samples"] == 10_000
 
 
 def test_image_folder_runs_through_train_convert_finetune_prune_and_eval(

@@ -98,8 +98,9 @@ def test_conditional_whole_tree_graph_runs_only_the_routed_path(tree, exported) 
     assert read_export_manifest(exported)["graphs"]["tree"]["input_shape"][0] == 1
 
 
-def test_dense_and_pruned_models_export_the_same_way(tmp_path) -> None:
-    dense = tiny_resnet()
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_dense_and_pruned_models_export_the_same_way(tmp_path, shortcut) -> None:
+    dense = tiny_resnet(shortcut=shortcut)
     pruned = prune(dense, PruneConfig(criterion="l1", keep_ratio=0.5, scope="all"))[0]
     x = calibration_batch(3, seed=5)
     for name, model in (("dense", dense), ("pruned", pruned)):

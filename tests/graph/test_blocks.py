@@ -6,7 +6,8 @@ import torch
 from sigmab.graph import BlockChannels, block_handler, decompose
 from tests.helpers import mask_hook, point_batch, tiny_imagenet_resnet, tiny_mobilenet_v2, tiny_pointnet, tiny_resnet
 
-MODELS = {"cifar-resnet20": tiny_resnet, "resnet18": lambda: tiny_imagenet_resnet(18),
+MODELS = {"cifar-resnet20": tiny_resnet, "cifar-resnet20-B": lambda: tiny_resnet(shortcut="B"),
+          "resnet18": lambda: tiny_imagenet_resnet(18),
           "resnet50": lambda: tiny_imagenet_resnet(50)}
 
 
@@ -55,7 +56,8 @@ def _sliced_and_zeroed_dense(dec, start: int, end: int, x: torch.Tensor, in_idx:
 @pytest.mark.parametrize("arch", list(MODELS))
 @pytest.mark.parametrize(("start", "end"), [(0, 8), (2, 5), (3, 7), (4, 8)])
 def test_sliced_segment_equals_zeroed_dense_segment(arch: str, start: int, end: int) -> None:
-    """Covers option-A, identity and 1x1-projection shortcuts, basic blocks and bottlenecks."""
+    """Covers option-A, identity and 1x1-projection shortcuts (CIFAR and torchvision layouts), basic blocks and
+    bottlenecks."""
     dec = decompose(MODELS[arch]())
     g = torch.Generator().manual_seed(start * 10 + end)
     in_width = dec.width_before(start)

@@ -21,18 +21,20 @@ def float64():
 
 
 @pytest.mark.parametrize(("criterion", "arch"), [("l1", "cifar"), ("fpgm", "cifar"), ("hrank", "cifar"),
+                                                 ("l1", "cifar-B"), ("fpgm", "cifar-B"), ("hrank", "cifar-B"),
                                                  ("l1", "resnet18"), ("fpgm", "resnet50"), ("hrank", "resnet50"),
                                                  ("l1", "mobilenet"), ("fpgm", "mobilenet"), ("hrank", "mobilenet")])
 def test_pruned_network_equals_dense_with_the_dropped_channels_zeroed(criterion: str, arch: str, float64) -> None:
-    """CIFAR option-A shortcuts; torchvision basic blocks; bottlenecks with projections and a separate stem stream;
-    MobileNetV2's inverted residuals (expansion and depthwise channels together, streams that end where a block has
-    no shortcut) and its last conv.
+    """CIFAR option-A and option-B (projection) shortcuts; torchvision basic blocks; bottlenecks with projections and
+    a separate stem stream; MobileNetV2's inverted residuals (expansion and depthwise channels together, streams
+    that end where a block has no shortcut) and its last conv.
 
     In float64 (models and the sliced layers alike), the comparison tests the slicing, not float32 rounding: a
     random ResNet-50's logits reach ~250, where float32 summation order alone moves them by ~1e-4 between
     machines."""
-    model = {"cifar": tiny_resnet, "resnet18": lambda: tiny_imagenet_resnet(18),
-             "resnet50": lambda: tiny_imagenet_resnet(50), "mobilenet": tiny_mobilenet_v2}[arch]()
+    model = {"cifar": tiny_resnet, "cifar-B": lambda: tiny_resnet(shortcut="B"),
+             "resnet18": lambda: tiny_imagenet_resnet(18), "resnet50": lambda: tiny_imagenet_resnet(50),
+             "mobilenet": tiny_mobilenet_v2}[arch]()
     calib = torch.randn(32, 3, 32, 32, dtype=torch.float64)
     net, spec = prune(model, PruneConfig(criterion=criterion, scope="all", keep_ratio=0.6), calib)
     dec = decompose(model)  # the reference: dense blocks, masks on every dropped channel
@@ -56,7 +58,7 @@ def test_pruned_network_equals_dense_with_the_dropped_channels_zeroed(criterion:
     for handle in handles:
         handle.remove()
     assert _params(net) < 0.5 * _params(model)
-    if arch == "cifar":
+    if arch.startswith("cifar"):
         assert len(spec.stem_out) == 5 and all(len(ch.inner["conv1"]) == 5 for ch in spec.blocks[:3])  # ceil(.6 * 8)
     if arch == "resnet50":  # the stem stream feeds a projection, not stage 1's stream: kept whole
         assert len(spec.stem_out) == dec.stem_width and len(spec.blocks[0].out) < dec.widths[0]

@@ -5,11 +5,15 @@ from sigmab.errors import ConfigError
 from sigmab.models import build_model
 from sigmab.tree import ConvertConfig, convert
 from sigmab.tree.metrics import path_costs
-from tests.helpers import point_batch, randomise_bn, tiny_imagenet_resnet, tiny_mobilenet_v2, tiny_pointnet
+from tests.helpers import point_batch, randomise_bn, tiny_imagenet_resnet, tiny_mobilenet_v2, tiny_pointnet, tiny_resnet
 
 
+@pytest.mark.parametrize("shortcut", ["A", "B"])
 @pytest.mark.parametrize(("depth", "splits"), [(1, None), (2, None), (3, ["layer1.2", "layer2.1", "layer3.0"])])
-def test_full_width_tree_gives_the_dense_output_on_every_path(model, calib, depth, splits) -> None:
+def test_full_width_tree_gives_the_dense_output_on_every_path(model, calib, depth, splits, shortcut) -> None:
+    """CIFAR ResNets with option-A (zero-padding) and option-B (projection) shortcuts: split points just before a
+    projection (layer2.0, layer3.0) put it at the start of a node."""
+    model = model if shortcut == "A" else tiny_resnet(shortcut="B")
     cfg = ConvertConfig(depth=depth, split_points=splits, widths=[1.0] * depth, residual_widths=[1.0] * depth,
                         calib_size=160, min_leaf_samples=8)
     tree = convert(model, calib, cfg).tree

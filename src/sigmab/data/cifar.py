@@ -1,5 +1,6 @@
-"""CIFAR-10/100 from an ``.npz`` (``x_train``/``y_train``/``x_test``/``y_test``, NHWC uint8)
-or from the official Python-pickle folders (``cifar-10-batches-py/``, ``cifar-100-python/``)."""
+"""CIFAR-10/100 from an ``.npz`` (``x_train``/``y_train``/``x_test``/``y_test``, NHWC uint8), the same
+xz-compressed (``.npz.xz``, decompressed once into the user's cache), or the official Python-pickle folders
+(``cifar-10-batches-py/``, ``cifar-100-python/``)."""
 
 from __future__ import annotations
 
@@ -12,32 +13,38 @@ from typing import Any
 import numpy as np
 
 from sigmab.data.arrays import ImageArrays, make_image_arrays
+from sigmab.data.compressed import decompressed_path, is_xz
 from sigmab.errors import DataError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _PICKLE_DIRS = {10: "cifar-10-batches-py", 100: "cifar-100-python"}
 
 
-def load_cifar_npz(path: Path, *, split: str, num_classes: int) -> ImageArrays:
-    """Read ``x_{split}`` (N, 32, 32, 3) uint8 and ``y_{split}`` (N,) from an npz file."""
+def load_cifar_npz(path: Path, *, split: str, num_classes: int, shown: Path | None = None) -> ImageArrays:
+    """Read ``x_{split}`` (N, 32, 32, 3) uint8 and ``y_{split}`` (N,) from an npz file; errors and the data's
+    ``source`` name ``shown`` (the file the user gave, e.g. the ``.npz.xz`` this one was decompressed from)."""
+    name = shown if shown is not None else path
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
             need = {f"x_{split}", f"y_{split}"}
             if not need <= keys:
-                raise DataError(f"{path}: missing arrays {sorted(need - keys)} (has {sorted(keys)})")
+                raise DataError(f"{name}: missing arrays {sorted(need - keys)} (has {sorted(keys)})")
             images, labels = npz[f"x_{split}"], npz[f"y_{split}"]
             names = [str(n) for n in npz["class_names"]] if "class_names" in keys else None
+            if names is not None and len(names) != num_classes:
+                raise DataError(f"{name}: holds a {len(names)}-class data set, not CIFAR-{num_classes} "
+                                f"({num_classes} classes); check --dataset")
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         if "pickle" in str(exc):  # numpy's message offers allow_pickle=True; sigmab never unpickles data
-            raise DataError(f"{path}: not an npz archive of plain arrays (it would need unpickling, which sigmab "
+            raise DataError(f"{name}: not an npz archive of plain arrays (it would need unpickling, which sigmab "
                             "never does)") from None
-        raise DataError(f"{path}: not a readable npz archive ({exc})") from None
+        raise DataError(f"{name}: not a readable npz archive ({exc})") from None
     if names is None and num_classes == 10:
         names = list(CIFAR10_CLASSES)
-    data = make_image_arrays(images, labels, num_classes=num_classes, source=str(path), layout="NHWC",
+    data = make_image_arrays(images, labels, num_classes=num_classes, source=str(name), layout="NHWC",
                              class_names=names)
-    _check_size(data, path)
+    _check_size(data, name)
     return data
 
 
@@ -114,11 +121,13 @@ def load_cifar_pickle(folder: Path, *, split: str, num_classes: int) -> ImageArr
 
 
 def load_cifar(root: Path, *, split: str, num_classes: int) -> ImageArrays:
-    """CIFAR from ``root``: an ``.npz`` file, a pickle folder, or a folder holding the pickle folder."""
-    if root.suffix == ".npz" or root.is_file():
+    """CIFAR from ``root``: an ``.npz`` or ``.npz.xz`` file, a pickle folder, or a folder holding the pickle
+    folder."""
+    if root.suffix in (".npz", ".xz") or root.is_file():
         if not root.is_file():
             raise DataError(f"CIFAR-{num_classes} npz file not found: {root}")
-        return load_cifar_npz(root, split=split, num_classes=num_classes)
+        npz = decompressed_path(root) if is_xz(root) else root
+        return load_cifar_npz(npz, split=split, num_classes=num_classes, shown=root)
     if not root.is_dir():
         raise DataError(f"CIFAR-{num_classes} data not found: {root}")
     folder = find_pickle_dir(root, num_classes)

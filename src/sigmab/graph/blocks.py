@@ -119,8 +119,23 @@ def module_shell(module: nn.Module) -> nn.Module:
     return new.train(module.training)
 
 
+def _is_projection(shortcut: nn.Module | None) -> bool:
+    """A 1x1 conv + BN shortcut (``nn.Sequential(conv, bn)``: option B, torchvision's ``downsample``)."""
+    return (isinstance(shortcut, nn.Sequential) and len(shortcut) == 2
+            and isinstance(shortcut[0], nn.Conv2d) and isinstance(shortcut[1], nn.BatchNorm2d))
+
+
+def projection_convs(shortcut: nn.Module | None) -> list[nn.Module]:
+    """The shortcut's convolution, which reads the incoming stream and writes the outgoing one; [] if it has none."""
+    return [shortcut[0]] if _is_projection(shortcut) else []
+
+
 def slice_shortcut(shortcut: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> nn.Module:
-    """Parameter-free shortcuts become a channel map from the kept input to the kept output channels."""
+    """A projection is sliced on both sides; parameter-free shortcuts become a channel map from the kept input to
+    the kept output channels (an identity stays one when the two sets agree)."""
+    if _is_projection(shortcut):
+        conv, bn = shortcut
+        return nn.Sequential(slice_layer(conv, in_idx=inp, out_idx=out), slice_layer(bn, out_idx=out))
     if isinstance(shortcut, ZeroPadShortcut):
         return IndexShortcut(channel_map(inp, out, offset=shortcut.pad_front), stride=shortcut.stride)
     if isinstance(shortcut, IndexShortcut):
@@ -134,7 +149,10 @@ def slice_shortcut(shortcut: nn.Module, inp: torch.Tensor, out: torch.Tensor) ->
 
 @register_block_handler(BasicBlock)
 class BasicBlockHandler(BlockHandler):
-    """conv1 (in -> inner 'conv1') - bn1 - relu - conv2 (inner -> out) - bn2, plus shortcut (in -> out)."""
+    """conv1 (in -> inner 'conv1') - bn1 - relu - conv2 (inner -> out) - bn2, plus the shortcut (in -> out) held
+    in ``shortcut_attr``: identity, option-A zero padding or a 1x1 projection."""
+
+    shortcut_attr = "shortcut"
 
     def inner_groups(self, block: nn.Module) -> dict[str, int]:
         return {"conv1": block.conv1.out_channels}
@@ -146,7 +164,8 @@ class BasicBlockHandler(BlockHandler):
         return {"conv1": ([block.conv1], [block.conv2])}
 
     def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
-        return [block.conv2], [block.conv1]  # option-A shortcuts hold no weights
+        projection = projection_convs(getattr(block, self.shortcut_attr))
+        return [block.conv2, *projection], [block.conv1, *projection]
 
     def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
         inner = channels.inner["conv1"]
@@ -155,42 +174,26 @@ class BasicBlockHandler(BlockHandler):
         new.bn1 = slice_layer(block.bn1, out_idx=inner)
         new.conv2 = slice_layer(block.conv2, in_idx=inner, out_idx=channels.out)
         new.bn2 = slice_layer(block.bn2, out_idx=channels.out)
-        new.shortcut = slice_shortcut(block.shortcut, channels.inp, channels.out)
+        if isinstance(getattr(block, "relu", None), nn.Module):
+            new.relu = copy.deepcopy(block.relu)
+        setattr(new, self.shortcut_attr,
+                slice_projection(getattr(block, self.shortcut_attr), channels.inp, channels.out))
         return new
 
 
 def slice_projection(downsample: nn.Module | None, inp: torch.Tensor, out: torch.Tensor) -> nn.Module | None:
-    """A torchvision-style shortcut: a 1x1 conv + BN projection is sliced on both sides; an identity
-    (``None``) stays one when the kept channel sets agree, else becomes a channel map."""
+    """A residual block's shortcut, where ``None`` (torchvision's ``downsample``) is the identity: it stays one
+    when the kept channel sets agree, else becomes a channel map; a module is sliced by :func:`slice_shortcut`."""
     if downsample is None:
         return None if torch.equal(inp, out) else IndexShortcut(channel_map(inp, out))
-    if isinstance(downsample, nn.Sequential) and len(downsample) == 2:
-        conv, bn = downsample
-        return nn.Sequential(slice_layer(conv, in_idx=inp, out_idx=out), slice_layer(bn, out_idx=out))
-    raise NotImplementedError(f"no shortcut slicer for a {type(downsample).__name__} downsample")
-
-
-def _projection_conv(block: nn.Module) -> list[nn.Module]:
-    return [] if block.downsample is None else [block.downsample[0]]
+    return slice_shortcut(downsample, inp, out)
 
 
 @register_block_handler(ResNetBasicBlock)
 class ResNetBasicBlockHandler(BasicBlockHandler):
-    """torchvision BasicBlock: the CIFAR block's inner group, with an identity or 1x1-projection shortcut."""
+    """torchvision BasicBlock: the CIFAR block with its shortcut in ``downsample`` (``None``: identity)."""
 
-    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
-        return [block.conv2, *_projection_conv(block)], [block.conv1, *_projection_conv(block)]
-
-    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
-        inner = channels.inner["conv1"]
-        new = module_shell(block)
-        new.conv1 = slice_layer(block.conv1, in_idx=channels.inp, out_idx=inner)
-        new.bn1 = slice_layer(block.bn1, out_idx=inner)
-        new.relu = copy.deepcopy(block.relu)
-        new.conv2 = slice_layer(block.conv2, in_idx=inner, out_idx=channels.out)
-        new.bn2 = slice_layer(block.bn2, out_idx=channels.out)
-        new.downsample = slice_projection(block.downsample, channels.inp, channels.out)
-        return new
+    shortcut_attr = "downsample"
 
 
 @register_block_handler(Bottleneck)
@@ -208,7 +211,7 @@ class BottleneckHandler(BlockHandler):
         return {"conv1": ([block.conv1], [block.conv2]), "conv2": ([block.conv2], [block.conv3])}
 
     def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
-        return [block.conv3, *_projection_conv(block)], [block.conv1, *_projection_conv(block)]
+        return [block.conv3, *projection_convs(block.downsample)], [block.conv1, *projection_convs(block.downsample)]
 
     def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
         c1, c2 = channels.inner["conv1"], channels.inner["conv2"]

@@ -117,30 +117,41 @@ def check_fits(model: nn.Module, sd: StateDict, *, source: str) -> None:
 
 
 def load_model(
-    path: str | os.PathLike[str], *, arch: str | None = None, num_classes: int | None = None
+    path: str | os.PathLike[str], *, arch: str | None = None, num_classes: int | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Build the model a checkpoint describes (or ``arch``) and load its weights, in eval mode.
 
     Files without metadata (e.g. akamaster's) need ``arch``; ``num_classes`` defaults to the
-    classifier size found in the weights.
+    classifier size found in the weights, and the family's layout reader (if it registered one)
+    recognises the file's layout (e.g. a CIFAR ResNet's shortcut option) and renames its keys.
+    ``arch_kwargs`` names builder keywords explicitly; they win over what the layout reader found.
     """
     if arch is not None:
-        get_entry(arch)  # an unknown name fails before the file is read
+        entry = get_entry(arch)  # an unknown name fails before the file is read
     ckpt = load_checkpoint(path)
+    sd = ckpt.state_dict
     if ckpt.meta is not None:
         if arch is not None and arch != ckpt.meta.arch:
             raise CheckpointError(f"{path} holds a {ckpt.meta.arch} model, but --arch {arch} was given")
-        model = build_from_meta(ckpt.meta)
+        meta = ckpt.meta if not arch_kwargs else ckpt.meta.with_updates(
+            arch_kwargs={**ckpt.meta.arch_kwargs, **arch_kwargs})
+        model = build_from_meta(meta)
     else:
         if arch is None:
             raise CheckpointError(f"{path} carries no model metadata; pass the architecture (--arch)")
         overrides: dict[str, Any] = {}
-        classes = num_classes if num_classes is not None else _guess_num_classes(ckpt.state_dict)
+        if entry.layout is not None:
+            reading = entry.layout(sd)
+            sd = reading.state_dict
+            overrides.update(reading.meta)
+            overrides.update(reading.arch_kwargs)
+        overrides.update(arch_kwargs or {})
+        classes = num_classes if num_classes is not None else _guess_num_classes(sd)
         if classes is not None:
             overrides["num_classes"] = classes
-        base = default_meta(arch)
-        model = build_model(arch, **overrides) if overrides else build_model(arch, meta=base)
-    load_weights(model, ckpt.state_dict, source=str(path))
+        model = build_model(arch, **overrides) if overrides else build_model(arch, meta=default_meta(arch))
+    load_weights(model, sd, source=str(path))
     return model.eval()
 
 

@@ -13,17 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sigmab.models.cifar_resnet import IMAGENET_MEAN, IMAGENET_STD, conv3x3
+from sigmab.models.cifar_resnet import IMAGENET_MEAN, IMAGENET_STD, conv1x1, conv3x3, projection
 from sigmab.models.registry import register_model
-
-
-def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
-
-
-def projection(in_planes: int, out_planes: int, stride: int) -> nn.Sequential:
-    """The 1x1 convolution + BN shortcut of a block whose stride or width changes (torchvision ``downsample``)."""
-    return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
 
 
 class ResNetBasicBlock(nn.Module):

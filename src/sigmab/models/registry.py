@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from sigmab.errors import ArchitectureError, ConfigError
@@ -16,10 +17,25 @@ ModelBuilder = Callable[..., nn.Module]
 
 
 @dataclass(frozen=True)
+class LayoutReading:
+    """What a family's layout reader found in a checkpoint without sigmab metadata: the builder keywords it
+    implies (``arch_kwargs``), the state_dict renamed into the family's parameter names, and metadata fields
+    the layout fixes (e.g. the input ``mean``/``std`` its publisher trained with)."""
+
+    arch_kwargs: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+
+
+LayoutReader = Callable[[dict[str, torch.Tensor]], LayoutReading]
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     builder: ModelBuilder
     default_meta: ModelMeta
+    layout: LayoutReader | None = None
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -33,14 +49,17 @@ def register_model(
     input_size: tuple[int, ...],
     mean: tuple[float, ...],
     std: tuple[float, ...],
+    layout: LayoutReader | None = None,
 ) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Register ``builder(*, num_classes, in_channels, **arch_kwargs)`` under ``name`` with default metadata."""
+    """Register ``builder(*, num_classes, in_channels, **arch_kwargs)`` under ``name`` with default metadata.
+
+    ``layout`` reads the published checkpoint layouts of the family (files without sigmab metadata)."""
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         meta = ModelMeta(name, num_classes, in_channels, input_size, mean, std)
-        _MODELS[name] = ModelEntry(name, builder, meta)
+        _MODELS[name] = ModelEntry(name, builder, meta, layout)
         return builder
 
     return decorator
