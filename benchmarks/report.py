@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
+from benchmarks.dense_eval import REQUIRED as DENSE_REQUIRED
 from benchmarks.edge_report import edge_section, write_edge_plots
 from benchmarks.int8_report import REQUIRED as INT8_REQUIRED
 from benchmarks.int8_report import SENSITIVITY_REQUIRED, int8_section, int8_sensitivity_section
@@ -54,6 +55,7 @@ REQUIRED["epoch_time"] = ("grid", "config", "model", "dataset", "device", "batch
 REQUIRED["specialise"] = SPECIALISE_REQUIRED
 REQUIRED["int8"] = INT8_REQUIRED
 REQUIRED["int8_sensitivity"] = SENSITIVITY_REQUIRED
+REQUIRED["dense_pretrained"] = DENSE_REQUIRED
 REQUIRED["dispatch_search"] = ("grid", "run_id", "seeds", "config", "rows", "mean_hypervolume", "adopt_nsga2",
                                "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
@@ -275,6 +277,22 @@ def _pointnet_speed(results: list[Result]) -> list[str]:
     return lines
 
 
+def _dense_pretrained(results: list[Result]) -> list[str]:
+    lines = ["## The pretrained dense models (`../shared`)", "",
+             "Every study starts from one of these. Each row is `sigmab eval` on the full test split (10,000 images), "
+             "with the shortcut layout and input statistics sigmab reads off the file.", "",
+             "| data set | model | shortcuts | test Top-1 | published | parameters | MACs / input | input mean / std |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for row in r["rows"]:
+            stats = f"{', '.join(f'{v:g}' for v in row['mean'])} / {', '.join(f'{v:g}' for v in row['std'])}"
+            lines.append(f"| {row['dataset']} | {row['arch']} | option {row['shortcut']} | {row['top1']:.2f}% | "
+                         f"{row['published_top1']:.2f}% | {row['params']:,} | {row['macs']:,} | {stats} |")
+        lines += ["", f"Machine: {_machine(r)}. Source: `{r['_file']}`. Regenerate: `python -m benchmarks.dense_eval` "
+                  "(needs `../shared`); each row's command is recorded in the file.", ""]
+    return lines
+
+
 def _epoch_time(results: list[Result]) -> list[str]:
     lines = ["## Dense training time of the grids that train their own model", "",
              "One epoch of the grid's `train:` settings (its evaluation pass included), timed on the device named; "
@@ -315,7 +333,7 @@ def _dispatch_search(results: list[Result]) -> list[str]:
 
 
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
-    "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
+    "dense_pretrained": _dense_pretrained, "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
     "specialise": specialise_section, "edge": edge_section, "int8": int8_section,

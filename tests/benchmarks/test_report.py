@@ -63,3 +63,17 @@ def test_missing_and_malformed_results_are_errors_naming_the_file(tmp_path: Path
     _write(tmp_path, "broken.json", {"benchmark": "mystery"})
     with pytest.raises(SystemExit, match="unknown or missing 'benchmark' kind 'mystery'"):
         load_results(tmp_path)
+
+
+def test_dense_rows_show_the_layout_read_off_each_file(tmp_path: Path) -> None:
+    _valid(tmp_path)
+    row = {"dataset": "cifar100", "arch": "resnet56", "checkpoint": "weights/c.pth", "shortcut": "B",
+           "mean": [0.507, 0.4865, 0.4409], "std": [0.2673, 0.2564, 0.2762], "top1": 72.62, "published_top1": 72.63,
+           "params": 861620, "macs": 125753600, "n_samples": 10000, "command": "sigmab eval ..."}
+    _write(tmp_path, "dense_pretrained.json", {"benchmark": "dense_pretrained", "rows": [row], "machine": MACHINE,
+                                               "git_commit": "abc"})
+    text = render(load_results(tmp_path))
+    assert "| cifar100 | resnet56 | option B | 72.62% | 72.63% | 861,620 | 125,753,600 |" in text
+    _write(tmp_path, "dense_pretrained.json", {"benchmark": "dense_pretrained", "machine": MACHINE})
+    with pytest.raises(SystemExit, match=r"dense_pretrained.json: missing fields \['rows', 'git_commit'\]"):
+        load_results(tmp_path)
