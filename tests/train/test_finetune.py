@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,11 @@ def tree_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.parametrize("amp", ["off", "bf16"])
 def test_resumed_finetune_equals_an_uninterrupted_one(tree_dir: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    straight, _ = finetune(copy_tree_folder(tree_dir, tmp_path / "a"), CFG, progress=False)
+                                                      monkeypatch: pytest.MonkeyPatch, amp: str) -> None:
+    cfg = replace(CFG, amp=amp)
+    straight, _ = finetune(copy_tree_folder(tree_dir, tmp_path / "a"), cfg, progress=False)
     real_eval = finetune_module.evaluate_tree
     calls = {"n": 0}
 
@@ -37,9 +40,9 @@ def test_resumed_finetune_equals_an_uninterrupted_one(tree_dir: Path, tmp_path: 
 
     monkeypatch.setattr(finetune_module, "evaluate_tree", killed_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        finetune(copy_tree_folder(tree_dir, tmp_path / "b"), CFG, progress=False)
+        finetune(copy_tree_folder(tree_dir, tmp_path / "b"), cfg, progress=False)
     monkeypatch.undo()
-    resumed, _ = finetune(tmp_path / "b", CFG, resume=True, progress=False)
+    resumed, _ = finetune(tmp_path / "b", cfg, resume=True, progress=False)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     reloaded, _ = load_tree(tmp_path / "b")

@@ -26,8 +26,11 @@ def test_digits_training_learns_and_fills_the_run_folder(tmp_path: Path) -> None
     torch.testing.assert_close(reloaded(x), result.model(x), rtol=0, atol=0)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    straight = train(TrainConfig(**TINY, epochs=3), tmp_path / "a", progress=False)
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, amp: str) -> None:
+    """Bit for bit in fp32 and under bf16 autocast (channels-last either way)."""
+    cfg = TrainConfig(**TINY, epochs=3, amp=amp)
+    straight = train(cfg, tmp_path / "a", progress=False)
     real_epoch = driver.train_epoch
 
     def killed_in_epoch_3(*args, desc: str, **kwargs):
@@ -37,10 +40,10 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(driver, "train_epoch", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**TINY, epochs=3), tmp_path / "b", progress=False)
+        train(cfg, tmp_path / "b", progress=False)
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "b" / "last.pt").extra["epoch"] == 1
-    resumed = train(TrainConfig(**TINY, epochs=3), tmp_path / "b", resume=True, progress=False)
+    resumed = train(cfg, tmp_path / "b", resume=True, progress=False)
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     assert straight.history == [{**r, "epoch_seconds": s["epoch_seconds"]} for r, s in
@@ -80,8 +83,17 @@ def test_bf16_autocast_and_data_on_device_train_float32_weights(tmp_path: Path) 
     assert yaml.safe_load((tmp_path / "bf16" / "config.yaml").read_text())["amp"] == "bf16"
 
 
+def test_amp_auto_resolves_to_what_the_device_runs_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sigmab.train import precision
+
+    for fast, expected in ((True, "bf16"), (False, "off")):
+        monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        assert TrainConfig(**TINY, device="cpu").amp == expected  # the default is auto, resolved on creation
+    assert TrainConfig(**TINY, device="cpu", amp="off").amp == "off"  # an explicit choice is kept
+
+
 def test_amp_choices_are_checked(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="amp must be one of off, bf16, fp16"):
+    with pytest.raises(ConfigError, match="amp must be one of auto, off, bf16, fp16"):
         TrainConfig(amp="fp8")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):

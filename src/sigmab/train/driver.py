@@ -128,9 +128,10 @@ class TrainingMethod:
 def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
                 lr_at: Callable[[int], float], *, epoch: int, device: torch.device, desc: str, progress: bool,
                 autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
-                scaler: torch.amp.GradScaler | None = None) -> EpochStats:
-    """One pass over ``loader`` with the learning rate set per step and batches moved to ``device``; the loss is
-    computed under ``autocast()`` and, with ``scaler`` (fp16), scaled for the backward pass."""
+                scaler: torch.amp.GradScaler | None = None, channels_last: bool = False) -> EpochStats:
+    """One pass over ``loader`` with the learning rate set per step and batches moved to ``device`` (image batches
+    (N, C, H, W) in channels-last layout with ``channels_last``); the loss is computed under ``autocast()`` and,
+    with ``scaler`` (fp16), scaled for the backward pass."""
     meter, lr, steps = EpochMeter(), float("nan"), len(loader)
     bar = progress_bar(loader, enabled=progress, desc=desc)
     for i, (x, y) in enumerate(bar):
@@ -139,6 +140,8 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         with autocast():
             loss, prediction = method.loss(module, x, y, step)
         value = float(loss.detach())
@@ -162,6 +165,11 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
     return EpochStats(epoch + 1, lr, meter.loss, meter.top1)
 
 
+def uses_conv2d(model: nn.Module) -> bool:
+    """True for a model with 2-D convolutions: the nets whose (N, C, H, W) tensors channels-last speeds up."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
 def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, *, epochs: int,
         warmup_epochs: float = 0.0, nesterov: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Train ``method`` for ``epochs`` over ``loader`` (this rank's shard, with ``set_epoch``), resuming from
@@ -175,6 +183,9 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
         history, start = restore_run(ctx.last, fmt=method.checkpoint_format, model=method.model, optimizer=optimizer)
     if dist.is_main:
         save_config(cfg, ctx.run_dir / "config.yaml", epoch=start)
+    channels_last = cfg.channels_last and uses_conv2d(method.model)
+    if channels_last:  # in place, so the method's own references (teacher, tree nodes) see the same layout
+        method.model.to(memory_format=torch.channels_last)
     module = data_parallel(method.train_module(), ctx.device, dist,
                            find_unused_parameters=method.find_unused_parameters)
     steps = len(loader)
@@ -190,7 +201,7 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
         method.start_epoch(epoch)
         stats = train_epoch(method, module, loader, optimizer, lr_at, epoch=epoch, device=ctx.device,
                             desc=method.describe(epoch, epochs), progress=progress and dist.is_main,
-                            autocast=autocast, scaler=scaler)
+                            autocast=autocast, scaler=scaler, channels_last=channels_last)
         broadcast_buffers(method.model, dist)
         if dist.is_main:
             row = method.evaluate(stats)
@@ -203,4 +214,6 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
             if progress:
                 tqdm.write(method.summary(row))
         barrier(dist)
+    if channels_last:  # hand back the model as it is saved (NCHW), so it computes exactly what a reload does
+        method.model.to(memory_format=torch.contiguous_format)
     return history

@@ -13,8 +13,9 @@ from sigmab.data import AugmentSpec, BatchLoader, DatasetInfo, DataSplit, load_s
 from sigmab.data.arrays import ImageArrays
 from sigmab.errors import ConfigError, DataError, check_settings
 from sigmab.train.distributed import DEVICES
+from sigmab.train.precision import AMP_CHOICES, auto_amp
 
-#: ``--amp`` choices: the autocast dtype of the forward pass (weights, optimizer and gradients stay float32).
+#: The autocast dtype of the forward pass per resolved ``--amp`` (weights, optimizer and gradients stay float32).
 AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -34,7 +35,8 @@ class LoopOptions:
     workers: int = 0
     device: str = "auto"
     data_on_device: bool = False
-    amp: str = "off"
+    amp: str = "auto"
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -48,9 +50,11 @@ class LoopOptions:
             (self.workers >= 0, "workers must be >= 0"),
             (self.device in DEVICES or self.device.startswith("cuda:"),
              "device must be auto, cpu, cuda or cuda:N"),
-            (self.amp in AMP_DTYPES, f"amp must be one of {', '.join(AMP_DTYPES)}"),
+            (self.amp in AMP_CHOICES, f"amp must be one of {', '.join(AMP_CHOICES)}"),
         ]
         check_settings(checks)
+        if self.amp == "auto":  # resolved here, so the saved config (and every report) names the precision used
+            self.amp = auto_amp(self.device)
 
     def check_teacher(self) -> None:
         """For configs with ``teacher`` and ``distill_weight``: a teacher that would not be used is a mistake."""
@@ -118,5 +122,7 @@ LOOP_HELP = {
               "cuda:N",
     "data_on_device": "keep the whole (in-memory) dataset on the training device and augment there: on a GPU, "
                       "no batch crosses the host link",
-    "amp": "mixed precision of the forward pass: off, bf16 (CPU or CUDA) or fp16 (CUDA, with loss scaling)",
+    "amp": "mixed precision of the forward pass: auto (bf16 on a CPU with AMX or AVX512-BF16 and on a CUDA device "
+           "with bf16, else off), off, bf16 or fp16 (CUDA, with loss scaling); the run's config records the choice",
+    "channels_last": "train conv nets on channels-last (NHWC) tensors, faster with oneDNN and on tensor cores",
 }
