@@ -22,6 +22,7 @@ def float64():
 
 @pytest.mark.parametrize(("criterion", "arch"), [("l1", "cifar"), ("fpgm", "cifar"), ("hrank", "cifar"),
                                                  ("l1", "cifar-B"), ("fpgm", "cifar-B"), ("hrank", "cifar-B"),
+                                                 ("activation", "cifar-B"),
                                                  ("l1", "resnet18"), ("fpgm", "resnet50"), ("hrank", "resnet50"),
                                                  ("l1", "mobilenet"), ("fpgm", "mobilenet"), ("hrank", "mobilenet")])
 def test_pruned_network_equals_dense_with_the_dropped_channels_zeroed(criterion: str, arch: str, float64) -> None:

@@ -78,7 +78,22 @@ class HRankCriterion(FilterCriterion):
         return stats
 
 
-CRITERIA: dict[str, type[FilterCriterion]] = {c.name: c for c in (L1Criterion, FPGMCriterion, HRankCriterion)}
+class ActivationCriterion(FilterCriterion):
+    """Mean |activation| of each channel over the calibration images: the statistic a SigmaB conversion ranks a
+    node's channels by (on its own cluster), here over all images. A static network pruned by it to a tree
+    path's widths is that path's shape control: same shape, same criterion, no routing."""
+
+    name = "activation"
+    statistic = "mean_abs"
+
+    def scores(self, group: ChannelGroup, stats: torch.Tensor | None = None) -> torch.Tensor:
+        if stats is None:
+            raise ValueError("activation scores need the mean |activation| from calibration")
+        return stats
+
+
+CRITERIA: dict[str, type[FilterCriterion]] = {c.name: c for c in (L1Criterion, FPGMCriterion, HRankCriterion,
+                                                                   ActivationCriterion)}
 
 
 def get_criterion(name: str) -> FilterCriterion:
