@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.c100_report import c100_section, is_c100, write_c100_plot
 from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.dense_eval import REQUIRED as DENSE_REQUIRED
@@ -23,6 +24,7 @@ from benchmarks.int8_report import SENSITIVITY_REQUIRED, int8_section, int8_sens
 from benchmarks.points_report import points_section, write_points_plots
 from benchmarks.specialise_report import REQUIRED as SPECIALISE_REQUIRED
 from benchmarks.specialise_report import specialise_section, write_specialise_plot
+from benchmarks.train_speed import REQUIRED as TRAIN_SPEED_REQUIRED
 from sigmab.data import get_dataset_info
 from sigmab.errors import ConfigError
 from sigmab.eval import RESULT_FIELDS
@@ -56,6 +58,7 @@ REQUIRED["specialise"] = SPECIALISE_REQUIRED
 REQUIRED["int8"] = INT8_REQUIRED
 REQUIRED["int8_sensitivity"] = SENSITIVITY_REQUIRED
 REQUIRED["dense_pretrained"] = DENSE_REQUIRED
+REQUIRED["train_speed"] = TRAIN_SPEED_REQUIRED
 REQUIRED["dispatch_search"] = ("grid", "run_id", "seeds", "config", "rows", "mean_hypervolume", "adopt_nsga2",
                                "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
@@ -73,7 +76,7 @@ def load_results(folder: Path) -> dict[str, list[Result]]:
         if not (folder / name).is_file():
             raise ReportError(f"missing result file {folder / name}; regenerate it (see BENCHMARKS.md)")
     by_kind: dict[str, list[Result]] = {}
-    patterns = ("*.json", "cifar/*.json", "points/*.json", "specialise/*.json")
+    patterns = ("*.json", "cifar/*.json", "points/*.json", "specialise/*.json", "train_speed/*.json")
     for path in [p for pattern in patterns for p in sorted(folder.glob(pattern))]:
         try:
             result = json.loads(path.read_text())
@@ -243,9 +246,17 @@ def _on_point_sets(r: Result) -> bool:
         return False
 
 
+def _split_grids(runs: list[Result]) -> tuple[list[Result], list[Result], list[Result]]:
+    """(CIFAR-10 and other image grids, the CIFAR-100 study, point-set grids): each has its own section."""
+    points = [r for r in runs if _on_point_sets(r)]
+    c100 = [r for r in runs if is_c100(r)]
+    return [r for r in runs if not _on_point_sets(r) and not is_c100(r)], c100, points
+
+
 def grid_sections(runs: list[Result]) -> list[str]:
-    images, points = [r for r in runs if not _on_point_sets(r)], [r for r in runs if _on_point_sets(r)]
-    return (cifar_section(images) if images else []) + (points_section(points) if points else [])
+    images, c100, points = _split_grids(runs)
+    return ((cifar_section(images) if images else []) + (c100_section(c100) if c100 else [])
+            + (points_section(points) if points else []))
 
 
 def _pointnet_speed(results: list[Result]) -> list[str]:
@@ -274,6 +285,28 @@ def _pointnet_speed(results: list[Result]) -> list[str]:
                          f"{k['fps_ms']['median']:.1f} ms | {chunks} | {k['full_matrix_mib']:.0f} MiB |")
         lines += ["", f"Machine: {_machine(r)}. Source: `{r['_file']}`. Regenerate: `python -m "
                   "benchmarks.pointnet_speed`.", ""]
+    return lines
+
+
+def _train_speed(results: list[Result]) -> list[str]:
+    lines = ["## Training speed: bf16 autocast and channels-last against fp32 NCHW (`benchmarks.train_speed`)", ""]
+    for r in results:
+        lines += [f"SGD steps of batch {r['batch_size']} on one fixed batch (median of {r['steps']} steps per round, "
+                  f"rounds alternated {r['repeats']} times, the median round), CPU: {r['cpu_model']} "
+                  f"(fast bf16: {'yes' if r['bf16_fast'] else 'no'}), {_machine(r)}. `--amp auto` picks bf16 on "
+                  "this CPU; the speed-up is over fp32 NCHW of the same model and phase.", "",
+                  "| model | phase | amp | memory format | samples/s | speed-up |", "|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            lines.append(f"| {row['model']} | {row['phase']} | {row['amp']} | {row['memory_format']} | "
+                         f"{row['samples_per_s']:.0f} | {row['speedup_vs_fp32_nchw']:.2f}x |")
+        loader = r.get("loader")
+        if loader:
+            lines += ["", f"Data path: {loader['model']} on {loader['dataset']} (bf16, channels-last) fed by the real "
+                      f"loader with augmentation runs at {loader['real_samples_per_s']:.0f} samples/s, "
+                      f"{loader['ratio']:.2f} of the same steps on a synthetic batch "
+                      f"({loader['synthetic_samples_per_s']:.0f}/s): target >= 0.9, "
+                      f"{_verdict(loader['ratio'] >= 0.9)}."]
+        lines += ["", f"Source: `{r['_file']}`. Regenerate: `python -m benchmarks.train_speed --loader`.", ""]
     return lines
 
 
@@ -333,7 +366,8 @@ def _dispatch_search(results: list[Result]) -> list[str]:
 
 
 SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
-    "dense_pretrained": _dense_pretrained, "eval_speed": _eval_speed, "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
+    "dense_pretrained": _dense_pretrained, "train_speed": _train_speed, "eval_speed": _eval_speed,
+    "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
     "specialise": specialise_section, "edge": edge_section, "int8": int8_section,
@@ -344,10 +378,11 @@ SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
 
 
 def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:
-    runs = by_kind.get("cifar_run", [])
-    images, points = [r for r in runs if not _on_point_sets(r)], [r for r in runs if _on_point_sets(r)]
+    images, c100, points = _split_grids(by_kind.get("cifar_run", []))
     if images:
         write_cifar_plots(images, folder)
+    if c100:
+        write_c100_plot(c100, folder)
     if points:
         write_points_plots(points, folder)
     if by_kind.get("edge"):

@@ -77,3 +77,19 @@ def test_dense_rows_show_the_layout_read_off_each_file(tmp_path: Path) -> None:
     _write(tmp_path, "dense_pretrained.json", {"benchmark": "dense_pretrained", "machine": MACHINE})
     with pytest.raises(SystemExit, match=r"dense_pretrained.json: missing fields \['rows', 'git_commit'\]"):
         load_results(tmp_path)
+
+
+def test_train_speed_rows_show_their_ratio_and_the_loader_verdict(tmp_path: Path) -> None:
+    _valid(tmp_path)
+    (tmp_path / "train_speed").mkdir()
+    row = {"model": "resnet56", "phase": "dense", "amp": "bf16", "memory_format": "channels_last", "compile": False,
+           "seconds_per_step": 0.5, "samples_per_s": 256.0, "speedup_vs_fp32_nchw": 2.19, "runs": [0.5]}
+    _write(tmp_path / "train_speed", "train_speed.json", {
+        "benchmark": "train_speed", "rows": [row], "batch_size": 128, "steps": 5, "repeats": 3,
+        "cpu_model": "Intel(R) Xeon(R) Processor", "bf16_fast": True, "machine": MACHINE, "git_commit": "abc",
+        "loader": {"model": "resnet20", "dataset": "cifar100", "real_samples_per_s": 600.0,
+                   "synthetic_samples_per_s": 700.0, "ratio": 0.857}})
+    text = render(load_results(tmp_path))
+    assert "| resnet56 | dense | bf16 | channels_last | 256 | 2.19x |" in text
+    assert "CPU: Intel(R) Xeon(R) Processor" in text and "0.86 of the same steps" in text
+    assert "target >= 0.9, **missed**" in text

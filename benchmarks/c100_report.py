@@ -1,0 +1,252 @@
+"""BENCHMARKS section "CIFAR-100: does routing beat static pruning?" (issue 30) and its plot.
+
+Reads the grid runs on CIFAR-100 (``benchmarks/results/cifar/c100-*.json``, written by ``python -m benchmarks.cifar
+--config benchmarks/configs/c100_resnet*.yaml``). Arms: a SigmaB tree (method ``sigmab``), the shape control
+(method ``activation``: a static net of one leaf path's widths, channels ranked by the tree's statistic over all
+images) and static prunes (``fpgm``, ``l1``, ``hrank``). The superclass of each fine class comes from
+``benchmarks/results/inputs/cifar100_superclasses.json`` (``python -m benchmarks.c100_report --superclasses``).
+
+    python -m benchmarks.c100_report --superclasses   # writes the superclass map from ../shared's CIFAR-100
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS, SHARED
+from sigmab.utils.io import atomic_path, atomic_write_json
+
+Result = dict[str, Any]
+SUPERCLASSES = RESULTS / "inputs" / "cifar100_superclasses.json"  # not a result: the report reads it
+TARGET_PP = 1.0
+ARM_NAMES = {"sigmab": "SigmaB tree", "activation": "shape control", "fpgm": "static FPGM", "l1": "static L1",
+             "hrank": "static HRank"}
+ARM_COLORS = {"sigmab": "tab:blue", "activation": "tab:purple", "fpgm": "tab:red", "l1": "tab:green",
+              "hrank": "tab:brown"}
+
+
+def is_c100(r: Result) -> bool:
+    return r.get("dataset") == "cifar100"
+
+
+def _method(r: Result) -> str:
+    return r.get("method", "sigmab")
+
+
+def _setting(r: Result) -> str:
+    """A run id without its seed suffix: the setting that seeds repeat."""
+    return r["run_id"]
+
+
+def _cut(r: Result) -> float:
+    return 100.0 * (1.0 - r["active_params_mean"] / r["dense_params"])
+
+
+def _amp(r: Result) -> str:
+    cfg = r.get("config", {}).get("finetune", {})
+    return str(cfg.get("amp", "off"))
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.2f}"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _groups(results: Iterable[Result]) -> dict[tuple[str, str], list[Result]]:
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r["model"], _setting(r)), []).append(r)
+    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in sorted(groups.items())}
+
+
+def read_superclasses(path: Path = SUPERCLASSES) -> list[int] | None:
+    import json
+
+    if not path.is_file():
+        return None
+    return [int(c) for c in json.loads(path.read_text())["coarse_of_class"]]
+
+
+def route_consistency(leaves: list[Result], group_of_class: list[int] | None = None) -> tuple[float, float]:
+    """(observed, chance): the share of test inputs whose group (fine class, or its superclass) sends most of its
+    inputs to the same leaf as them, and what routing independent of the class would give (each group's inputs
+    split like the leaf shares: the largest leaf's share)."""
+    counts = [leaf["class_counts"] for leaf in leaves]
+    n_classes = len(counts[0])
+    groups = group_of_class if group_of_class is not None else list(range(n_classes))
+    n_groups = max(groups) + 1
+    per_group = [[0] * len(leaves) for _ in range(n_groups)]
+    for leaf_index, leaf_counts in enumerate(counts):
+        for c, n in enumerate(leaf_counts):
+            per_group[groups[c]][leaf_index] += n
+    total = sum(sum(g) for g in per_group)
+    observed = sum(max(g) for g in per_group) / total
+    chance = max(sum(leaf_counts) for leaf_counts in counts) / total
+    return observed, chance
+
+
+def _runs_table(results: list[Result]) -> list[str]:
+    lines = ["| model | run | arm | seed | test Top-1 | val Top-1 | active params (mean) | cut | stored params | "
+             "active MACs (of dense) | epochs | precision | source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (model, setting), runs in _groups(results).items():
+        for r in runs:
+            lines.append(
+                f"| {model} | {setting} | {ARM_NAMES.get(_method(r), _method(r))} | {r['seed']} | {r['top1']:.2f}% | "
+                f"{r['val_top1']:.2f}% | {r['active_params_mean']:,.0f} | -{_cut(r):.1f}% | {r['stored_params']:,} | "
+                f"{r['active_macs_mean']:,.0f} ({100 * r['active_macs_mean'] / r['dense_macs']:.0f}%) | "
+                f"{r['finetune_epochs']} | {_amp(r)} | `{r['_file']}` |")
+    return lines
+
+
+def _summary(results: list[Result]) -> list[str]:
+    lines = ["| model | run | arm | seeds | test Top-1 (mean ± s.d.) | cut | active MACs (of dense) |",
+             "|---|---|---|---|---|---|---|"]
+    for (model, setting), runs in _groups(results).items():
+        macs = statistics.fmean(r["active_macs_mean"] / r["dense_macs"] for r in runs)
+        lines.append(f"| {model} | {setting} | {ARM_NAMES.get(_method(runs[0]), _method(runs[0]))} | {len(runs)} | "
+                     f"{_mean_sd([r['top1'] for r in runs])}% | -{statistics.fmean(_cut(r) for r in runs):.1f}% | "
+                     f"{100 * macs:.0f}% |")
+    return lines
+
+
+def verdicts(results: list[Result]) -> list[dict[str, Any]]:
+    """Per model and tree setting: the tree's mean Top-1 against the best static arm (shape control included) whose
+    cut lies within 1.5 pp of the tree's and whose epochs match, seeds paired where both have them."""
+    out = []
+    groups = _groups(results)
+    for (model, setting), trees in groups.items():
+        if _method(trees[0]) != "sigmab":
+            continue
+        cut, epochs = statistics.fmean(_cut(r) for r in trees), trees[0]["finetune_epochs"]
+        rivals = [(s, g) for (m, s), g in groups.items() if m == model and _method(g[0]) != "sigmab"
+                  and abs(statistics.fmean(_cut(r) for r in g) - cut) <= 1.5 and g[0]["finetune_epochs"] == epochs]
+        if not rivals:
+            continue
+        best_setting, best = max(rivals, key=lambda sg: statistics.fmean(r["top1"] for r in sg[1]))
+        tree_mean, best_mean = statistics.fmean(r["top1"] for r in trees), statistics.fmean(r["top1"] for r in best)
+        noise = [statistics.stdev([r["top1"] for r in g]) for _, g in [(setting, trees), *rivals] if len(g) > 1]
+        out.append({"model": model, "tree": setting, "tree_top1": tree_mean, "tree_seeds": len(trees),
+                    "best_static": best_setting, "best_static_top1": best_mean, "best_static_seeds": len(best),
+                    "gain_pp": tree_mean - best_mean, "seed_sd": statistics.fmean(noise) if noise else None,
+                    "met": tree_mean - best_mean >= TARGET_PP and len(trees) >= 2 and len(best) >= 2})
+    return out
+
+
+def _diagnosis(results: list[Result], coarse: list[int] | None) -> list[str]:
+    lines = ["| model | run | seed | routed Top-1 | best single leaf | specialisation gain | oracle | leaf shares | "
+             "class -> leaf (chance) | superclass -> leaf (chance) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if _method(r) != "sigmab" or "diagnosis" not in r:
+            continue
+        d = r["diagnosis"]
+        best_leaf = max(leaf["top1_all"] for leaf in d["leaves"])
+        cls, cls_chance = route_consistency(r["leaves"])
+        sup = f"{100 * route_consistency(r['leaves'], coarse)[0]:.1f}% ({100 * cls_chance:.1f}%)" if coarse else "n/a"
+        shares = ", ".join(f"{leaf['share']:.2f}" for leaf in r["leaves"])
+        lines.append(f"| {r['model']} | {r['run_id']} | {r['seed']} | {d['top1']:.2f}% | {best_leaf:.2f}% | "
+                     f"{d['top1'] - best_leaf:+.2f} pp | {d['oracle_top1']:.2f}% | {shares} | {100 * cls:.1f}% "
+                     f"({100 * cls_chance:.1f}%) | {sup} |")
+    return lines
+
+
+def c100_section(results: list[Result]) -> list[str]:
+    lines = ["## CIFAR-100: does routing beat static pruning?", "",
+             "The question of issue 30: at equal active parameters per input (cuts within 1.5 pp) and equal "
+             "fine-tuning epochs, from the pretrained CIFAR-100 ResNets, is a SigmaB tree more accurate than the best "
+             "static network? Static arms: FPGM, L1, HRank prunes of the inner channels; the *shape control* is a "
+             "static network with exactly one leaf path's widths, its channels ranked by the tree's own statistic "
+             "(mean |activation|) over all images and fine-tuned on all images, so a tree win cannot be a better "
+             "channel allocation. Target: tree - best static >= +1.0 pp Top-1, mean of 2 seeds.", ""]
+    lines += ["### Answer", ""]
+    for v in verdicts(results):
+        noise = f"; mean seed s.d. {v['seed_sd']:.2f} pp" if v["seed_sd"] is not None else ""
+        verdict = "met" if v["met"] else "**not met**"
+        lines.append(f"- {v['model']}: tree `{v['tree']}` {v['tree_top1']:.2f}% ({v['tree_seeds']} seeds) against "
+                     f"the best static arm `{v['best_static']}` {v['best_static_top1']:.2f}% ({v['best_static_seeds']} "
+                     f"seeds): **{v['gain_pp']:+.2f} pp**{noise}. Target +{TARGET_PP:.1f} pp: {verdict}.")
+    lines += ["", "### Per setting (seed mean)", ""] + _summary(results)
+    lines += ["", "### All runs", ""] + _runs_table(results)
+    lines += ["", "![Top-1 against active parameters, CIFAR-100](benchmarks/plots/c100_pareto.png)", ""]
+    coarse = read_superclasses()
+    lines += ["### Diagnosis of the trees", "",
+              "One pass over the test set with every leaf run on every input. *Specialisation gain*: routed Top-1 "
+              "minus the best single leaf used for every input. *Class -> leaf*: the share of test inputs whose "
+              "class sends most of its inputs to the same leaf as them (chance: the largest leaf's share, what "
+              "routing blind to the class gives); *superclass -> leaf*: the same for the 20 CIFAR-100 superclasses.",
+              ""] + _diagnosis(results, coarse)
+    lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/c100_resnet20.yaml` (and "
+              "`c100_resnet56.yaml`; needs `../shared`), `python -m benchmarks.c100_report --superclasses`, then "
+              "`python -m benchmarks.report`.", ""]
+    return lines
+
+
+def write_c100_plot(results: list[Result], folder: Path) -> None:
+    """Top-1 against the cut in active parameters, one panel per model; each setting its seed mean (error bar: s.d.
+    over seeds), labelled with its active MACs as a share of dense."""
+    from sigmab.plots.figure import pyplot
+
+    plt = pyplot()
+    models = sorted({r["model"] for r in results})
+    fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 4.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        mine = [r for r in results if r["model"] == model]
+        dense = mine[0]["dense_top1"]
+        ax.axhline(dense, color="black", ls=":", lw=1, label=f"dense {dense:.2f}%")
+        seen: set[str] = set()
+        for runs in _groups(mine).values():
+            method = _method(runs[0])
+            x = statistics.fmean(_cut(r) for r in runs)
+            ys = [r["top1"] for r in runs]
+            label = ARM_NAMES.get(method, method) if method not in seen else None
+            seen.add(method)
+            ax.errorbar([x], [statistics.fmean(ys)], yerr=[statistics.stdev(ys) if len(ys) > 1 else 0.0],
+                        fmt="o" if method == "sigmab" else "s", color=ARM_COLORS.get(method, "gray"), capsize=3,
+                        ms=7, label=label)
+            macs = statistics.fmean(r["active_macs_mean"] / r["dense_macs"] for r in runs)
+            ax.annotate(f"{100 * macs:.0f}% MACs", (x, statistics.fmean(ys)), textcoords="offset points",
+                        xytext=(6, -12), fontsize=7, color=ARM_COLORS.get(method, "gray"))
+        ax.set_xlabel("fewer active parameters per input than dense (%)")
+        ax.set_ylabel("CIFAR-100 test Top-1 (%)")
+        ax.set_title(f"{model}: tree vs static at equal epochs", fontsize=10, loc="left")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "c100_pareto.png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
+def write_superclasses(data: Path) -> None:
+    """The fine-class -> superclass map of CIFAR-100 (``coarse_labels_of_class``) from the shared archive."""
+    import numpy as np
+
+    from sigmab.data.compressed import decompressed_path
+
+    with np.load(decompressed_path(data), allow_pickle=False) as npz:
+        payload = {"source": "../shared/data/cifar100.npz.xz",
+                   "class_names": [str(n) for n in npz["class_names"]],
+                   "coarse_names": [str(n) for n in npz["coarse_names"]],
+                   "coarse_of_class": [int(c) for c in npz["coarse_labels_of_class"]]}
+    atomic_write_json(SUPERCLASSES, payload)
+    print(f"wrote {SUPERCLASSES}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--superclasses", action="store_true", help="write the superclass map (needs ../shared)")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar100.npz.xz")
+    args = parser.parse_args()
+    if args.superclasses:
+        write_superclasses(args.data)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The CIFAR-100 study's section: the verdict compares like with like, and route consistency has a chance level."""
+
+from benchmarks.c100_report import c100_section, route_consistency, verdicts
+
+
+def _run(method: str, run_id: str, seed: int, top1: float, active: float = 110_000, epochs: int = 4) -> dict:
+    leaves = [{"leaf": "n0", "share": 0.5, "class_counts": [50, 0, 30, 20]},
+              {"leaf": "n1", "share": 0.5, "class_counts": [0, 50, 20, 30]}]
+    return {"model": "resnet20", "dataset": "cifar100", "method": method, "run_id": run_id, "seed": seed,
+            "top1": top1, "val_top1": top1 + 1, "active_params_mean": active, "dense_params": 278_324,
+            "stored_params": 300_000 if method == "sigmab" else int(active), "active_macs_mean": 2.5e7,
+            "dense_macs": 4.08e7, "finetune_epochs": epochs, "dense_top1": 68.83, "_file": f"{run_id}-s{seed}.json",
+            "config": {"finetune": {"amp": "bf16"}}, "leaves": leaves,
+            "diagnosis": {"top1": top1, "oracle_top1": top1 + 8,
+                          "leaves": [{"top1_all": top1 - 3}, {"top1_all": top1 - 2}]}}
+
+
+def test_route_consistency_against_its_chance_level() -> None:
+    leaves = _run("sigmab", "t", 0, 60.0)["leaves"]
+    observed, chance = route_consistency(leaves)  # classes 0, 1: all on one leaf; 2: 30 of 50; 3: 30 of 50
+    assert observed == (50 + 50 + 30 + 30) / 200 and chance == 0.5
+    observed_super, _ = route_consistency(leaves, [0, 0, 1, 1])  # superclass 0 splits 50/50
+    assert observed_super == (50 + 50) / 200
+
+
+def test_the_verdict_takes_the_best_static_arm_at_a_matching_cut_and_epochs() -> None:
+    runs = [_run("sigmab", "tree", s, t) for s, t in ((0, 60.0), (1, 60.4))]
+    runs += [_run("fpgm", "fpgm", s, t) for s, t in ((0, 59.0), (1, 59.2))]
+    runs += [_run("activation", "shape", s, t) for s, t in ((0, 59.6), (1, 59.8))]
+    runs += [_run("l1", "l1-far", 0, 65.0, active=60_000)]  # another cut: not a rival
+    runs += [_run("l1", "l1-long", 0, 66.0, epochs=8)]  # more epochs: not a rival
+    (v,) = verdicts(runs)
+    assert v["best_static"] == "shape" and round(v["gain_pp"], 2) == 0.5 and not v["met"]
+    text = "\n".join(c100_section(runs))
+    assert "**+0.50 pp**" in text and "Target +1.0 pp: **not met**" in text
+    assert "| resnet20 | tree | SigmaB tree | 0 | 60.00% |" in text
+
+
+def test_a_gain_of_a_single_seed_never_meets_the_target() -> None:
+    runs = [_run("sigmab", "tree", 0, 62.0), _run("fpgm", "fpgm", 0, 59.0), _run("fpgm", "fpgm", 1, 59.0)]
+    (v,) = verdicts(runs)
+    assert v["gain_pp"] == 3.0 and not v["met"]
