@@ -143,7 +143,7 @@ def _diagnosis(results: list[Result], coarse: list[int] | None) -> list[str]:
              "class -> leaf (chance) | superclass -> leaf (chance) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        if _method(r) != "sigmab" or "diagnosis" not in r:
+        if _method(r) != "sigmab" or not r.get("diagnosis"):
             continue
         d = r["diagnosis"]
         best_leaf = max(leaf["top1_all"] for leaf in d["leaves"])
@@ -194,29 +194,42 @@ def write_c100_plot(results: list[Result], folder: Path) -> None:
 
     plt = pyplot()
     models = sorted({r["model"] for r in results})
-    fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(9 * len(models), 4.6), squeeze=False)
     for ax, model in zip(axes[0], models):
         mine = [r for r in results if r["model"] == model]
         dense = mine[0]["dense_top1"]
         ax.axhline(dense, color="black", ls=":", lw=1, label=f"dense {dense:.2f}%")
         seen: set[str] = set()
+        xs: list[float] = []
+        ys_all: list[float] = [dense]
         for runs in _groups(mine).values():
             method = _method(runs[0])
+            color = ARM_COLORS.get(method, "gray")
             x = statistics.fmean(_cut(r) for r in runs)
             ys = [r["top1"] for r in runs]
             label = ARM_NAMES.get(method, method) if method not in seen else None
             seen.add(method)
             ax.errorbar([x], [statistics.fmean(ys)], yerr=[statistics.stdev(ys) if len(ys) > 1 else 0.0],
-                        fmt="o" if method == "sigmab" else "s", color=ARM_COLORS.get(method, "gray"), capsize=3,
-                        ms=7, label=label)
+                        fmt="o" if method == "sigmab" else "s", color=color, capsize=3, ms=7, label=label)
             macs = statistics.fmean(r["active_macs_mean"] / r["dense_macs"] for r in runs)
             ax.annotate(f"{100 * macs:.0f}% MACs", (x, statistics.fmean(ys)), textcoords="offset points",
-                        xytext=(6, -12), fontsize=7, color=ARM_COLORS.get(method, "gray"))
+                        xytext=(7, 4), fontsize=7, color=color)
+            xs.append(x)
+            ys_all += ys
+            leaves = [max(leaf["top1_all"] for leaf in r["diagnosis"]["leaves"]) for r in runs if r.get("diagnosis")]
+            if method == "sigmab" and leaves:  # what one leaf gives on every input: the tree without routing
+                ax.plot([x], [statistics.fmean(leaves)], "o", mfc="none", color=color, ms=7,
+                        label="its best single leaf, unrouted" if "leaf" not in seen else None)
+                seen.add("leaf")
+                ys_all += leaves
+        ax.set_xlim(min(xs) - 4, max(xs) + 4)
+        ax.set_ylim(min(ys_all) - 2, max(ys_all) + 1.5)
         ax.set_xlabel("fewer active parameters per input than dense (%)")
         ax.set_ylabel("CIFAR-100 test Top-1 (%)")
-        ax.set_title(f"{model}: tree vs static at equal epochs", fontsize=10, loc="left")
+        ax.set_title(f"{model}: tree vs static at equal epochs (error bars: s.d. over seeds)", fontsize=10,
+                     loc="left")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), borderaxespad=0)
     fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "c100_pareto.png") as tmp:
