@@ -19,6 +19,7 @@ from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.dense_eval import REQUIRED as DENSE_REQUIRED
 from benchmarks.edge_report import edge_section, write_edge_plots
+from benchmarks.int8_graph import REQUIRED as INT8_GRAPH_REQUIRED
 from benchmarks.int8_report import REQUIRED as INT8_REQUIRED
 from benchmarks.int8_report import SENSITIVITY_REQUIRED, int8_section, int8_sensitivity_section
 from benchmarks.points_report import points_section, write_points_plots
@@ -59,6 +60,7 @@ REQUIRED["int8"] = INT8_REQUIRED
 REQUIRED["int8_sensitivity"] = SENSITIVITY_REQUIRED
 REQUIRED["dense_pretrained"] = DENSE_REQUIRED
 REQUIRED["train_speed"] = TRAIN_SPEED_REQUIRED
+REQUIRED["int8_graph"] = INT8_GRAPH_REQUIRED
 REQUIRED["dispatch_search"] = ("grid", "run_id", "seeds", "config", "rows", "mean_hypervolume", "adopt_nsga2",
                                "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
@@ -310,6 +312,27 @@ def _train_speed(results: list[Result]) -> list[str]:
     return lines
 
 
+def _int8_graph(results: list[Result]) -> list[str]:
+    lines = ["## int8 graphs as onnxruntime runs them (`benchmarks.int8_graph`)", "",
+             "A QDQ convolution is integer only where onnxruntime fuses it into `QLinearConv`; one it leaves alone "
+             "runs in float on weights dequantised at every call. Operator counts of the graph onnxruntime runs "
+             "(`ORT_ENABLE_ALL`), for a dense model exported and quantised by sigmab:", "",
+             "| model | activations | convolutions | fused into QLinearConv | left in float | Transpose nodes | "
+             "QLinearAdd |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for row in r["rows"]:
+            lines.append(f"| {r['arch']} | {row['activations']} | {row['convs']} | {row['fused_convs']} | "
+                         f"{len(row['float_convs'])} | {row['transposes']} | "
+                         f"{row['optimised_ops'].get('QLinearAdd', 0)} |")
+        lines += ["", f"onnxruntime {r['onnxruntime']}, CPU: {r['cpu_model']}. With int8 (S8S8) activations about "
+                  "half the convolutions stay in float and NHWC transposes surround the rest, the likely reason "
+                  "the int8 exports of earlier sessions ran slower than fp32 (their speed with uint8 is not measured "
+                  "yet); with uint8 (U8S8) activations every convolution and residual add is fused. `sigmab export --int8` now picks uint8 on x86 "
+                  f"(`--int8-activations`). Source: `{r['_file']}`. Regenerate: `python -m benchmarks.int8_graph`.",
+                  ""]
+    return lines
+
+
 def _dense_pretrained(results: list[Result]) -> list[str]:
     lines = ["## The pretrained dense models (`../shared`)", "",
              "Every study starts from one of these. Each row is `sigmab eval` on the full test split (10,000 images), "
@@ -371,7 +394,7 @@ SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
     "specialise": specialise_section, "edge": edge_section, "int8": int8_section,
-    "int8_sensitivity": int8_sensitivity_section,
+    "int8_sensitivity": int8_sensitivity_section, "int8_graph": _int8_graph,
     "dispatch_search": _dispatch_search}
 
 

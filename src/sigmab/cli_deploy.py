@@ -39,6 +39,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-method", default=QuantizeConfig.method, choices=sorted(CALIBRATION_METHODS),
                    help="activation ranges: min/max of the calibration activations, a histogram percentile or entropy "
                    f"(default {QuantizeConfig.method})")
+    q.add_argument("--int8-activations", default="auto", choices=("auto", "uint8", "int8"),
+                   help="activation type: uint8 (U8S8, the type onnxruntime's x86 kernels fuse; 7-bit weights on CPUs "
+                   "without VNNI), int8 (S8S8), or auto: uint8 on x86, int8 elsewhere (default auto)")
     q.add_argument("--dataset", help="calibration dataset (default: the one the folder records)")
     q.add_argument("--data-root", help="its location: an .npz file or a folder (default: the recorded one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -62,7 +65,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError("ONNX export needs the [export] extra (pip install 'sigmab[export]'); or pass --no-onnx")
     if args.int8 and args.no_onnx:
         raise ConfigError("--int8 quantises the ONNX graphs; it cannot go with --no-onnx")
-    cfg = QuantizeConfig(calib_size=args.calib_size, calib_seed=args.calib_seed, method=args.calib_method)
+    cfg = QuantizeConfig(calib_size=args.calib_size, calib_seed=args.calib_seed, method=args.calib_method,
+                         activations=args.int8_activations)
     opened = open_model(args.run, args.checkpoint, arch=args.arch)
     source = _export_source(opened, args)
     images = _calibration(source, opened.meta, cfg) if args.int8 else None  # a missing dataset fails before work

@@ -159,3 +159,32 @@ def test_an_unknown_calibration_method_is_one_clear_error() -> None:
 
     with pytest.raises(ConfigError, match="choose one of minmax, percentile, entropy"):
         QuantizeConfig(method="mse")
+
+
+def test_onnxruntime_fuses_every_convolution_of_the_default_int8_graph(tmp_path) -> None:
+    """On x86 the default (uint8 activations) leaves no convolution in float after onnxruntime's optimisation;
+    int8 activations leave some (the reason the default is what it is)."""
+    import platform
+
+    import onnx
+    import onnxruntime as ort
+
+    from benchmarks.int8_graph import op_counts
+    from sigmab.export.quantize import activation_type
+
+    if activation_type() != "uint8":
+        pytest.skip(f"the default activation type on {platform.machine()} is int8")
+    x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    export_model(tiny_resnet(8), x[:2], tmp_path / "fp32")
+    src = next((tmp_path / "fp32").glob("*.onnx"))
+    fused = {}
+    name = onnx.load(str(src)).graph.input[0].name
+    for activations in ("auto", "int8"):
+        quantize_graph(src, tmp_path / f"{activations}.onnx", x.numpy(), input_name=name, batch_size=32,
+                       activations=activations)
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"{activations}-opt.onnx")
+        ort.InferenceSession(str(tmp_path / f"{activations}.onnx"), options, providers=["CPUExecutionProvider"])
+        fused[activations] = op_counts(tmp_path / f"{activations}-opt.onnx")
+    assert fused["auto"].get("Conv", 0) == 0 and fused["auto"]["QLinearConv"] == 7  # stem + 3 blocks x 2
+    assert fused["int8"].get("Conv", 0) > 0

@@ -50,6 +50,7 @@ class QuantizeConfig:
     min_routed: int = 32
     batch_size: int = 32
     method: str = "minmax"  # activation ranges: min/max, or a percentile of the histogram (clips rare outliers)
+    activations: str = "auto"  # uint8, int8, or auto (resolved here: see activation_type)
 
     def __post_init__(self) -> None:
         for name in ("calib_size", "min_routed", "batch_size"):
@@ -57,6 +58,33 @@ class QuantizeConfig:
                 raise ConfigError(f"{name} must be >= 1")
         if self.method not in CALIBRATION_METHODS:
             raise ConfigError(f"calibration method {self.method!r}: choose one of {', '.join(CALIBRATION_METHODS)}")
+        if self.activations not in ACTIVATION_TYPES:
+            raise ConfigError(f"activation type {self.activations!r}: choose one of {', '.join(ACTIVATION_TYPES)}")
+        if self.activations == "auto":  # resolved, so the manifest names the type used
+            object.__setattr__(self, "activations", activation_type())
+
+
+ACTIVATION_TYPES = ("auto", "uint8", "int8")
+
+
+def activation_type() -> str:
+    """The activation type whose QDQ groups onnxruntime fuses into integer kernels on this machine.
+
+    On x86, onnxruntime 1.32 fuses every Conv and Add of a CIFAR ResNet into QLinearConv/QLinearAdd with uint8
+    activations (U8S8), but only half the convolutions with int8 ones (S8S8): the rest run in float on
+    weights dequantised at every call (`python -m benchmarks.int8_graph`). Elsewhere (ARM) int8 is the native
+    choice."""
+    import platform
+
+    return "uint8" if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686") else "int8"
+
+
+def needs_reduced_range() -> bool:
+    """U8S8 on an x86 CPU without VNNI multiplies with VPMADDUBSW, whose 16-bit sums can saturate; 7-bit weights
+    (onnxruntime's ``reduce_range``) avoid it. VNNI CPUs (``avx512_vnni``, ``avx_vnni``) need no reduction."""
+    from sigmab.train.precision import cpu_flags
+
+    return not (cpu_flags() & {"avx512_vnni", "avx_vnni"})
 
 
 def _runner(graphs: OnnxGraphs, inputs: dict[str, list[torch.Tensor]]) -> Callable[[str, torch.Tensor], torch.Tensor]:
@@ -139,10 +167,12 @@ def _weight_nodes(path: Path) -> list[str]:
 
 
 def quantize_graph(src: Path, dst: Path, inputs: np.ndarray, *, input_name: str, batch_size: int,
-                   method: str = "minmax", per_channel: bool = True, keep_float: Collection[int] = ()) -> None:
+                   method: str = "minmax", per_channel: bool = True, keep_float: Collection[int] = (),
+                   activations: str = "auto") -> None:
     """Quantise the fp32 ONNX graph ``src`` into ``dst`` (atomically), activation ranges calibrated on ``inputs``
-    (n, ...) by ``method`` (a key of :data:`CALIBRATION_METHODS`). ``keep_float`` lists weight layers to leave in
-    fp32 by their position among the graph's weight-bearing nodes (0: the first conv, -1: the classifier)."""
+    (n, ...) by ``method`` (a key of :data:`CALIBRATION_METHODS`), activations as ``activations`` (uint8, int8;
+    auto: :func:`activation_type`). ``keep_float`` lists weight layers to leave in fp32 by their position among
+    the graph's weight-bearing nodes (0: the first conv, -1: the classifier)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -166,8 +196,10 @@ def quantize_graph(src: Path, dst: Path, inputs: np.ndarray, *, input_name: str,
         weight_nodes = _weight_nodes(prepared)
         excluded = [weight_nodes[i] for i in keep_float]
         with atomic_path(dst) as out:
+            unsigned = (activation_type() if activations == "auto" else activations) == "uint8"
             quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            activation_type=QuantType.QUInt8 if unsigned else QuantType.QInt8,
+                            weight_type=QuantType.QInt8, reduce_range=unsigned and needs_reduced_range(),
                             calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]),
                             nodes_to_exclude=excluded)
             left = [op for op in float_weight_ops(out) if op.split(" ", 1)[1] not in excluded]
@@ -197,14 +229,16 @@ def quantize_export(src: str | os.PathLike[str], out: str | os.PathLike[str], im
         graph = manifest["graphs"][name]
         file = f"{name}.onnx"
         quantize_graph(Path(src) / graph["files"]["onnx"], out / file, inputs[name], input_name=manifest["input"],
-                       batch_size=cfg.batch_size, method=cfg.method)
+                       batch_size=cfg.batch_size, method=cfg.method, activations=cfg.activations)
         quantised[name] = {**graph, "files": {"onnx": file}, "weight_bytes": weight_bytes(out / file),
                            "fp32_weight_bytes": weight_bytes(Path(src) / graph["files"]["onnx"]),
                            "calibration_inputs": len(inputs[name])}
     result = {**manifest, "format": EXPORT_FORMAT, "graphs": quantised, "precision": "int8",
               "quantization": {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-                               "weights": "int8, per channel, symmetric",
-                               "activations": f"int8, {cfg.method} calibrated",
+                               "weights": "int8, per channel, symmetric"
+                                          + (", 7-bit (reduce_range)" if cfg.activations == "uint8"
+                                             and needs_reduced_range() else ""),
+                               "activations": f"{cfg.activations}, {cfg.method} calibrated",
                                **asdict(cfg), "calibration": calibration or {"images": len(images)},
                                "all_images_for": fallback, "not_quantised": {
                                    n: why for n, why in NOT_QUANTISED.items() if n in manifest["graphs"]}}}
