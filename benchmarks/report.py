@@ -22,6 +22,7 @@ from benchmarks.edge_report import edge_section, write_edge_plots
 from benchmarks.int8_graph import REQUIRED as INT8_GRAPH_REQUIRED
 from benchmarks.int8_report import REQUIRED as INT8_REQUIRED
 from benchmarks.int8_report import SENSITIVITY_REQUIRED, int8_section, int8_sensitivity_section
+from benchmarks.int8_speed import REQUIRED as INT8_SPEED_REQUIRED
 from benchmarks.points_report import points_section, write_points_plots
 from benchmarks.specialise_report import REQUIRED as SPECIALISE_REQUIRED
 from benchmarks.specialise_report import specialise_section, write_specialise_plot
@@ -61,6 +62,7 @@ REQUIRED["int8_sensitivity"] = SENSITIVITY_REQUIRED
 REQUIRED["dense_pretrained"] = DENSE_REQUIRED
 REQUIRED["train_speed"] = TRAIN_SPEED_REQUIRED
 REQUIRED["int8_graph"] = INT8_GRAPH_REQUIRED
+REQUIRED["int8_speed"] = INT8_SPEED_REQUIRED
 REQUIRED["dispatch_search"] = ("grid", "run_id", "seeds", "config", "rows", "mean_hypervolume", "adopt_nsga2",
                                "machine", "git_commit")
 EXPECTED_FILES = ("eval_speed_resnet56.json", "demo_time.json", "sigmab_engine_resnet56.json",
@@ -327,9 +329,31 @@ def _int8_graph(results: list[Result]) -> list[str]:
         lines += ["", f"onnxruntime {r['onnxruntime']}, CPU: {r['cpu_model']}. With int8 (S8S8) activations about "
                   "half the convolutions stay in float and NHWC transposes surround the rest, the likely reason "
                   "the int8 exports of earlier sessions ran slower than fp32 (their speed with uint8 is not measured "
-                  "yet); with uint8 (U8S8) activations every convolution and residual add is fused. `sigmab export --int8` now picks uint8 on x86 "
+                  "yet); with uint8 (U8S8) activations every convolution and residual add is fused. "
+                  "`sigmab export --int8` now picks uint8 on x86 "
                   f"(`--int8-activations`). Source: `{r['_file']}`. Regenerate: `python -m benchmarks.int8_graph`.",
                   ""]
+    return lines
+
+
+def _int8_speed(results: list[Result]) -> list[str]:
+    lines = ["## int8 against fp32 in onnxruntime (`benchmarks.int8_speed`)", ""]
+    for r in results:
+        lines += [f"{r['model']} (random weights: speed does not depend on them), its FPGM prune and one tree path, "
+                  f"each exported and quantised by sigmab; onnxruntime {r['onnxruntime']} on {r['cpu_model']} "
+                  f"(VNNI: {'yes' if r.get('vnni') else 'no'}), {_machine(r)}. Medians of {r['rounds']} rounds "
+                  "that alternate the three graphs. Target: int8 at least as fast as fp32 at batch "
+                  f"{r['batch_size']}.", "",
+                  f"| model | graph | samples/s (batch {r['batch_size']}) | vs fp32 | batch-1 latency | vs fp32 | "
+                  "target |", "|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            target = "" if row["precision"] == "fp32" else _verdict(row["throughput_vs_fp32"] >= 1.0)
+            graph = {"fp32": "fp32", "int8": "int8 activations (S8S8)", "uint8": "uint8 activations (U8S8, "
+                     "the default on x86)"}[row["precision"]]
+            lines.append(f"| {row['model']} | {graph} | {row['samples_per_s']:.0f} | "
+                         f"{row['throughput_vs_fp32']:.2f}x | {row['latency_ms']:.2f} ms | "
+                         f"{row['latency_vs_fp32']:.2f}x | {target} |")
+        lines += ["", f"Source: `{r['_file']}`. Regenerate: `python -m benchmarks.int8_speed`.", ""]
     return lines
 
 
@@ -395,6 +419,7 @@ SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
     "specialise": specialise_section, "edge": edge_section, "int8": int8_section,
     "int8_sensitivity": int8_sensitivity_section, "int8_graph": _int8_graph,
+    "int8_speed": _int8_speed,
     "dispatch_search": _dispatch_search}
 
 
