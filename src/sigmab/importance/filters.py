@@ -68,28 +68,29 @@ class FPGMCriterion(FilterCriterion):
         return total
 
 
-class HRankCriterion(FilterCriterion):
-    name = "hrank"
-    statistic = "hrank"
+class StatisticCriterion(FilterCriterion):
+    """A data-driven criterion: a channel's score is its calibration ``statistic`` itself."""
 
     def scores(self, group: ChannelGroup, stats: torch.Tensor | None = None) -> torch.Tensor:
         if stats is None:
-            raise ValueError("HRank scores need the average feature-map ranks from calibration")
+            raise ValueError(f"{self.name} scores need the averaged {self.statistic!r} statistic from calibration")
         return stats
 
 
-class ActivationCriterion(FilterCriterion):
+class HRankCriterion(StatisticCriterion):
+    """HRank: the average rank of each channel's feature maps."""
+
+    name = "hrank"
+    statistic = "hrank"
+
+
+class ActivationCriterion(StatisticCriterion):
     """Mean |activation| of each channel over the calibration images: the statistic a SigmaB conversion ranks a
     node's channels by (on its own cluster), here over all images. A static network pruned by it to a tree
     path's widths is that path's shape control: same shape, same criterion, no routing."""
 
     name = "activation"
     statistic = "mean_abs"
-
-    def scores(self, group: ChannelGroup, stats: torch.Tensor | None = None) -> torch.Tensor:
-        if stats is None:
-            raise ValueError("activation scores need the mean |activation| from calibration")
-        return stats
 
 
 CRITERIA: dict[str, type[FilterCriterion]] = {c.name: c for c in (L1Criterion, FPGMCriterion, HRankCriterion,
