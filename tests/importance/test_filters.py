@@ -51,7 +51,7 @@ def test_feature_map_rank_counts_independent_rows() -> None:
 
 
 def test_unknown_criterion_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="unknown pruning criterion 'l2'; known: fpgm, hrank, l1"):
+    with pytest.raises(ConfigError, match="unknown pruning criterion 'l2'; known: activation, fpgm, hrank, l1"):
         get_criterion("l2")
 
 
