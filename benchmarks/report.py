@@ -351,7 +351,7 @@ def _int8_speed(results: list[Result]) -> list[str]:
             graph = {"fp32": "fp32", "int8": "int8 activations (S8S8)", "uint8": "uint8 activations (U8S8, "
                      "the default on x86)"}[row["precision"]]
             lines.append(f"| {row['model']} | {graph} | {row['samples_per_s']:.0f} | "
-                         f"{row['throughput_vs_fp32']:.2f}x | {row['latency_ms']:.2f} ms | "
+                         f"{row['throughput_vs_fp32']:.3f}x | {row['latency_ms']:.2f} ms | "
                          f"{row['latency_vs_fp32']:.2f}x | {target} |")
         lines += ["", f"Source: `{r['_file']}`. Regenerate: `python -m benchmarks.int8_speed`.", ""]
     return lines
