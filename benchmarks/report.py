@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.c100_report import c100_section, is_c100, write_c100_plot
+from benchmarks.c100_report import c100_section, c100_specialise_section, is_c100, write_c100_plot
 from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.common import RESULTS, ROOT
 from benchmarks.dense_eval import REQUIRED as DENSE_REQUIRED
@@ -292,6 +292,12 @@ def _pointnet_speed(results: list[Result]) -> list[str]:
     return lines
 
 
+def _specialise_sections(results: list[Result]) -> list[str]:
+    """The CIFAR-10 split-from-prune study, and its CIFAR-100 runs in a section of their own."""
+    c10, c100 = [r for r in results if not is_c100(r)], [r for r in results if is_c100(r)]
+    return (specialise_section(c10) if c10 else []) + (c100_specialise_section(c100) if c100 else [])
+
+
 def _train_speed(results: list[Result]) -> list[str]:
     lines = ["## Training speed: bf16 autocast and channels-last against fp32 NCHW (`benchmarks.train_speed`)", ""]
     for r in results:
@@ -417,7 +423,7 @@ SECTIONS: dict[str, Callable[[list[Result]], list[str]]] = {
     "demo_time": _demo_time, "sigmab_engine": _sigmab_engine,
     "sigmab_smoke": _sigmab_smoke, "inference_speed": _inference_speed, "resnet50_analytic": _resnet50_analytic,
     "pointnet_speed": _pointnet_speed, "epoch_time": _epoch_time, "cifar_run": grid_sections,
-    "specialise": specialise_section, "edge": edge_section, "int8": int8_section,
+    "specialise": _specialise_sections, "edge": edge_section, "int8": int8_section,
     "int8_sensitivity": int8_sensitivity_section, "int8_graph": _int8_graph,
     "int8_speed": _int8_speed,
     "dispatch_search": _dispatch_search}
@@ -435,8 +441,8 @@ def write_plots(by_kind: dict[str, list[Result]], folder: Path = PLOTS) -> None:
         write_points_plots(points, folder)
     if by_kind.get("edge"):
         write_edge_plots(by_kind["edge"], folder)
-    if by_kind.get("specialise"):
-        write_specialise_plot(by_kind["specialise"], folder / "specialise.png")
+    if any(not is_c100(r) for r in by_kind.get("specialise", [])):
+        write_specialise_plot([r for r in by_kind["specialise"] if not is_c100(r)], folder / "specialise.png")
 
 
 def render(by_kind: dict[str, list[Result]]) -> str:

@@ -40,3 +40,18 @@ def test_a_gain_of_a_single_seed_never_meets_the_target() -> None:
     runs = [_run("sigmab", "tree", 0, 62.0), _run("fpgm", "fpgm", 0, 59.0), _run("fpgm", "fpgm", 1, 59.0)]
     (v,) = verdicts(runs)
     assert v["gain_pp"] == 3.0 and not v["met"]
+
+
+def test_the_split_from_prune_runs_report_their_mean_gain() -> None:
+    from benchmarks.c100_report import c100_specialise_section
+
+    def run(seed: int, tree: float, static: float) -> dict:
+        return {"run_id": f"split-s{seed}", "config": {"static": {"seed": seed}}, "static_top1": 55.0,
+                "static_continued_top1": static, "tree_top1": tree, "tree_minus_static_pp": tree - static,
+                "best_single_leaf_top1": 55.5, "specialisation_gain_pp": tree - 55.5, "leaf_disagreement": 28.0,
+                "oracle_top1": 62.0, "active_params_mean": 110_930, "static_params": 110_864,
+                "stored_params": 196_166, "_file": f"split-s{seed}.json"}
+
+    text = "\n".join(c100_specialise_section([run(0, 57.7, 57.2), run(1, 57.3, 57.2)]))
+    assert "| `split-s1` | 1 | 55.00% | 57.20% | **57.30%** | +0.10 pp |" in text
+    assert "**+0.30 ± 0.28 pp** over 2 seed(s)" in text
