@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from sigmab import __version__
+from sigmab.train.precision import cpu_model
 from sigmab.utils.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ def git_commit() -> str:
 def machine() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "processor": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
