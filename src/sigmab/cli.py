@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from sigmab import __version__
@@ -21,7 +22,7 @@ from sigmab.cli_deploy import add_edge_sim, add_export, add_package
 from sigmab.config import add_config_flags, command_config, list_presets, read_preset
 from sigmab.data import load_split
 from sigmab.demo import run_demo
-from sigmab.errors import ConfigError, SigmabError
+from sigmab.errors import ConfigError, SigmabError, TrainingError
 from sigmab.eval import evaluate, profile_model
 from sigmab.export.graphs import MANIFEST as EXPORT_MANIFEST
 from sigmab.inputs import check_classes, load_dense_for
@@ -42,7 +43,8 @@ from sigmab.tree.report import evaluate_tree_folder, format_convert_report, form
 from sigmab.tree.router_pipeline import REPORT_FILE as ROUTER_FIT_REPORT
 from sigmab.tree.router_pipeline import ROUTER_FIT_HELP, RouterFitConfig, fit_routers_folder
 from sigmab.tree.spec import read_spec
-from sigmab.utils.io import check_writable
+from sigmab.utils.io import check_output_file
+from sigmab.utils.lock import folder_lock
 from sigmab.utils.manifest import folder_kind
 
 DEMO_RUN_DIR = Path("runs/demo")
@@ -61,7 +63,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_flags(p, TrainConfig, help_texts=TRAIN_HELP)
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, writes="out")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -88,6 +90,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-module", action="store_true", help="also print the per-module parameter/MAC table")
     p.add_argument("--save-routes", type=Path, metavar="FILE",
                    help="tree folders: save each input's leaf and label (.npz), the stream `sigmab edge-sim` reads")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --save-routes file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
@@ -104,7 +107,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.save_routes is not None and kind != "tree":
         raise ConfigError(f"--save-routes is for tree folders (a {kind} model has no routes)")
     if args.save_routes is not None:
-        check_writable(args.save_routes, what="routes file")
+        check_output_file(args.save_routes, what="routes file", force=args.force)
     if kind == "dense" and args.run is not None:  # a `sigmab train` run folder: its weights and its dataset
         args.checkpoint = args.run / "model.safetensors"
         args.dataset = args.dataset or read_folder_spec(args.run / "summary.json", what="training run").get("dataset")
@@ -184,7 +187,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file with conversion options")
     p.add_argument("--no-progress", action="store_true")
     add_config_flags(p, ConvertConfig, help_texts=CONVERT_HELP)
-    p.set_defaults(func=_cmd_convert)
+    p.set_defaults(func=_cmd_convert, writes="out")
 
 
 def _add_preset_flag(p: argparse.ArgumentParser) -> None:
@@ -237,7 +240,7 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from RUN/finetune/last.pt")
     p.add_argument("--no-progress", action="store_true")
     add_config_flags(p, FinetuneConfig, help_texts=FINETUNE_HELP)
-    p.set_defaults(func=_cmd_finetune)
+    p.set_defaults(func=_cmd_finetune, writes="run")
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
@@ -261,7 +264,7 @@ def _add_fit_routers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file with router-fitting options")
     p.add_argument("--no-progress", action="store_true")
     add_config_flags(p, RouterFitConfig, help_texts=ROUTER_FIT_HELP)
-    p.set_defaults(func=_cmd_fit_routers)
+    p.set_defaults(func=_cmd_fit_routers, writes="out")
 
 
 def _cmd_fit_routers(args: argparse.Namespace) -> int:
@@ -296,13 +299,16 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     add_config_flags(p, PruneConfig, help_texts=PRUNE_HELP)
     add_config_flags(p, PruneFinetuneConfig, help_texts=PRUNE_FINETUNE_HELP)
-    p.set_defaults(func=_cmd_prune)
+    p.set_defaults(func=_cmd_prune, writes="out")
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
     owners = (PruneConfig, PruneFinetuneConfig)  # one --config YAML holds the options of both steps
+    # A prune killed, or diverged, before its first fine-tuning epoch ended has nothing to resume: --resume
+    # fine-tunes it afresh, with the saved settings as the base and new flags allowed (a lower --lr).
+    started = (args.out / "finetune" / "last.pt").is_file()
     ft_cfg = command_config(PruneFinetuneConfig, args, run_config=args.out / "finetune" / "config.yaml",
-                            owners=owners)
+                            owners=owners, locked=started)
     if args.resume:
         read_pruned_spec(args.out)  # a bad folder fails before any work
     else:
@@ -313,19 +319,27 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         cfg = command_config(PruneConfig, args, owners=owners)
         if (args.out / PRUNED_SPEC).exists():
             raise ConfigError(f"{args.out} already holds a pruned model; choose another --out (or --resume)")
+        if ft_cfg.epochs > 0 and ft_cfg.distill_weight > 0 and ft_cfg.teacher is not None:
+            load_checkpoint(ft_cfg.teacher)  # a bad --teacher fails before the prune writes anything
     # Under torchrun, rank 0 alone prunes; every rank fine-tunes its shard.
     info = init_distributed(resolve_device(ft_cfg.device))
     if not args.resume and info.is_main:
         report = prune_checkpoint(args.checkpoint, dataset=ft_cfg.dataset, out=args.out, cfg=cfg, seed=ft_cfg.seed,
-                                  arch=args.arch, data_root=ft_cfg.data_root, progress=not args.no_progress)
+                                  arch=args.arch, data_root=ft_cfg.data_root, progress=not args.no_progress,
+                                  finetune_config=ft_cfg if ft_cfg.epochs > 0 else None)
         print(f"pruned ({cfg.criterion}, {cfg.scope}): params {report['params']:,} of {report['dense_params']:,} "
               f"({100 * report['params_reduction']:.1f}% fewer), uniform keep ratio {report['uniform_keep']:.3f}")
     barrier(info)
     if ft_cfg.epochs > 0:
-        # A prune killed before its first fine-tuning epoch ended has nothing to resume: fine-tune it afresh.
-        resume = args.resume and (args.out / "finetune" / "last.pt").is_file()
-        _, result = finetune_pruned(args.out, ft_cfg, resume=resume, progress=not args.no_progress,
-                                    dist_info=info)
+        try:
+            _, result = finetune_pruned(args.out, ft_cfg, resume=args.resume and started,
+                                        progress=not args.no_progress, dist_info=info)
+        except TrainingError as exc:
+            if (args.out / "finetune" / "last.pt").is_file():
+                raise
+            raise TrainingError(f"{exc.what}; no fine-tuning epoch finished, so `sigmab prune --out {args.out} "
+                                "--resume` with new settings (e.g. a lower --lr) fine-tunes the prune afresh",
+                                what=exc.what) from None
         if result is not None:
             print(f"fine-tuned: top-1 {result.top1:.2f}% | weights {args.out / PRUNE_FINETUNED}")
     print(f"pruned-model folder: {args.out} (evaluate with `sigmab eval {args.out}`)")
@@ -338,7 +352,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                                    "fine-tune, evaluate both and draw the tree.")
     p.add_argument("--out", type=Path, default=DEMO_RUN_DIR, help=f"run folder (default: {DEMO_RUN_DIR})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_demo, writes="out")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -372,8 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Every command that writes a run folder holds that folder's lock (its flag is named by `writes`).
+    written = getattr(args, getattr(args, "writes", ""), None)
     try:
-        return int(args.func(args))
+        with folder_lock(written) if written is not None else nullcontext():
+            return int(args.func(args))
     except SigmabError as exc:
         print(f"sigmab: error: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ def add_nested(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the training in OUT")
     p.add_argument("--no-progress", action="store_true")
     add_config_flags(p, NestedConfig, help_texts=NESTED_HELP)
-    p.set_defaults(func=_cmd_nested)
+    p.set_defaults(func=_cmd_nested, writes="out")
 
 
 def resumed_source(out: Path, arch: str | None) -> tuple[Path, str | None]:
@@ -78,7 +78,7 @@ def add_dispatch(sub: argparse._SubParsersAction) -> None:
         "images) or 'test-half' (for models trained on the whole training set: learn on a seeded half of the "
         "test split, report on the other)", "search": "the search over the dispatcher's training settings: 'ga' "
         "(sigmab's own, default) or 'nsga2' (pymoo's NSGA-II, same budget; pip install 'sigmab[search]')"})
-    p.set_defaults(func=_cmd_dispatch)
+    p.set_defaults(func=_cmd_dispatch, writes="out")
 
 
 def _cmd_dispatch(args: argparse.Namespace) -> int:

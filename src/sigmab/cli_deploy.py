@@ -8,7 +8,7 @@ from typing import Any
 
 from sigmab.errors import ConfigError
 from sigmab.export.quantize import CALIBRATION_METHODS, QuantizeConfig
-from sigmab.utils.io import building_folder, check_writable
+from sigmab.utils.io import building_folder, check_output_file
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--dataset", help="calibration dataset (default: the one the folder records)")
     q.add_argument("--data-root", help="its location: an .npz file or a folder (default: the recorded one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=_cmd_export, writes="out")
 
 
 def _export_source(opened: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def add_package(sub: argparse._SubParsersAction) -> None:
                                    "package.json; `sigmab.runtime.LeafOnDemandRunner` loads only routed units.")
     p.add_argument("run", type=Path, help="tree folder")
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=_cmd_package)
+    p.set_defaults(func=_cmd_package, writes="out")
 
 
 def _cmd_package(args: argparse.Namespace) -> int:
@@ -156,6 +156,7 @@ def add_edge_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the input orders")
     p.add_argument("--out", type=Path, help="write every result as JSON here")
     p.add_argument("--plot", type=Path, help="PNG: latency per device (and the sweep beside it, as *-sweep.png)")
+    p.add_argument("--force", action="store_true", help="overwrite existing --out/--plot files")
     p.set_defaults(func=_cmd_edge_sim)
 
 
@@ -193,9 +194,10 @@ def _cmd_edge_sim(args: argparse.Namespace) -> int:
     sources += [_export_origin(folder) for folder in args.export]
     if not sources:
         raise ConfigError("nothing to simulate: give --tree/--routes, --pruned, --checkpoint or --export")
-    for target, what in ((args.out, "results file"), (args.plot, "plot")):
+    sweep_plot = args.plot.with_name(args.plot.stem + "-sweep.png") if args.plot and args.sram_sweep else None
+    for target, what in ((args.out, "results file"), (args.plot, "plot"), (sweep_plot, "sweep plot")):
         if target is not None:
-            check_writable(target, what=what)
+            check_output_file(target, what=what, force=args.force)
     for label, run, checkpoint, measured in sources:
         kind, model, meta = load_model_or_folder(run, checkpoint, arch=args.arch)
         shape = (meta.in_channels, *meta.input_size)
@@ -223,7 +225,7 @@ def _cmd_edge_sim(args: argparse.Namespace) -> int:
 
         plot_devices(results, args.plot, title="edge weight-traffic model")
         if sweep:
-            plot_sram_sweep(sweep, args.plot.with_name(args.plot.stem + "-sweep.png"),
+            plot_sram_sweep(sweep, sweep_plot,
                             title=f"{devices[0].name}, weight memory swept")
         print(f"plot: {args.plot}")
     return 0

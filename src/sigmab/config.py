@@ -216,16 +216,18 @@ RUNTIME_KEYS = frozenset({"device", "threads", "workers", "eval_batch_size", "ep
 
 
 def command_config(config_cls: type[C], args: argparse.Namespace, *, step: str | None = None,
-                   run_config: Path | None = None, owners: Sequence[type] = ()) -> C:
+                   run_config: Path | None = None, owners: Sequence[type] = (), locked: bool = True) -> C:
     """:func:`layered_config` from a command's parsed ``--preset``, ``--config``, ``--resume`` and the flags
-    :func:`add_config_flags` made; ``run_config`` is where the run folder keeps its resolved config."""
+    :func:`add_config_flags` made; ``run_config`` is where the run folder keeps its resolved config. With
+    ``--resume`` its settings are the base; ``locked`` (an epoch was trained under them) refuses flags that
+    change them, unlocked (nothing trained yet, e.g. the first epoch diverged) flags may change them."""
     resume = bool(getattr(args, "resume", False))
     flags = config_flags(args, config_cls)
     saved = None
     if resume and run_config is not None and run_config.is_file():
         saved = read_yaml_config(str(run_config))  # it must keep describing every epoch of the run
         changed = sorted(k for k, v in flags.items() if k not in RUNTIME_KEYS and k in saved and saved[k] != v)
-        if changed:
+        if changed and locked:
             raise ConfigError("--resume continues a run with the settings it started with; "
                               + ", ".join(f"{k} was {saved[k]!r}, not {flags[k]!r}" for k in changed)
                               + ". Start a new run to change them")

@@ -30,7 +30,12 @@ class InputError(SigmabError, ValueError):
 
 
 class TrainingError(SigmabError):
-    """Training diverged (a non-finite loss); the run stops before it saves anything from the bad step."""
+    """Training diverged (a non-finite loss); the run stops before it saves anything from the bad step.
+    ``what`` is the bare fact (where it diverged), for a command that gives its own advice on how to go on."""
+
+    def __init__(self, message: str, *, what: str | None = None) -> None:
+        super().__init__(message)
+        self.what = what or message
 
 
 def check_settings(checks: Iterable[tuple[bool, str]]) -> None:

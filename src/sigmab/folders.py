@@ -17,7 +17,7 @@ from torch import nn
 from sigmab.baselines.nested_train import load_nested
 from sigmab.errors import ConfigError
 from sigmab.models import ModelMeta, load_model
-from sigmab.models.checkpoint import read_folder_spec, recorded_source
+from sigmab.models.checkpoint import file_in_folder, read_folder_spec, recorded_source
 from sigmab.prune.spec import load_pruned
 from sigmab.tree.spec import load_tree
 from sigmab.utils.manifest import folder_kind
@@ -54,7 +54,7 @@ def _nested(folder: Path) -> OpenedModel:
 
 
 def _dense(folder: Path) -> OpenedModel:
-    model = load_model(folder / "model.safetensors")
+    model = load_model(file_in_folder(folder, "model.safetensors"))
     summary = read_folder_spec(folder / "summary.json", what="training run")
     return OpenedModel("dense", model.eval(), model.meta, None, {"dataset": summary.get("dataset")})
 

@@ -72,6 +72,24 @@ def test_corrupt_or_missing_files_name_the_file(tmp_path: Path, name: str) -> No
         load_checkpoint(tmp_path / "absent.pt")
 
 
+@pytest.mark.parametrize("content", [b"hello\n", b"{\"model\": 1}\n", b""])
+def test_a_text_file_named_pt_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "notes.pt").write_bytes(content)  # a text file unpickles as garbage opcodes (once a KeyError)
+    with pytest.raises(CheckpointError, match="notes.pt: not a readable weights-only torch checkpoint"):
+        load_checkpoint(tmp_path / "notes.pt")
+    with pytest.raises(CheckpointError, match="notes.pt"):
+        load_model(tmp_path / "notes.pt", arch="small_cnn")
+
+
+def test_weights_holding_inf_or_nan_are_never_written(tmp_path: Path) -> None:
+    model = _tiny()
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(CheckpointError, match="refusing to write .*hold inf or NaN"):
+        save_model(model, tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary left
+
+
 def test_meta_rejects_inconsistent_normalisation() -> None:
     with pytest.raises(CheckpointError, match="mean/std need 3 values"):
         ModelMeta("x", 10, 3, (32, 32), (0.5,), (0.5,))

@@ -52,3 +52,43 @@ def test_relative_recorded_sources_resolve_against_the_folder_not_the_working_di
     assert source["checkpoint"] == str((tmp_path / "runs" / "dense" / "model.safetensors").resolve())
     assert recorded_source(folder, {"checkpoint": "/abs/model.th"})["checkpoint"] == "/abs/model.th"
     assert recorded_source(folder, None) == {}
+
+
+def test_an_export_manifest_naming_an_outside_graph_is_refused_before_its_bytes_are_read(tmp_path: Path) -> None:
+    from sigmab.export.evaluate import graph_bytes
+
+    (tmp_path / "elsewhere.onnx").write_bytes(b"not read")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "export.json").write_text(json.dumps({
+        "format": "sigmab.export/1", "input": "x", "output": "y", "kind": "model",
+        "graphs": {"model": {"files": {"onnx": "../elsewhere.onnx"}, "weight_bytes": 8}}}))
+    with pytest.raises(CheckpointError, match="names '../elsewhere.onnx', which lies outside"):
+        graph_bytes(OnnxGraphs(folder))
+
+
+@pytest.mark.parametrize("name", ["tree.json", "tree.safetensors"])
+def test_a_tree_folder_file_linked_out_of_the_folder_is_refused(tmp_path: Path, name: str) -> None:
+    from sigmab.folders import open_folder
+    from sigmab.tree.spec import save_tree
+
+    conversion = tiny_tree()
+    folder, outside = tmp_path / "tree", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    save_tree(conversion.tree, conversion.spec, folder)
+    open_folder(folder)  # the folder as written opens
+    shutil.move(folder / name, outside / name)
+    (folder / name).symlink_to(outside / name)
+    with pytest.raises(CheckpointError, match=rf"{name} leads outside .*tree"):
+        open_folder(folder)
+
+
+def test_a_folder_reached_through_a_link_still_opens(tmp_path: Path) -> None:
+    from sigmab.folders import open_folder
+    from sigmab.tree.spec import save_tree
+
+    conversion = tiny_tree()
+    save_tree(conversion.tree, conversion.spec, tmp_path / "tree")
+    (tmp_path / "alias").symlink_to(tmp_path / "tree")  # the folder itself may be a link; its files stay inside it
+    assert open_folder(tmp_path / "alias").kind == "tree"

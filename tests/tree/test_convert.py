@@ -136,6 +136,9 @@ def test_conversion_leaves_the_dense_model_untouched(model, calib) -> None:
     ({"residual_widths": [0.5]}, "one ratio per depth"),
     ({"depth": 4}, "depth must be 1, 2 or 3"),
     ({"calib_size": 40}, "needs at least 64 calibration samples"),
+    ({"kmeans_restarts": 0}, "kmeans_restarts must be >= 1, got 0"),
+    ({"router_scale": 1e300}, r"router_scale must be in \(0, 10000\]"),  # its rows overflowed to inf
+    ({"router_scale": float("nan")}, "router_scale must be in"),
 ])
 def test_bad_conversion_settings_fail_before_any_work(model, calib, kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -54,6 +54,9 @@ def _edit(path: Path, edit) -> None:
     (lambda r: r["nodes"].pop("n11"), "a depth-2 tree has nodes"),
     (lambda r: r["nodes"]["n00"].__setitem__("head_in", None), "head_in must be given for leaves"),
     (lambda r: r["dense_meta"].__setitem__("num_classes", 10**12), "num_classes and in_channels must be in"),
+    (lambda r: r.__setitem__("nodes", []), "malformed tree spec"),  # once an AttributeError trace
+    (lambda r: r.__setitem__("routers", None), "malformed tree spec"),
+    (lambda r: r.__setitem__("dense_meta", []), "malformed"),
 ])
 def test_edited_tree_specs_are_one_clear_error(sliced, tmp_path: Path, edit, message: str) -> None:
     save_tree(sliced.tree, sliced.spec, tmp_path)

@@ -32,7 +32,7 @@ from sigmab.folders import load_model_or_folder
 from sigmab.inputs import check_classes
 from sigmab.tree.metrics import path_costs
 from sigmab.tree.model import SigmaBTree
-from sigmab.utils.io import atomic_write_json, check_writable
+from sigmab.utils.io import atomic_write_json, check_only_own_files, check_writable
 from sigmab.utils.progress import progress_bar
 
 SEARCH_SPACE = (Gene("under", 1.0, 10.0), Gene("over", 0.1, 2.0), Gene("penalty_weight", 0.0, 3.0),
@@ -220,6 +220,7 @@ def run_dispatch(model_paths: Sequence[ModelSource], cfg: DispatchConfig, out: s
     if (out / "report.json").exists():
         raise ConfigError(f"{out} already holds a dispatch report; choose another --out")
     check_writable(out / "report.json", what="dispatch report")
+    check_only_own_files(out, ("report.json",), what="dispatch run")
     models, meta = load_models(model_paths, arch=arch)
     report = dispatch_models(models, meta, cfg, progress=progress)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -32,7 +33,7 @@ from sigmab.errors import CheckpointError, ConfigError
 from sigmab.eval import count_params, evaluate
 from sigmab.inputs import check_classes, folder_eval_data, load_dense_for
 from sigmab.models import ModelMeta, build_from_meta, load_model
-from sigmab.models.checkpoint import read_folder_spec, recorded_source, save_state_dict
+from sigmab.models.checkpoint import file_in_folder, load_weights, read_folder_spec, recorded_source, save_state_dict
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.losses import distill_loss
 from sigmab.train.options import LOOP_HELP, LoopOptions
@@ -147,15 +148,22 @@ def save_nested(net: NestedSparseNet, meta: ModelMeta, folder: Path, *, config: 
 def load_nested(folder: str | Path) -> tuple[NestedSparseNet, dict[str, Any]]:
     folder = Path(folder)
     spec = read_folder_spec(folder / SPEC, what="nested", fmt=NESTED_FORMAT)
-    meta = ModelMeta.from_dict(spec["dense_meta"])
-    if not (folder / WEIGHTS).is_file():
+    weights = file_in_folder(folder, WEIGHTS)
+    if not weights.is_file():
         raise CheckpointError(f"weights not found: {folder / WEIGHTS}")
-    state = load_file(str(folder / WEIGHTS))
-    levels = [state[f"keep_levels_{i}"] for i in range(len(spec["layers"]))]
-    net = NestedSparseNet(build_from_meta(meta), spec["sparsities"], layers=spec["layers"], keep_levels=levels)
-    for route in spec.get("calibrated_routes", []):
-        net.add_route_stats(Route(tuple(route)))
-    net.load_state_dict(state)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{folder / WEIGHTS}: not a readable safetensors file ({exc})") from None
+    try:
+        meta = ModelMeta.from_dict(spec["dense_meta"])
+        levels = [state[f"keep_levels_{i}"] for i in range(len(spec["layers"]))]
+        net = NestedSparseNet(build_from_meta(meta), spec["sparsities"], layers=spec["layers"], keep_levels=levels)
+        for route in spec.get("calibrated_routes", []):
+            net.add_route_stats(Route(tuple(route)))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"{folder / SPEC}: malformed nested spec ({exc!r})") from None
+    load_weights(net, state, source=str(folder / WEIGHTS))
     net.meta = meta
     return net.eval(), spec
 

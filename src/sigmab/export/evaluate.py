@@ -19,8 +19,10 @@ import torch
 
 from sigmab.data import load_split
 from sigmab.errors import ConfigError
+from sigmab.export.graphs import MANIFEST
 from sigmab.export.onnx_runner import OnnxGraphs, OnnxTreeRunner
 from sigmab.export.quantize import weight_bytes
+from sigmab.models.checkpoint import file_in_folder
 from sigmab.routing import path_keys
 from sigmab.utils.progress import progress_bar
 
@@ -30,7 +32,8 @@ def graph_bytes(graphs: OnnxGraphs) -> dict[str, int]:
     out = {}
     for name, graph in graphs.manifest["graphs"].items():
         if "onnx" in graph["files"]:
-            out[name] = int(graph.get("weight_bytes") or weight_bytes(graphs.folder / graph["files"]["onnx"]))
+            path = file_in_folder(graphs.folder, graph["files"]["onnx"], manifest=MANIFEST)
+            out[name] = int(graph.get("weight_bytes") or weight_bytes(path))
     return out
 
 

@@ -27,6 +27,7 @@ from sigmab.errors import ConfigError
 from sigmab.routing import margin_form, node_key, router_key, takes_branch_one, walk_all
 from sigmab.routing.names import children, is_router
 from sigmab.tree.model import SigmaBTree
+from sigmab.utils.extras import import_extra
 from sigmab.utils.io import atomic_path, atomic_write_json
 from sigmab.utils.progress import progress_bar
 
@@ -118,7 +119,7 @@ def _strip_debug_metadata(path: Path) -> None:
 
     They are most of a conditional tree's file: every node inside a ``torch.cond`` branch carries the whole
     stack of its tracing, so the 36 KB of weights of a tiny tree came in a 2.2 MB ``tree.onnx``."""
-    import onnx
+    onnx = import_extra("onnx")
 
     model = onnx.load(str(path))
 

@@ -13,17 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from sigmab.errors import CheckpointError, ConfigError
+from sigmab.errors import CheckpointError
 from sigmab.export.graphs import EXPORT_FORMAT, MANIFEST
 from sigmab.models.checkpoint import file_in_folder, read_folder_spec
 from sigmab.routing import walk_hard
+from sigmab.utils.extras import import_extra
 
 
 def _session(path: Path) -> Any:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ConfigError("running ONNX graphs needs the [export] extra: pip install 'sigmab[export]'") from None
+    ort = import_extra("onnxruntime", purpose="running ONNX graphs")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -27,7 +27,9 @@ import torch
 from sigmab.errors import ConfigError
 from sigmab.export.graphs import EXPORT_FORMAT, MANIFEST
 from sigmab.export.onnx_runner import OnnxGraphs
+from sigmab.models.checkpoint import file_in_folder
 from sigmab.routing import walk_all, walk_hard
+from sigmab.utils.extras import import_extra
 from sigmab.utils.io import atomic_path, atomic_write_json
 from sigmab.utils.progress import progress_bar
 
@@ -135,8 +137,8 @@ def _batches(inputs: np.ndarray, input_name: str, batch_size: int) -> Iterator[d
 
 def weight_bytes(path: str | os.PathLike[str]) -> int:
     """Bytes of every initializer (weights, biases, scales, zero points) of the ONNX file at ``path``, as stored."""
-    import onnx
-    from onnx import numpy_helper
+    onnx = import_extra("onnx")
+    numpy_helper = import_extra("onnx.numpy_helper")
 
     model = onnx.load(str(path))
     return int(sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer))
@@ -145,7 +147,7 @@ def weight_bytes(path: str | os.PathLike[str]) -> int:
 def float_weight_ops(path: str | os.PathLike[str]) -> list[str]:
     """Weight-bearing nodes (``WEIGHT_OPS``) of the ONNX file at ``path`` whose weight input is still a float
     initializer rather than the output of a ``DequantizeLinear``: ``['Conv node_name', ...]``."""
-    import onnx
+    onnx = import_extra("onnx")
 
     model = onnx.load(str(path))
     floats = {t.name for t in model.graph.initializer if t.data_type in (onnx.TensorProto.FLOAT,
@@ -161,7 +163,7 @@ class QuantisationError(ConfigError):
 
 def _weight_nodes(path: Path) -> list[str]:
     """Names of the weight-bearing nodes (``WEIGHT_OPS``) of an ONNX file, in graph order."""
-    import onnx
+    onnx = import_extra("onnx")
 
     return [node.name for node in onnx.load(str(path)).graph.node if node.op_type in WEIGHT_OPS]
 
@@ -227,11 +229,11 @@ def quantize_export(src: str | os.PathLike[str], out: str | os.PathLike[str], im
     quantised = {}
     for name in progress_bar(list(inputs), enabled=progress, desc="int8", unit="graph"):
         graph = manifest["graphs"][name]
-        file = f"{name}.onnx"
-        quantize_graph(Path(src) / graph["files"]["onnx"], out / file, inputs[name], input_name=manifest["input"],
+        file, source = f"{name}.onnx", file_in_folder(src, graph["files"]["onnx"], manifest=MANIFEST)
+        quantize_graph(source, out / file, inputs[name], input_name=manifest["input"],
                        batch_size=cfg.batch_size, method=cfg.method, activations=cfg.activations)
         quantised[name] = {**graph, "files": {"onnx": file}, "weight_bytes": weight_bytes(out / file),
-                           "fp32_weight_bytes": weight_bytes(Path(src) / graph["files"]["onnx"]),
+                           "fp32_weight_bytes": weight_bytes(source),
                            "calibration_inputs": len(inputs[name])}
     result = {**manifest, "format": EXPORT_FORMAT, "graphs": quantised, "precision": "int8",
               "quantization": {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",

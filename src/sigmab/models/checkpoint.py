@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,18 +70,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         except (ValueError, TypeError, KeyError) as exc:
             raise CheckpointError(f"{path}: its {_META_KEY} header is not valid model metadata ({exc!r})") from None
         return Checkpoint(path, _strip_prefix(sd), meta)
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if not (magic == b"PK" or magic[:1] == b"\x80"):  # torch.save writes a zip archive (legacy: a pickle)
+        raise CheckpointError(f"{path}: not a readable weights-only torch checkpoint (its bytes are not a "
+                              "torch.save file)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - arbitrary bytes fail in arbitrary ways (a text file: KeyError)
         if "weights only load failed" in str(exc).lower():  # PyTorch's message suggests weights_only=False: no
             raise CheckpointError(
                 f"{path}: refused: besides tensors it holds pickled objects (classes or code), which sigmab never "
                 "loads, because unpickling can run code. Re-save only the state_dict "
                 "(torch.save(model.state_dict(), path)) with code you trust") from None
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, (RuntimeError, OSError, EOFError)):  # a KeyError from a text file says nothing
+            first_line = "its bytes are not a torch.save file"
         raise CheckpointError(f"{path}: not a readable weights-only torch checkpoint ({first_line})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        meta = ModelMeta.from_dict(obj["meta"]) if obj.get("meta") else None
+        try:
+            meta = ModelMeta.from_dict(obj["meta"]) if obj.get("meta") else None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CheckpointError(f"{path}: its 'meta' entry is not valid model metadata ({exc!r})") from None
         extra = {k: v for k, v in obj.items() if k not in ("model", "meta")}
         return Checkpoint(path, _as_state_dict(obj["model"], path), meta, extra)
     if isinstance(obj, dict) and "state_dict" in obj:
@@ -168,8 +176,13 @@ def _guess_num_classes(sd: StateDict) -> int | None:
 
 
 def save_state_dict(module: nn.Module, path: str | os.PathLike[str], *, metadata: dict[str, str]) -> None:
-    """Write ``module``'s state_dict to a ``.safetensors`` file with a string ``metadata`` header, atomically."""
+    """Write ``module``'s state_dict to a ``.safetensors`` file with a string ``metadata`` header, atomically.
+    Weights holding inf or NaN are refused: every later command would fail on them far from the cause."""
     sd = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"refusing to write {path}: {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
+                              "hold inf or NaN values (a setting out of range, or diverged training)")
     with atomic_path(path) as tmp:
         save_file(sd, str(tmp), metadata=metadata)
 
@@ -186,7 +199,7 @@ def load_folder_weights(module: nn.Module, folder: Path, weights: str | None, *,
     """Load a run folder's safetensors into ``module``: ``weights`` if given, else the fine-tuned file
     when present, else the one written when the model was built. Returns the file name used."""
     name = weights if weights is not None else (finetuned if (folder / finetuned).is_file() else built)
-    path = folder / name
+    path = file_in_folder(folder, name)
     if not path.is_file():
         raise CheckpointError(f"weights not found: {path}")
     try:
@@ -199,7 +212,8 @@ def load_folder_weights(module: nn.Module, folder: Path, weights: str | None, *,
 
 def read_folder_spec(path: Path, *, what: str, fmt: str | None = None) -> dict[str, Any]:
     """The JSON spec or manifest at ``path`` of a ``what`` folder (a tree, a pruned model, an export...),
-    with one clear error if it is missing, not JSON, or (given ``fmt``) not of that format."""
+    with one clear error if it is missing, not JSON, leads outside its folder, or (given ``fmt``) not of that format."""
+    path = file_in_folder(path.parent, path.name)
     if not path.is_file():
         raise CheckpointError(f"not a sigmab {what} folder: {path} not found")
     try:
@@ -212,15 +226,19 @@ def read_folder_spec(path: Path, *, what: str, fmt: str | None = None) -> dict[s
     return data
 
 
-def file_in_folder(folder: str | os.PathLike[str], name: str, *, manifest: str) -> Path:
-    """The file ``name`` that ``manifest`` (a file in ``folder``) names, refused unless it lies inside ``folder``:
-    a manifest must not send a reader to ``../..`` or to an absolute path elsewhere."""
+def file_in_folder(folder: str | os.PathLike[str], name: str, *, manifest: str | None = None) -> Path:
+    """The file ``name`` of run folder ``folder`` (named by the file ``manifest`` in it, or fixed by its kind),
+    refused unless it lies inside ``folder`` once links are followed: a manifest must not send a reader to
+    ``../..`` or an absolute path, and a folder's own files must not be links out of it."""
     root = Path(folder).resolve()
     path = (root / name).resolve()
-    if not path.is_relative_to(root):
+    if path.is_relative_to(root):
+        return path
+    if manifest is not None:
         raise CheckpointError(f"{Path(folder) / manifest} names {name!r}, which lies outside {folder}; a manifest may "
                               "only name files inside its own folder")
-    return path
+    raise CheckpointError(f"{Path(folder) / name} leads outside {folder} (to {path}); a run folder's files must lie "
+                          "inside it")
 
 
 def recorded_source(folder: str | os.PathLike[str], source: dict[str, Any] | None) -> dict[str, Any]:

@@ -60,5 +60,5 @@ class ModelMeta:
                 std=tuple(float(v) for v in d["std"]),
                 arch_kwargs=dict(d.get("arch_kwargs") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"malformed model metadata ({exc!r}): {d!r}") from None

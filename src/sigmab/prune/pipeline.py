@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sigmab.config import save_config
 from sigmab.errors import ConfigError
 from sigmab.eval import ModelReport, evaluate, profile_model
 from sigmab.importance.filters import get_criterion
@@ -19,11 +20,13 @@ from sigmab.utils.io import atomic_write_json, building_folder
 
 
 def prune_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path, cfg: PruneConfig, seed: int = 0,
-                     arch: str | None = None, data_root: str | None = None, progress: bool = False
-                     ) -> dict[str, Any]:
+                     arch: str | None = None, data_root: str | None = None, progress: bool = False,
+                     finetune_config: Any = None) -> dict[str, Any]:
     """Prune a dense checkpoint into a folder at ``out``; returns the report (also ``out/report.json``).
 
-    ``seed`` draws the calibration images of data-driven criteria.
+    ``seed`` draws the calibration images of data-driven criteria. ``finetune_config`` (the fine-tuning that will
+    follow) is saved in the folder with the prune (``finetune/config.yaml``), so a ``--resume`` after a crash or
+    a divergence before the first epoch ended still fine-tunes with it, not with defaults.
     """
     out = Path(out)
     if (out / PRUNED_SPEC).exists():
@@ -31,6 +34,8 @@ def prune_checkpoint(checkpoint: str | Path, *, dataset: str, out: str | Path, c
     with building_folder(out, what="pruned-model") as folder:
         report = _prune_into(folder, checkpoint, dataset=dataset, cfg=cfg, seed=seed, arch=arch,
                              data_root=data_root, progress=progress)
+        if finetune_config is not None:
+            save_config(finetune_config, folder / "finetune" / "config.yaml")
     return report
 
 

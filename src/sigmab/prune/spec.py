@@ -52,7 +52,7 @@ class PrunedSpec:
             return cls(ModelMeta.from_dict(d["dense_meta"]), list(d["stem_out"]),
                        [BlockChannels.from_json(b) for b in d["blocks"]], list(d["head_in"]),
                        dict(d.get("prune_config") or {}))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{source}: malformed pruned-model spec ({exc!r})") from None
 
 

@@ -147,9 +147,9 @@ def train_epoch(method: TrainingMethod, module: nn.Module, loader: Any, optimize
         value = float(loss.detach())
         if not math.isfinite(value):
             # Stop before the step or any save: last.pt and the weights files keep the last good epoch.
-            raise TrainingError(f"training diverged: the loss is {value} at epoch {epoch + 1}, batch {i + 1} "
-                                f"(lr {lr:g}); nothing from this epoch was saved. Lower --lr (or other settings) "
-                                f"and start again, or --resume from the last good epoch")
+            what = f"training diverged: the loss is {value} at epoch {epoch + 1}, batch {i + 1} (lr {lr:g})"
+            raise TrainingError(f"{what}; nothing from this epoch was saved. Lower --lr (or other settings) and "
+                                "start again, or --resume from the last good epoch", what=what)
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()

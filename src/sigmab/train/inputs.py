@@ -37,4 +37,7 @@ def finetune_inputs(cfg: Any, source: dict[str, Any], *, meta: Any, what: str) -
         if teacher_path is None:
             raise ConfigError("distillation needs a dense teacher checkpoint (--teacher)")
         teacher = load_model(teacher_path, arch=source.get("arch") or meta.arch).eval()
+        if teacher.meta.num_classes != meta.num_classes:
+            raise ConfigError(f"teacher {teacher_path} has {teacher.meta.num_classes} classes, the {what} model "
+                              f"{meta.num_classes}")
     return FinetuneInputs(info, train_set, eval_set, eval_split, teacher)

@@ -28,10 +28,13 @@ from sigmab.models import ModelMeta, build_model, save_model
 from sigmab.train.config import TrainConfig
 from sigmab.train.distributed import DistInfo
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
-from sigmab.utils.io import atomic_write_json
-from sigmab.utils.manifest import write_folder_manifest
+from sigmab.utils.io import atomic_write_json, check_only_own_files
+from sigmab.utils.manifest import FOLDER_MANIFEST, write_folder_manifest
 
 CHECKPOINT_FORMAT = "sigmab.train/1"
+# Every file a training run writes in its folder (config-history.yaml: the settings of a resumed run's earlier epochs)
+RUN_FILES = ("config.yaml", "config-history.yaml", "metrics.csv", "last.pt", "model.safetensors", "summary.json",
+             FOLDER_MANIFEST)
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "eval_split", "eval_loss", "eval_top1", "epoch_seconds")
 
 
@@ -80,6 +83,7 @@ class DenseTraining(TrainingMethod):
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
           dist_info: DistInfo | None = None) -> TrainResult:
     """Train ``cfg.arch`` from scratch on ``cfg.dataset``; every input is checked before the first step."""
+    check_only_own_files(run_dir, RUN_FILES, what="training run")
     ctx = start_run(cfg, run_dir, resume=resume, dist_info=dist_info)
     info = get_dataset_info(cfg.dataset)
     train_set, eval_set, eval_split = cfg.load_data(cfg.dataset, cfg.data_root)

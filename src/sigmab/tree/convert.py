@@ -27,6 +27,9 @@ FROM_PRUNED_CHANNELS = ("prune", "cluster")
 FROM_PRUNED_WEIGHTS = ("finetuned", "sliced")
 
 
+MAX_ROUTER_SCALE = 1e4
+
+
 @dataclass
 class ConvertConfig:
     depth: int = 2
@@ -67,12 +70,18 @@ class ConvertConfig:
                                               or len(self.split_points) != self.depth):
             raise ConfigError(f"split_points needs {self.depth} entries for depth {self.depth}, got "
                               f"{self.split_points}")
-        if not self.router_scale > 0:
-            raise ConfigError(f"router_scale must be > 0 (it scales the centroid rows), got {self.router_scale}")
+        if not 0 < self.router_scale <= MAX_ROUTER_SCALE:
+            # Beyond this the routers' softmax is a hard argmax in float32 and their gradients vanish; far beyond
+            # it (1e300) the rows overflow to infinity.
+            raise ConfigError(f"router_scale must be in (0, {MAX_ROUTER_SCALE:g}] (it scales the centroid rows), "
+                              f"got {self.router_scale}")
         if not 0.0 <= self.min_share <= 0.5:
             raise ConfigError(f"min_share must be in [0, 0.5], got {self.min_share}")
-        if self.min_leaf_samples < 1 or (self.calib_size is not None and self.calib_size < 1) or self.batch_size < 1:
-            raise ConfigError("calib_size, batch_size and min_leaf_samples must be >= 1")
+        small = [name for name in ("calib_size", "batch_size", "min_leaf_samples", "kmeans_restarts")
+                 if getattr(self, name) is not None and getattr(self, name) < 1]
+        if small:
+            raise ConfigError(f"{', '.join(small)} must be >= 1, got "
+                              + ", ".join(str(getattr(self, name)) for name in small))
         if self.calib_size is not None and self.calib_size < 2**self.depth * self.min_leaf_samples:
             raise ConfigError(f"a depth-{self.depth} tree needs at least {2**self.depth * self.min_leaf_samples} "
                               f"calibration samples ({2**self.depth} leaves x {self.min_leaf_samples}); "

@@ -105,7 +105,7 @@ class TreeSpec:
                        dict(d.get("convert_config") or {}),
                        {k: int(v) for k, v in (d.get("node_sizes") or {}).items()},
                        BackboneSpec.from_json(d["backbone"]) if d.get("backbone") is not None else None)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{source}: malformed tree spec ({exc!r})") from None
 
 

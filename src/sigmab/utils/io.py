@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,3 +97,30 @@ def check_writable(path: str | os.PathLike[str], *, what: str) -> None:
         raise ConfigError(f"cannot write the {what} {path}: {ancestor} is not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write the {what} {path}: {ancestor} is not writable")
+
+
+def check_only_own_files(folder: str | os.PathLike[str], own: Iterable[str], *, what: str) -> None:
+    """Refuse to write a ``what`` into ``folder`` when it holds files that no such run writes (``own`` names
+    them; hidden files are temporaries and locks): a typo in ``--out`` must not mix results into another folder."""
+    from sigmab.errors import ConfigError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in set(own) and not p.name.startswith("."))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(f"{folder} holds files that are not a {what}'s ({shown}); choose a new or empty folder")
+
+
+def check_output_file(path: str | os.PathLike[str], *, what: str, force: bool, flag: str = "--force") -> None:
+    """Before the work whose result goes to ``path``: one clear error if it is a folder, cannot be written, or
+    already exists (unless ``force``) - never a traceback or a silent overwrite after the work is done."""
+    from sigmab.errors import ConfigError
+
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"the {what} {path} is a folder; give a file name")
+    if target.exists() and not force:
+        raise ConfigError(f"the {what} {path} already exists; pass {flag} to overwrite it")
+    check_writable(target, what=what)
