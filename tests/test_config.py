@@ -86,8 +86,8 @@ def test_presets_are_packaged_and_checked() -> None:
     (["finetune", "TREE", "--distill-temperature", "0"], "distill_temperature must be > 0"),
     (["finetune", "TREE", "--distill-weight", "nan"], "distill_weight: expected a finite number"),
     (["convert", "--checkpoint", "x.th", "--dataset", "digits", "--router-scale", "nan"], "router_scale: expected"),
-    (["convert", "--checkpoint", "x.th", "--dataset", "digits", "--router-scale", "0"], "router_scale must be in (0, 10000]"),
-    (["convert", "--checkpoint", "x.th", "--dataset", "digits", "--router-scale", "-10"], "router_scale must be in (0, 10000]"),
+    (["convert", "--checkpoint", "x.th", "--dataset", "digits", "--router-scale", "0"], "router_scale must be in"),
+    (["convert", "--checkpoint", "x.th", "--dataset", "digits", "--router-scale", "-10"], "router_scale must be in"),
     (["prune", "--checkpoint", "x.th", "--dataset", "digits", "--keep-ratio", "0.5", "--lr", "inf"], "lr: expected"),
 ])
 def test_non_finite_and_out_of_range_settings_are_refused_before_any_work(
