@@ -40,6 +40,7 @@ def test_a_gain_of_a_single_seed_never_meets_the_target() -> None:
     runs = [_run("sigmab", "tree", 0, 62.0), _run("fpgm", "fpgm", 0, 59.0), _run("fpgm", "fpgm", 1, 59.0)]
     (v,) = verdicts(runs)
     assert v["gain_pp"] == 3.0 and not v["met"]
+    assert "Target +1.0 pp: not decided (the target is a mean of 2 seeds" in "\n".join(c100_section(runs))
 
 
 def test_the_split_from_prune_runs_report_their_mean_gain() -> None:
