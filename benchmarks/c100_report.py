@@ -156,6 +156,10 @@ def _diagnosis(results: list[Result], coarse: list[int] | None) -> list[str]:
     return lines
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("s" if n != 1 else "")
+
+
 def c100_section(results: list[Result]) -> list[str]:
     lines = ["## CIFAR-100: does routing beat static pruning?", "",
              "The question of issue 30: at equal active parameters per input (cuts within 1.5 pp) and equal "
@@ -170,9 +174,10 @@ def c100_section(results: list[Result]) -> list[str]:
         verdict = "met" if v["met"] else "**not met**"
         if min(v["tree_seeds"], v["best_static_seeds"]) < 2:
             verdict = "not decided (the target is a mean of 2 seeds; the second seed is still to run)"
-        lines.append(f"- {v['model']}: tree `{v['tree']}` {v['tree_top1']:.2f}% ({v['tree_seeds']} seeds) against "
-                     f"the best static arm `{v['best_static']}` {v['best_static_top1']:.2f}% ({v['best_static_seeds']} "
-                     f"seeds): **{v['gain_pp']:+.2f} pp**{noise}. Target +{TARGET_PP:.1f} pp: {verdict}.")
+        lines.append(f"- {v['model']}: tree `{v['tree']}` {v['tree_top1']:.2f}% ({_seeds(v['tree_seeds'])}) against "
+                     f"the best static arm `{v['best_static']}` {v['best_static_top1']:.2f}% "
+                     f"({_seeds(v['best_static_seeds'])}): **{v['gain_pp']:+.2f} pp**{noise}. Target "
+                     f"+{TARGET_PP:.1f} pp: {verdict}.")
     lines += ["", "### Per setting (seed mean)", ""] + _summary(results)
     lines += ["", "### All runs", ""] + _runs_table(results)
     lines += ["", "![Top-1 against active parameters, CIFAR-100](benchmarks/plots/c100_pareto.png)", ""]
