@@ -29,22 +29,22 @@ import yaml
 
 from benchmarks.cifar_dispatch import front_file, model_sources, run_dispatch_grid
 from benchmarks.common import RESULTS, ROOT, SHARED, git_commit, machine
-from sigmab.baselines import Route
-from sigmab.baselines.dispatch_pipeline import DispatchConfig
-from sigmab.baselines.nested_train import NestedConfig, evaluate_routes, load_nested, train_nested
 from sigmab.config import preset_layer, read_preset, resolve_config
 from sigmab.data import load_split
+from sigmab.dispatch.pipeline import DispatchConfig
 from sigmab.errors import ConfigError
 from sigmab.eval import RESULT_FIELDS, ModelReport, evaluate, profile_model
 from sigmab.importance.filters import CRITERIA
 from sigmab.models import load_model
+from sigmab.nested import Route
+from sigmab.nested.training import NestedConfig, evaluate_routes, load_nested, train_nested
 from sigmab.prune import PruneConfig
 from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, prune_checkpoint
 from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
 from sigmab.train import TrainConfig, train
-from sigmab.train.finetune import FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.convert import ConvertConfig
+from sigmab.tree.finetune import FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.pipeline import convert_checkpoint
 from sigmab.tree.report import evaluate_tree_folder
 from sigmab.utils.io import atomic_write_json

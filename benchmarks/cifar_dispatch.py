@@ -5,7 +5,7 @@ A run lists its ``models``, cheapest or not (they are ordered by measured MACs):
     - {weights: ../shared/weights/resnet20-12fca82f.th, arch: resnet20}   # a dense checkpoint
     - {run: r56-d2-w50-25-kd-6ep-s0/tree}     # a tree or pruned folder under benchmarks/runs/
 
-and ``dispatch`` settings (:class:`sigmab.baselines.dispatch_pipeline.DispatchConfig`; ``learn_on:
+and ``dispatch`` settings (:class:`sigmab.dispatch.pipeline.DispatchConfig`; ``learn_on:
 test-half`` for models that trained on the whole training set, whose Top-1 is then reported on the other
 half of the test split, the grid's dense model's too). Its report goes to
 ``benchmarks/runs/<run>-s<seed>/dispatch/report.json`` (reused when present) and every point of the
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import git_commit, machine
-from sigmab.baselines.dispatch_pipeline import DispatchConfig, dispatch_models, dispatch_splits, load_models
+from sigmab.dispatch.pipeline import DispatchConfig, dispatch_models, dispatch_splits, load_models
 from sigmab.errors import ConfigError
 from sigmab.eval import BYTES_PER_WEIGHT, RESULT_FIELDS, ModelReport, evaluate, profile_model
 from sigmab.models import load_model

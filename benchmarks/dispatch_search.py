@@ -19,8 +19,8 @@ from typing import Any
 from benchmarks.cifar import RUNS, _configs, _resolve, load_grid
 from benchmarks.cifar_dispatch import model_sources
 from benchmarks.common import write_result
-from sigmab.baselines.dispatch_pipeline import SEARCHES, dispatch_models, load_models
-from sigmab.baselines.genetic import hypervolume
+from sigmab.dispatch.genetic import hypervolume
+from sigmab.dispatch.pipeline import SEARCHES, dispatch_models, load_models
 
 
 def front_hypervolume(report: dict[str, Any]) -> tuple[float, tuple[float, float]]:

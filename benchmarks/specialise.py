@@ -45,8 +45,8 @@ from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, prune_checkpoint
 from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned
 from sigmab.train.distributed import resolve_device
-from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree, save_tree
+from sigmab.tree.finetune import FinetuneConfig, finetune
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.pipeline import convert_pruned_folder
 from sigmab.tree.report import evaluate_tree_folder

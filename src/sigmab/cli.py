@@ -16,7 +16,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from sigmab import __version__
-from sigmab.baselines.nested_train import evaluate_nested_folder, format_nested_report
 from sigmab.cli_baselines import add_dispatch, add_nested
 from sigmab.cli_deploy import add_edge_sim, add_export, add_package
 from sigmab.config import add_config_flags, command_config, list_presets, read_preset
@@ -28,16 +27,17 @@ from sigmab.export.graphs import MANIFEST as EXPORT_MANIFEST
 from sigmab.inputs import check_classes, load_dense_for
 from sigmab.models import list_models
 from sigmab.models.checkpoint import load_checkpoint, read_folder_spec
+from sigmab.nested.training import evaluate_nested_folder, format_nested_report
 from sigmab.prune import PRUNE_HELP, PruneConfig
 from sigmab.prune.finetune import PRUNE_FINETUNE_HELP, PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, format_pruned_report, prune_checkpoint
 from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
 from sigmab.prune.spec import PRUNED_SPEC, read_pruned_spec
 from sigmab.train import TrainConfig, train
-from sigmab.train.config import TRAIN_HELP
 from sigmab.train.distributed import barrier, init_distributed, resolve_device
-from sigmab.train.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
+from sigmab.train.train_config import TRAIN_HELP
 from sigmab.tree.convert import CONVERT_HELP, ConvertConfig
+from sigmab.tree.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.pipeline import convert_checkpoint, convert_pruned_folder
 from sigmab.tree.report import evaluate_tree_folder, format_convert_report, format_tree_report
 from sigmab.tree.router_pipeline import REPORT_FILE as ROUTER_FIT_REPORT

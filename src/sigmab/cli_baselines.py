@@ -10,7 +10,7 @@ from sigmab.errors import ConfigError
 
 
 def add_nested(sub: argparse._SubParsersAction) -> None:
-    from sigmab.baselines.nested_train import NESTED_HELP, NestedConfig
+    from sigmab.nested.training import NESTED_HELP, NestedConfig
 
     p = sub.add_parser("nested", help="multi-level nested sparse network with rerouting, from a dense checkpoint",
                        description="Mask the dense model at every sparsity level (nested by magnitude, one shared "
@@ -29,7 +29,7 @@ def add_nested(sub: argparse._SubParsersAction) -> None:
 
 def resumed_source(out: Path, arch: str | None) -> tuple[Path, str | None]:
     """The dense checkpoint (and architecture) a nested run in ``out`` started from, as its last.pt records."""
-    from sigmab.baselines.nested_train import CHECKPOINT_FORMAT
+    from sigmab.nested.training import CHECKPOINT_FORMAT
     from sigmab.train.run_folder import load_resume_checkpoint
 
     last = out / "last.pt"
@@ -42,7 +42,7 @@ def resumed_source(out: Path, arch: str | None) -> tuple[Path, str | None]:
 
 
 def _cmd_nested(args: argparse.Namespace) -> int:
-    from sigmab.baselines.nested_train import NestedConfig, format_nested_report, train_nested
+    from sigmab.nested.training import NestedConfig, format_nested_report, train_nested
 
     cfg = command_config(NestedConfig, args, run_config=args.out / "config.yaml")
     checkpoint, arch = args.checkpoint, args.arch
@@ -56,7 +56,7 @@ def _cmd_nested(args: argparse.Namespace) -> int:
 
 
 def add_dispatch(sub: argparse._SubParsersAction) -> None:
-    from sigmab.baselines.dispatch_pipeline import DispatchConfig
+    from sigmab.dispatch.pipeline import DispatchConfig
 
     p = sub.add_parser("dispatch", help="PERTINENCE-style input dispatcher over several models, searched by a GA",
                        description="Score every model on a held-out part of the training set and on the test set, "
@@ -82,7 +82,7 @@ def add_dispatch(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_dispatch(args: argparse.Namespace) -> int:
-    from sigmab.baselines.dispatch_pipeline import DispatchConfig, run_dispatch
+    from sigmab.dispatch.pipeline import DispatchConfig, run_dispatch
 
     cfg = command_config(DispatchConfig, args)
     arch = args.arch and [None if a == "-" else a for a in args.arch]

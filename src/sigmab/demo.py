@@ -13,8 +13,8 @@ from typing import Any
 from sigmab.config import read_yaml_config, resolve_config
 from sigmab.errors import ConfigError
 from sigmab.train import TrainConfig, train
-from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree.convert import ConvertConfig
+from sigmab.tree.finetune import FinetuneConfig, finetune
 from sigmab.tree.pipeline import convert_checkpoint
 from sigmab.tree.report import evaluate_tree_folder, format_tree_report
 from sigmab.utils.io import atomic_write_json

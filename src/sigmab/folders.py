@@ -14,10 +14,10 @@ from typing import Any
 
 from torch import nn
 
-from sigmab.baselines.nested_train import load_nested
 from sigmab.errors import ConfigError
 from sigmab.models import ModelMeta, load_model
 from sigmab.models.checkpoint import file_in_folder, read_folder_spec, recorded_source
+from sigmab.nested.training import load_nested
 from sigmab.prune.spec import load_pruned
 from sigmab.tree.spec import load_tree
 from sigmab.utils.manifest import folder_kind

@@ -13,8 +13,8 @@ import torch.multiprocessing as mp
 
 from sigmab.train import TrainConfig, train
 from sigmab.train.distributed import DistInfo
-from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree
+from sigmab.tree.finetune import FinetuneConfig, finetune
 from sigmab.tree.pipeline import convert_checkpoint
 from tests.helpers import digits_resnet_checkpoint
 

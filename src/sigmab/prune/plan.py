@@ -19,10 +19,10 @@ from sigmab.eval import count_params
 from sigmab.graph import BlockChannels, Decomposition, decompose
 from sigmab.graph.groups import SCOPES, ChannelGroup, channel_groups, input_stage, stem_joins_first_stage
 from sigmab.importance import get_importance, top_channels
+from sigmab.importance.calibrate import CalibrationStats, calibrate
 from sigmab.importance.filters import CRITERIA, get_criterion
 from sigmab.models import ModelMeta
 from sigmab.prune.spec import PrunedNet, PrunedSpec, build_from_decomposition
-from sigmab.tree.calibrate import CalibrationStats, calibrate
 
 
 @dataclass

@@ -25,9 +25,9 @@ from torch import nn
 from sigmab.data import get_dataset_info
 from sigmab.eval import EvalResult, evaluate, profile_model
 from sigmab.models import ModelMeta, build_model, save_model
-from sigmab.train.config import TrainConfig
 from sigmab.train.distributed import DistInfo
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
+from sigmab.train.train_config import TrainConfig
 from sigmab.utils.io import atomic_write_json, check_only_own_files
 from sigmab.utils.manifest import FOLDER_MANIFEST, write_folder_manifest
 

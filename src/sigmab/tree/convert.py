@@ -17,8 +17,8 @@ from sigmab.cluster import spherical_kmeans
 from sigmab.errors import ConfigError, check_settings
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, get_adapter
 from sigmab.importance import get_importance, top_channels
+from sigmab.importance.calibrate import CalibrationStats, calibrate
 from sigmab.routing import CosineRouter, RouterModule, node_key, pooled, router_key
-from sigmab.tree.calibrate import CalibrationStats, calibrate
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import NodeSpec, TreeSpec, build_backbone, build_node
 

@@ -24,11 +24,11 @@ from sigmab.cluster import spherical_kmeans
 from sigmab.errors import ConfigError
 from sigmab.graph import BlockChannels, decompose
 from sigmab.importance import top_channels
+from sigmab.importance.calibrate import CalibrationStats
 from sigmab.models import build_from_meta
 from sigmab.prune.spec import PrunedNet, PrunedSpec
 from sigmab.routing import CosineRouter, RouterModule, node_key, router_key
 from sigmab.routing.names import children
-from sigmab.tree.calibrate import CalibrationStats
 from sigmab.tree.convert import Conversion, ConvertConfig, calibration_stats, path_features, resolve_split_points
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import BackboneSpec, NodeSpec, TreeSpec, build_node

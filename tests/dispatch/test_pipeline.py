@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from sigmab.baselines.dispatch_pipeline import DispatchConfig, dispatch_splits, load_models, run_dispatch
 from sigmab.cli import main
+from sigmab.dispatch.pipeline import DispatchConfig, dispatch_splits, load_models, run_dispatch
 from sigmab.errors import ConfigError
 from sigmab.train import TrainConfig, train
 from tests.helpers import digits_resnet_checkpoint

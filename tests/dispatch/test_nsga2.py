@@ -2,9 +2,9 @@
 
 import pytest
 
-from sigmab.baselines import nsga2
-from sigmab.baselines.genetic import Gene, genetic_search, hypervolume
-from sigmab.baselines.nsga2 import nsga2_search
+from sigmab.dispatch import nsga2
+from sigmab.dispatch.genetic import Gene, genetic_search, hypervolume
+from sigmab.dispatch.nsga2 import nsga2_search
 from sigmab.errors import ConfigError
 
 pytest.importorskip("pymoo", reason="the [search] extra (installed by `make test`) is needed")
@@ -33,12 +33,12 @@ def test_the_search_finds_a_known_trade_off_curve() -> None:
 
 
 def test_without_pymoo_one_clear_error(monkeypatch) -> None:
-    from sigmab.baselines.dispatch_pipeline import DispatchConfig
+    from sigmab.dispatch.pipeline import DispatchConfig
 
     monkeypatch.setattr(nsga2, "pymoo_available", lambda: False)
     with pytest.raises(ConfigError, match=r"pip install 'sigmab\[search\]'"):
         nsga2_search([Gene("t", 0.0, 1.0)], lambda g: (g["t"], 0.0))
-    monkeypatch.setattr("sigmab.baselines.dispatch_pipeline.pymoo_available", lambda: False)
+    monkeypatch.setattr("sigmab.dispatch.pipeline.pymoo_available", lambda: False)
     with pytest.raises(ConfigError, match="needs pymoo"):
         DispatchConfig(search="nsga2")
     with pytest.raises(ConfigError, match="search must be one of"):

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from sigmab.errors import ConfigError
-from sigmab.train import finetune as finetune_module
-from sigmab.train.finetune import FinetuneConfig, finetune
 from sigmab.tree import ConvertConfig, load_tree
+from sigmab.tree import finetune as finetune_module
+from sigmab.tree.finetune import FinetuneConfig, finetune
 from sigmab.tree.pipeline import convert_checkpoint
 from tests.helpers import copy_tree_folder, digits_resnet_checkpoint
 

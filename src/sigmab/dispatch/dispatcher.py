@@ -11,7 +11,7 @@ cheapest model whose cumulative dispatch probability reaches ``threshold``.
 
 Choices the abstract leaves open (docs/ARCHITECTURE.md): the feature extractor (pooled pixels), the
 penalty's form (linear in the distance between models), the threshold rule, and the search space
-of the genetic algorithm (:mod:`sigmab.baselines.genetic`): under, over, penalty weight, threshold
+of the genetic algorithm (:mod:`sigmab.dispatch.genetic`): under, over, penalty weight, threshold
 and hidden width, for the Pareto front of accuracy against mean MACs.
 """
 

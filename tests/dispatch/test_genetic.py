@@ -1,4 +1,4 @@
-from sigmab.baselines.genetic import Gene, crowding, dominates, genetic_search, hypervolume, pareto_ranks
+from sigmab.dispatch.genetic import Gene, crowding, dominates, genetic_search, hypervolume, pareto_ranks
 
 
 def test_pareto_ranks_and_crowding_on_known_points() -> None:

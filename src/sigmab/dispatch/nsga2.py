@@ -1,4 +1,4 @@
-"""pymoo's NSGA-II over the same box, budget and result type as :func:`sigmab.baselines.genetic.genetic_search`,
+"""pymoo's NSGA-II over the same box, budget and result type as :func:`sigmab.dispatch.genetic.genetic_search`,
 so the dispatcher's search can use either (``search: nsga2`` needs the ``[search]`` extra).
 
 The budget matches the hand-written GA's: ``population`` genomes, then ``generations - 1`` rounds of
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sigmab.baselines.genetic import Fitness, Gene, Genome, SearchResult
+from sigmab.dispatch.genetic import Fitness, Gene, Genome, SearchResult
 from sigmab.errors import ConfigError
 
 

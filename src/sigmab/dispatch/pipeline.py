@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from sigmab.baselines.dispatch import DispatchSettings, evaluate_dispatch, train_dispatcher
-from sigmab.baselines.genetic import Gene, genetic_search
-from sigmab.baselines.nsga2 import nsga2_search, pymoo_available
 from sigmab.data import load_split
+from sigmab.dispatch.dispatcher import DispatchSettings, evaluate_dispatch, train_dispatcher
+from sigmab.dispatch.genetic import Gene, genetic_search
+from sigmab.dispatch.nsga2 import nsga2_search, pymoo_available
 from sigmab.errors import ConfigError
 from sigmab.eval import profile_model
 from sigmab.folders import load_model_or_folder

@@ -19,7 +19,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from sigmab.baselines.nested import (
+from sigmab.config import config_to_dict
+from sigmab.errors import CheckpointError, ConfigError
+from sigmab.eval import count_params, evaluate
+from sigmab.inputs import check_classes, folder_eval_data, load_dense_for
+from sigmab.models import ModelMeta, build_from_meta, load_model
+from sigmab.models.checkpoint import file_in_folder, load_weights, read_folder_spec, recorded_source, save_state_dict
+from sigmab.nested.net import (
     NestedSparseNet,
     Route,
     calibrate_route,
@@ -28,12 +34,6 @@ from sigmab.baselines.nested import (
     route_cost,
     storage_cost,
 )
-from sigmab.config import config_to_dict
-from sigmab.errors import CheckpointError, ConfigError
-from sigmab.eval import count_params, evaluate
-from sigmab.inputs import check_classes, folder_eval_data, load_dense_for
-from sigmab.models import ModelMeta, build_from_meta, load_model
-from sigmab.models.checkpoint import file_in_folder, load_weights, read_folder_spec, recorded_source, save_state_dict
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.losses import distill_loss
 from sigmab.train.options import LOOP_HELP, LoopOptions

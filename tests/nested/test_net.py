@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from sigmab.baselines import NestedSparseNet, Route, magnitude_keep_levels, storage_cost
-from sigmab.baselines.nested import calibrate_route, default_routes, norm_layers, route_cost
-from sigmab.baselines.nested_train import NestedConfig, load_nested, train_nested
 from sigmab.cli import main
 from sigmab.errors import ConfigError
+from sigmab.nested import NestedSparseNet, Route, magnitude_keep_levels, storage_cost
+from sigmab.nested.net import calibrate_route, default_routes, norm_layers, route_cost
+from sigmab.nested.training import NestedConfig, load_nested, train_nested
 from tests.helpers import digits_resnet_checkpoint, tiny_resnet
 
 

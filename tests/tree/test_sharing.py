@@ -10,10 +10,10 @@ from torch import nn
 from sigmab.errors import ConfigError
 from sigmab.prune import PruneConfig
 from sigmab.prune.pipeline import prune_checkpoint
-from sigmab.train.finetune import FinetuneConfig, finetune
-from sigmab.train.sharing import share_gradients
 from sigmab.tree import ConvertConfig
+from sigmab.tree.finetune import FinetuneConfig, finetune
 from sigmab.tree.pipeline import convert_checkpoint, convert_pruned_folder
+from sigmab.tree.sharing import share_gradients
 from tests.helpers import copy_tree_folder, digits_resnet_checkpoint
 
 

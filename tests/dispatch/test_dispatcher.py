@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sigmab.baselines.dispatch import (
+from sigmab.dispatch.dispatcher import (
     DispatchSettings,
     balance_weights,
     choose,

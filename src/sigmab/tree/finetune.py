@@ -23,11 +23,12 @@ from sigmab.routing import chosen_path_log_prob
 from sigmab.train.distributed import DistInfo, barrier
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.inputs import finetune_inputs
-from sigmab.train.losses import anchor_loss, balance_loss, distill_loss, routed_leaf_loss
+from sigmab.train.losses import distill_loss
 from sigmab.train.options import LOOP_HELP, LoopOptions
-from sigmab.train.sharing import TiedGroups, share_gradients, tied_parameters
 from sigmab.tree.evaluate import TreeEval, evaluate_tree
+from sigmab.tree.losses import anchor_loss, balance_loss, routed_leaf_loss
 from sigmab.tree.model import SigmaBTree, SoftOutput
+from sigmab.tree.sharing import TiedGroups, share_gradients, tied_parameters
 from sigmab.tree.spec import TreeSpec, load_tree, save_tree_weights
 
 CHECKPOINT_FORMAT = "sigmab.finetune/1"
