@@ -31,3 +31,6 @@ __all__ = [
     "register_slicer",
     "slice_layer",
 ]
+
+# Registers every architecture family's adapter and handlers (after the core above, which they build on).
+from sigmab.graph import archs  # noqa: E402, F401
