@@ -77,6 +77,12 @@ class ArchAdapter:
         """Inner keep ratios per depth for the default split points, where measured; None: 0.5 each."""
         return None
 
+    def example(self) -> nn.Module:
+        """A small instance of the family (random weights, a ``meta`` giving its input shape) deep enough for a
+        depth-2 tree at the default split points: the tests run every registered family on it, so a family is
+        tested the moment it registers."""
+        raise NotImplementedError(f"{type(self).__name__} has no example model")
+
 
 ADAPTERS: TypeRegistry[ArchAdapter] = TypeRegistry("decomposition adapter")
 

@@ -13,6 +13,7 @@ from sigmab.graph.blocks import BlockChannels, BlockHandler, module_shell, regis
 from sigmab.graph.decompose import ArchAdapter, ClassifierHead, Decomposition, register_adapter
 from sigmab.graph.slicing import slice_layer
 from sigmab.models.mobilenet_v2 import ConvBNAct, InvertedResidual, MobileNetV2
+from sigmab.models.registry import build_model
 
 
 @register_adapter(MobileNetV2)
@@ -42,6 +43,9 @@ class MobileNetV2Adapter(ArchAdapter):
         if depth not in (1, 2, 3) or len(starts) < depth + 2:
             raise ConfigError(f"no default split points for depth {depth} here; pass --split-points")
         return starts[-(depth + 2):-2]
+
+    def example(self) -> nn.Module:
+        return build_model("mobilenet_v2_cifar", width_mult=0.25, num_classes=5)
 
 
 @register_block_handler(InvertedResidual)

@@ -13,6 +13,7 @@ from sigmab.graph.blocks import BlockChannels, BlockHandler, module_shell, regis
 from sigmab.graph.decompose import ArchAdapter, Decomposition, FlatHead, register_adapter
 from sigmab.graph.slicing import slice_layer
 from sigmab.models.pointnet2 import XYZ, PointClassifierMLP, PointNet2, SetAbstraction
+from sigmab.models.registry import build_model
 
 
 @register_adapter(PointNet2)
@@ -37,6 +38,11 @@ class PointNet2Adapter(ArchAdapter):
         if depth not in points or len(names) <= depth:
             raise ConfigError(f"no default split points for depth {depth} here; pass --split-points")
         return points[depth]
+
+    def example(self) -> nn.Module:
+        return build_model("pointnet2_ssg", num_classes=5, in_channels=4, mean=(0.0,) * 4, std=(1.0,) * 4,
+                           input_size=(64,), centers=[32, 8], radii=[0.5, 1.0], neighbors=[8, 6],
+                           mlps=[[8, 8, 16], [16, 12, 24], [24, 32, 40]], hidden=[24, 16])
 
 
 def _features_and_xyz(ids: torch.Tensor, features: int, what: str) -> torch.Tensor:

@@ -20,6 +20,7 @@ from sigmab.graph.decompose import ArchAdapter, ClassifierHead, Decomposition, r
 from sigmab.graph.slicing import Index, IndexShortcut, channel_map, register_slicer, slice_layer
 from sigmab.models.cifar_resnet import BasicBlock, CifarResNet, ZeroPadShortcut
 from sigmab.models.imagenet_resnet import Bottleneck, ResNet, ResNetBasicBlock
+from sigmab.models.registry import build_model
 
 
 @register_adapter(CifarResNet)
@@ -48,6 +49,9 @@ class CifarResNetAdapter(ArchAdapter):
             raise ConfigError(f"a CIFAR ResNet with {n} blocks per stage has no default split points for "
                               f"depth {depth}; pass --split-points")
         return points[depth]
+
+    def example(self) -> nn.Module:
+        return build_model("resnet8", widths=[4, 8, 16], shortcut="B", num_classes=5)
 
 
 @register_adapter(ResNet)
@@ -80,6 +84,9 @@ class ImageNetResNetAdapter(ArchAdapter):
         published 58-60% active-parameter cut on ResNet-50 (59.2%; `python -m benchmarks.resnet50_analytic`)."""
         bottleneck = any(isinstance(b, Bottleneck) for b in decomposition.blocks)
         return [0.5, 0.25] if bottleneck and depth == 2 else None
+
+    def example(self) -> nn.Module:
+        return build_model("resnet50", width=0.0625, num_classes=5, input_size=(32, 32))
 
 
 @register_slicer(ZeroPadShortcut)
