@@ -59,7 +59,7 @@ def add_resnet56_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
     parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz.xz")
-METHODS = ("sigmab", "nested", "dispatch", *sorted(CRITERIA))
+METHODS = ("sigmab", "nested", "dispatch", *CRITERIA.names())
 CIFAR_RESULTS = RESULTS / "cifar"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from sigmab.errors import ConfigError
+from sigmab.utils.registry import NameRegistry
 
 
 def positions(activation: torch.Tensor) -> torch.Tensor:
@@ -25,6 +25,11 @@ class ActivationImportance:
         raise NotImplementedError
 
 
+# A new statistic: an ActivationImportance subclass with a ``name``, decorated with @IMPORTANCES.register.
+IMPORTANCES: NameRegistry[type[ActivationImportance]] = NameRegistry("importance statistic")
+
+
+@IMPORTANCES.register
 class MeanAbsActivation(ActivationImportance):
     """Mean |a| over spatial positions (or points)."""
 
@@ -34,6 +39,7 @@ class MeanAbsActivation(ActivationImportance):
         return positions(activation).abs().mean(2)
 
 
+@IMPORTANCES.register
 class RMSActivation(ActivationImportance):
     """Root-mean-square activation: weighs rare large responses more than ``mean_abs``."""
 
@@ -43,6 +49,7 @@ class RMSActivation(ActivationImportance):
         return positions(activation).pow(2).mean(2).sqrt()
 
 
+@IMPORTANCES.register
 class FeatureMapRank(ActivationImportance):
     """Rank of each channel's feature map (H, W), as HRank (Lin et al., CVPR 2020) averages it.
 
@@ -57,15 +64,8 @@ class FeatureMapRank(ActivationImportance):
         return torch.linalg.matrix_rank(activation.float()).to(torch.float32)
 
 
-IMPORTANCES: dict[str, ActivationImportance] = {c.name: c() for c in (MeanAbsActivation, RMSActivation,
-                                                                        FeatureMapRank)}
-
-
 def get_importance(name: str) -> ActivationImportance:
-    try:
-        return IMPORTANCES[name]
-    except KeyError:
-        raise ConfigError(f"unknown importance statistic {name!r}; known: {', '.join(sorted(IMPORTANCES))}") from None
+    return IMPORTANCES.get(name)()
 
 
 def top_channels(scores: torch.Tensor, ratio: float) -> torch.Tensor:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sigmab.errors import ConfigError
 from sigmab.graph.groups import ChannelGroup
+from sigmab.utils.registry import NameRegistry
 
 
 def filters_out(layer: nn.Module) -> torch.Tensor:
@@ -42,6 +42,11 @@ class FilterCriterion:
         raise NotImplementedError
 
 
+# A new criterion: a FilterCriterion subclass with a ``name``, decorated with @CRITERIA.register.
+CRITERIA: NameRegistry[type[FilterCriterion]] = NameRegistry("pruning criterion")
+
+
+@CRITERIA.register
 class L1Criterion(FilterCriterion):
     name = "l1"
 
@@ -55,6 +60,7 @@ def distance_sums(filters: torch.Tensor) -> torch.Tensor:
     return torch.cdist(f[None], f[None])[0].sum(1).float()
 
 
+@CRITERIA.register
 class FPGMCriterion(FilterCriterion):
     name = "fpgm"
 
@@ -77,6 +83,7 @@ class StatisticCriterion(FilterCriterion):
         return stats
 
 
+@CRITERIA.register
 class HRankCriterion(StatisticCriterion):
     """HRank: the average rank of each channel's feature maps."""
 
@@ -84,6 +91,7 @@ class HRankCriterion(StatisticCriterion):
     statistic = "hrank"
 
 
+@CRITERIA.register
 class ActivationCriterion(StatisticCriterion):
     """Mean |activation| of each channel over the calibration images: the statistic a SigmaB conversion ranks a
     node's channels by (on its own cluster), here over all images. A static network pruned by it to a tree
@@ -93,12 +101,5 @@ class ActivationCriterion(StatisticCriterion):
     statistic = "mean_abs"
 
 
-CRITERIA: dict[str, type[FilterCriterion]] = {c.name: c for c in (L1Criterion, FPGMCriterion, HRankCriterion,
-                                                                   ActivationCriterion)}
-
-
 def get_criterion(name: str) -> FilterCriterion:
-    try:
-        return CRITERIA[name]()
-    except KeyError:
-        raise ConfigError(f"unknown pruning criterion {name!r}; known: {', '.join(sorted(CRITERIA))}") from None
+    return CRITERIA.get(name)()

@@ -36,8 +36,7 @@ class PruneConfig:
     calib_batch_size: int = 100
 
     def __post_init__(self) -> None:
-        if self.criterion not in CRITERIA:
-            raise ConfigError(f"unknown pruning criterion {self.criterion!r}; known: {', '.join(sorted(CRITERIA))}")
+        CRITERIA.get(self.criterion)  # an unknown name is one error listing the known ones
         if self.scope not in SCOPES:
             raise ConfigError(f"unknown pruning scope {self.scope!r}; known: {', '.join(SCOPES)}")
         if (self.keep_ratio is None) == (self.target_reduction is None):
@@ -53,7 +52,7 @@ class PruneConfig:
 
 
 PRUNE_HELP = {
-    "criterion": f"channel importance: {', '.join(sorted(CRITERIA))}",
+    "criterion": f"channel importance: {', '.join(CRITERIA.names())}",
     "scope": "'inner': only the channels inside blocks (as published CIFAR results); 'all': residual streams too",
     "keep_ratio": "fraction of each group's channels to keep",
     "target_reduction": "prune to this fraction fewer parameters than dense (finds the uniform keep ratio)",

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from sigmab.errors import CheckpointError, ConfigError
+from sigmab.utils.registry import NameRegistry
 
 DEFAULT_ROUTER = "cosine"
-_KINDS: dict[str, type[RouterModule]] = {}
+_KINDS: NameRegistry[type[RouterModule]] = NameRegistry("router kind", name_attr="kind")
 
 
 def pooled(x: torch.Tensor) -> torch.Tensor:
@@ -98,23 +99,18 @@ def margin_form(router: RouterModule) -> RouterModule:
 
 def register_router(cls: type[RouterModule]) -> type[RouterModule]:
     """Class decorator: make ``cls`` buildable from a :class:`RouterSpec` of kind ``cls.kind``."""
-    if cls.kind in _KINDS:
-        raise ValueError(f"router kind {cls.kind!r} is already registered")
-    _KINDS[cls.kind] = cls
-    return cls
+    return _KINDS.register(cls)
 
 
 def router_kinds() -> list[str]:
-    return sorted(_KINDS)
+    return _KINDS.names()
 
 
 def build_router(spec: RouterSpec) -> RouterModule:
-    if spec.kind not in _KINDS:
-        raise ConfigError(f"unknown router kind {spec.kind!r}; known: {', '.join(router_kinds())}")
+    kind = _KINDS.get(spec.kind)
     if spec.in_channels < 1:
         raise CheckpointError(f"a router needs >= 1 input channel, got {spec.in_channels}")
-    return _KINDS[spec.kind](spec.in_channels, **spec.settings)
-
+    return kind(spec.in_channels, **spec.settings)
 
 
 @register_router

@@ -46,3 +46,33 @@ class TypeRegistry(Generic[V]):
 
     def unregister(self, t: type) -> None:
         self.entries.pop(t, None)
+
+
+class NameRegistry(Generic[V]):
+    """Maps names to classes (router kinds, pruning criteria, importance statistics), each class naming itself in
+    ``name_attr``; a class joins with the :meth:`register` decorator, and an unknown name is one clear error that
+    lists the known ones."""
+
+    def __init__(self, what: str, *, name_attr: str = "name") -> None:
+        self.what, self.name_attr = what, name_attr
+        self.entries: dict[str, V] = {}
+
+    def register(self, cls: V) -> V:
+        name = getattr(cls, self.name_attr)
+        if not name or name in self.entries:
+            raise ValueError(f"{self.what} {name!r} is {'already registered' if name else 'unnamed'}")
+        self.entries[name] = cls
+        return cls
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def get(self, name: str) -> V:
+        from sigmab.errors import ConfigError
+
+        if name not in self.entries:
+            raise ConfigError(f"unknown {self.what} {name!r}; known: {', '.join(self.names())}")
+        return self.entries[name]
