@@ -109,6 +109,25 @@ def test_hard_routing_at_initialisation_equals_the_kmeans_assignment(sliced, cal
     assert shares.min() >= 0.2 * 0.2 - 1e-9  # the balance constraint holds at both levels
 
 
+def test_a_router_kind_without_a_closed_form_is_fitted_to_the_kmeans_split(model, calib, tmp_path) -> None:
+    from sigmab.tree.spec import load_tree, save_tree
+
+    cfg = ConvertConfig(depth=2, calib_size=160, min_leaf_samples=8, router_kind="mlp")
+    conversion = convert(model, calib, cfg)
+    assert {r.kind for r in conversion.tree.routers.values()} == {"mlp"}
+    with torch.no_grad():
+        _, leaves = conversion.tree.forward_hard(calib)
+    assert (leaves == conversion.calib_leaves).float().mean() >= 0.9  # fitted, not exact like the cosine rows
+    save_tree(conversion.tree, conversion.spec, tmp_path)
+    reloaded, spec = load_tree(tmp_path)
+    assert spec.routers["r"].kind == "mlp" and spec.convert_config["router_kind"] == "mlp"
+    with torch.no_grad():
+        assert torch.equal(reloaded.forward_hard(calib)[1], leaves)
+    again = convert(model, calib, cfg)  # seeded: a conversion is repeatable
+    assert all(torch.equal(a, b) for a, b in zip(again.tree.state_dict().values(),
+                                                  conversion.tree.state_dict().values()))
+
+
 def test_nodes_are_sliced_to_the_requested_widths(sliced) -> None:
     spec = sliced.spec
     assert spec.split_points == ["layer2.0", "layer3.0"]
@@ -139,6 +158,7 @@ def test_conversion_leaves_the_dense_model_untouched(model, calib) -> None:
     ({"kmeans_restarts": 0}, "kmeans_restarts must be >= 1, got 0"),
     ({"router_scale": 1e300}, r"router_scale must be in \(0, 10000\]"),  # its rows overflowed to inf
     ({"router_scale": float("nan")}, "router_scale must be in"),
+    ({"router_kind": "oracle"}, "router_kind must be one of cosine, mlp"),
 ])
 def test_bad_conversion_settings_fail_before_any_work(model, calib, kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -19,6 +19,7 @@ from sigmab.errors import CheckpointError, ConfigError
 from sigmab.utils.registry import NameRegistry
 
 DEFAULT_ROUTER = "cosine"
+CLUSTER_FIT_STEPS = 1000  # full-batch steps fitting a kind without a closed form to the k-means split
 _KINDS: NameRegistry[type[RouterModule]] = NameRegistry("router kind", name_attr="kind")
 
 
@@ -42,6 +43,23 @@ class RouterModule(nn.Module):
 
     def spec(self) -> RouterSpec:
         return RouterSpec(self.kind, self.in_channels, self.settings())
+
+    def init_from_clusters(self, features: torch.Tensor, centroids: torch.Tensor, labels: torch.Tensor,
+                           *, scale: float) -> None:
+        """Start as the clustering at conversion: argmax should reproduce ``labels`` (N,) of the pooled
+        ``features`` (N, C) (``centroids`` (2, C) and ``scale`` are for kinds with a closed form). This default
+        fits any kind to the labels: full-batch Adam on cross-entropy, seeded, so a conversion stays repeatable."""
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            torch.manual_seed(0)
+            for module in self.modules():  # a seeded start: the same conversion gives the same router
+                if module is not self and hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+            x, y = features.detach().float()[:, :, None], labels.long()
+            optimizer = torch.optim.Adam(self.parameters(), lr=1e-2)
+            for _ in range(CLUSTER_FIT_STEPS):
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(self(x), y).backward()
+                optimizer.step()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,16 @@ from sigmab.errors import ConfigError, check_settings
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, get_adapter
 from sigmab.importance import get_importance, top_channels
 from sigmab.importance.calibrate import CalibrationStats, calibrate
-from sigmab.routing import CosineRouter, RouterModule, node_key, pooled, router_key
+from sigmab.routing import (
+    DEFAULT_ROUTER,
+    RouterModule,
+    RouterSpec,
+    build_router,
+    node_key,
+    pooled,
+    router_key,
+    router_kinds,
+)
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import NodeSpec, TreeSpec, build_backbone, build_node
 
@@ -41,6 +50,7 @@ class ConvertConfig:
     min_share: float = 0.2
     kmeans_restarts: int = 5
     router_scale: float = 10.0
+    router_kind: str = DEFAULT_ROUTER
     min_leaf_samples: int = 16
     batch_size: int = 256
     seed: int = 0
@@ -75,6 +85,8 @@ class ConvertConfig:
             # it (1e300) the rows overflow to infinity.
             raise ConfigError(f"router_scale must be in (0, {MAX_ROUTER_SCALE:g}] (it scales the centroid rows), "
                               f"got {self.router_scale}")
+        if self.router_kind not in router_kinds():
+            raise ConfigError(f"router_kind must be one of {', '.join(router_kinds())}, got {self.router_kind!r}")
         if not 0.0 <= self.min_share <= 0.5:
             raise ConfigError(f"min_share must be in [0, 0.5], got {self.min_share}")
         small = [name for name in ("calib_size", "batch_size", "min_leaf_samples", "kmeans_restarts")
@@ -109,6 +121,7 @@ CONVERT_HELP = {
     "min_share": "k-means balance: each child gets at least this share of its parent's samples",
     "kmeans_restarts": "k-means restarts (best cost wins)",
     "router_scale": "router logit scale (the rows are scale x centroid)",
+    "router_kind": "router kind (a registered kind: cosine, set from the centroids; mlp, fitted to the k-means split)",
     "min_leaf_samples": "fewest calibration samples a node may receive",
     "batch_size": "calibration batch size",
     "seed": "seed of calibration sampling and k-means",
@@ -183,6 +196,13 @@ def path_features(tree_parts: list[nn.Module], images: torch.Tensor, batch_size:
     return torch.cat(out)
 
 
+def cluster_router(cfg: ConvertConfig, features: torch.Tensor, km: Any) -> RouterModule:
+    """A router of ``cfg.router_kind`` that starts as the k-means split ``km`` of the pooled ``features`` (N, C)."""
+    router = build_router(RouterSpec(cfg.router_kind, features.shape[1]))
+    router.init_from_clusters(features, km.centroids, km.labels, scale=cfg.router_scale)
+    return router
+
+
 def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progress: bool = False) -> Conversion:
     """Convert ``model`` (left untouched) using normalised calibration ``images`` (N, C, H, W)."""
     dec = decompose(model)
@@ -207,9 +227,7 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
                    out_idx: torch.Tensor, depth: int) -> None:
         km = spherical_kmeans(features, 2, seed=cfg.seed + len(bits), restarts=cfg.kmeans_restarts,
                               min_share=cfg.min_share)
-        router = CosineRouter(features.shape[1])
-        router.init_from_clusters(features, km.centroids, km.labels, scale=cfg.router_scale)
-        routers[router_key(bits)] = router
+        routers[router_key(bits)] = cluster_router(cfg, features, km)
         for branch in (0, 1):
             child = f"{bits}{branch}"
             child_samples = samples[km.labels == branch]

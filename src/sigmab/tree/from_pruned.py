@@ -27,9 +27,16 @@ from sigmab.importance import top_channels
 from sigmab.importance.calibrate import CalibrationStats
 from sigmab.models import build_from_meta
 from sigmab.prune.spec import PrunedNet, PrunedSpec
-from sigmab.routing import CosineRouter, RouterModule, node_key, router_key
+from sigmab.routing import RouterModule, node_key, router_key
 from sigmab.routing.names import children
-from sigmab.tree.convert import Conversion, ConvertConfig, calibration_stats, path_features, resolve_split_points
+from sigmab.tree.convert import (
+    Conversion,
+    ConvertConfig,
+    calibration_stats,
+    cluster_router,
+    path_features,
+    resolve_split_points,
+)
 from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import BackboneSpec, NodeSpec, TreeSpec, build_node
 
@@ -84,9 +91,7 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
         features = path_features(path, images[samples], cfg.batch_size)
         km = spherical_kmeans(features, 2, seed=cfg.seed + len(bits), restarts=cfg.kmeans_restarts,
                               min_share=cfg.min_share)
-        router = CosineRouter(features.shape[1])
-        router.init_from_clusters(features, km.centroids, km.labels, scale=cfg.router_scale)
-        routers[router_key(bits)] = router
+        routers[router_key(bits)] = cluster_router(cfg, features, km)
         depth = len(bits) + 1
         start, end = bounds[depth - 1], bounds[depth]
         is_leaf = depth == cfg.depth
