@@ -19,7 +19,7 @@ from sigmab.train import TrainConfig
 
 def _flags(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser()
-    add_config_flags(parser, TrainConfig, help_texts={})
+    add_config_flags(parser, TrainConfig)
     return vars(parser.parse_args(argv))
 
 

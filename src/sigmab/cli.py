@@ -28,20 +28,19 @@ from sigmab.inputs import check_classes, load_dense_for
 from sigmab.models import list_models
 from sigmab.models.checkpoint import load_checkpoint, read_folder_spec
 from sigmab.nested.training import evaluate_nested_folder, format_nested_report
-from sigmab.prune import PRUNE_HELP, PruneConfig
-from sigmab.prune.finetune import PRUNE_FINETUNE_HELP, PruneFinetuneConfig, finetune_pruned
+from sigmab.prune import PruneConfig
+from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, format_pruned_report, prune_checkpoint
 from sigmab.prune.spec import FINETUNED_WEIGHTS as PRUNE_FINETUNED
 from sigmab.prune.spec import PRUNED_SPEC, read_pruned_spec
 from sigmab.train import TrainConfig, train
 from sigmab.train.distributed import barrier, init_distributed, resolve_device
-from sigmab.train.train_config import TRAIN_HELP
-from sigmab.tree.convert import CONVERT_HELP, ConvertConfig
-from sigmab.tree.finetune import FINETUNE_HELP, FINETUNED_WEIGHTS, FinetuneConfig, finetune
+from sigmab.tree.convert import ConvertConfig
+from sigmab.tree.finetune import FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.pipeline import convert_checkpoint, convert_pruned_folder
 from sigmab.tree.report import evaluate_tree_folder, format_convert_report, format_tree_report
 from sigmab.tree.router_pipeline import REPORT_FILE as ROUTER_FIT_REPORT
-from sigmab.tree.router_pipeline import ROUTER_FIT_HELP, RouterFitConfig, fit_routers_folder
+from sigmab.tree.router_pipeline import RouterFitConfig, fit_routers_folder
 from sigmab.tree.spec import read_spec
 from sigmab.utils.io import check_output_file
 from sigmab.utils.lock import folder_lock
@@ -62,7 +61,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_config_flags(p, TrainConfig, help_texts=TRAIN_HELP)
+    add_config_flags(p, TrainConfig)
     p.set_defaults(func=_cmd_train, writes="out")
 
 
@@ -186,7 +185,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     _add_preset_flag(p)
     p.add_argument("--config", help="YAML file with conversion options")
     p.add_argument("--no-progress", action="store_true")
-    add_config_flags(p, ConvertConfig, help_texts=CONVERT_HELP)
+    add_config_flags(p, ConvertConfig)
     p.set_defaults(func=_cmd_convert, writes="out")
 
 
@@ -239,7 +238,7 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file with fine-tuning options")
     p.add_argument("--resume", action="store_true", help="continue from RUN/finetune/last.pt")
     p.add_argument("--no-progress", action="store_true")
-    add_config_flags(p, FinetuneConfig, help_texts=FINETUNE_HELP)
+    add_config_flags(p, FinetuneConfig)
     p.set_defaults(func=_cmd_finetune, writes="run")
 
 
@@ -263,7 +262,7 @@ def _add_fit_routers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="tree folder to create")
     p.add_argument("--config", help="YAML file with router-fitting options")
     p.add_argument("--no-progress", action="store_true")
-    add_config_flags(p, RouterFitConfig, help_texts=ROUTER_FIT_HELP)
+    add_config_flags(p, RouterFitConfig)
     p.set_defaults(func=_cmd_fit_routers, writes="out")
 
 
@@ -297,8 +296,8 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file with pruning and fine-tuning options")
     p.add_argument("--resume", action="store_true", help="continue the fine-tuning in OUT")
     p.add_argument("--no-progress", action="store_true")
-    add_config_flags(p, PruneConfig, help_texts=PRUNE_HELP)
-    add_config_flags(p, PruneFinetuneConfig, help_texts=PRUNE_FINETUNE_HELP)
+    add_config_flags(p, PruneConfig)
+    add_config_flags(p, PruneFinetuneConfig)
     p.set_defaults(func=_cmd_prune, writes="out")
 
 

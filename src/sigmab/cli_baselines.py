@@ -10,7 +10,7 @@ from sigmab.errors import ConfigError
 
 
 def add_nested(sub: argparse._SubParsersAction) -> None:
-    from sigmab.nested.training import NESTED_HELP, NestedConfig
+    from sigmab.nested.training import NestedConfig
 
     p = sub.add_parser("nested", help="multi-level nested sparse network with rerouting, from a dense checkpoint",
                        description="Mask the dense model at every sparsity level (nested by magnitude, one shared "
@@ -23,7 +23,7 @@ def add_nested(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file with options")
     p.add_argument("--resume", action="store_true", help="continue the training in OUT")
     p.add_argument("--no-progress", action="store_true")
-    add_config_flags(p, NestedConfig, help_texts=NESTED_HELP)
+    add_config_flags(p, NestedConfig)
     p.set_defaults(func=_cmd_nested, writes="out")
 
 
@@ -70,14 +70,7 @@ def add_dispatch(sub: argparse._SubParsersAction) -> None:
                         "order ('-' for a model that needs none), e.g. --arch resnet20 resnet56")
     p.add_argument("--out", type=Path, required=True, help="folder for report.json")
     p.add_argument("--no-progress", action="store_true")
-    add_config_flags(p, DispatchConfig, help_texts={
-        "dataset": "dataset name", "data_root": "dataset location", "val_fraction": "held-out part of the training "
-        "set the dispatcher learns from", "seed": "seed of the split, the search and the dispatcher",
-        "batch_size": "scoring batch size", "epochs": "dispatcher training epochs", "population": "GA population",
-        "generations": "GA generations", "learn_on": "what the dispatcher learns from: 'val' (held-out training "
-        "images) or 'test-half' (for models trained on the whole training set: learn on a seeded half of the "
-        "test split, report on the other)", "search": "the search over the dispatcher's training settings: 'ga' "
-        "(sigmab's own, default) or 'nsga2' (pymoo's NSGA-II, same budget; pip install 'sigmab[search]')"})
+    add_config_flags(p, DispatchConfig)
     p.set_defaults(func=_cmd_dispatch, writes="out")
 
 

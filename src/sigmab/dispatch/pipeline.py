@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from sigmab.config import option
 from sigmab.data import load_split
 from sigmab.dispatch.dispatcher import DispatchSettings, evaluate_dispatch, train_dispatcher
 from sigmab.dispatch.genetic import Gene, genetic_search
@@ -45,16 +46,22 @@ SEARCHES = ("ga", "nsga2")  # sigmab's own GA (genetic.py), or pymoo's NSGA-II (
 
 @dataclass
 class DispatchConfig:
-    dataset: str | None = None
-    data_root: str | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-    batch_size: int = 256
-    epochs: int = 30
-    population: int = 8
-    generations: int = 6
-    learn_on: str = "val"
-    search: str = "ga"
+    dataset: str | None = option(None, "dataset name")
+    data_root: str | None = option(None, "dataset location")
+    val_fraction: float = option(0.1, "held-out part of the training set the dispatcher learns from")
+    seed: int = option(0, "seed of the split, the search and the dispatcher")
+    batch_size: int = option(256, "scoring batch size")
+    epochs: int = option(30, "dispatcher training epochs")
+    population: int = option(8, "GA population")
+    generations: int = option(6, "GA generations")
+    learn_on: str = option(
+        "val",
+        "what the dispatcher learns from: 'val' (held-out training images) or 'test-half' (for models trained on the "
+        "whole training set: learn on a seeded half of the test split, report on the other)")
+    search: str = option(
+        "ga",
+        "the search over the dispatcher's training settings: 'ga' (sigmab's own, default) or 'nsga2' (pymoo's "
+        "NSGA-II, same budget; pip install 'sigmab[search]')")
 
     def __post_init__(self) -> None:
         if self.learn_on not in LEARN_ON:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from sigmab.config import config_to_dict
+from sigmab.config import config_to_dict, option
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.eval import count_params, evaluate
 from sigmab.inputs import check_classes, folder_eval_data, load_dense_for
@@ -36,7 +36,7 @@ from sigmab.nested.net import (
 )
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.losses import distill_loss
-from sigmab.train.options import LOOP_HELP, LoopOptions
+from sigmab.train.options import LoopOptions
 from sigmab.utils.io import atomic_write_json
 from sigmab.utils.manifest import write_folder_manifest
 
@@ -50,13 +50,18 @@ METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1_densest", "eval_split"
 
 @dataclass
 class NestedConfig(LoopOptions):
-    dataset: str | None = None
-    sparsities: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.95])
-    epochs: int = 4
-    lr: float = 0.01
-    distill_weight: float = 1.0
-    distill_temperature: float = 4.0
-    calibration_batches: int = 50
+    dataset: str | None = option(None, "dataset name (training and evaluation data)")
+    sparsities: list[float] = option(
+        factory=lambda: [0.8, 0.9, 0.95],
+        help="sparsity of each level, densest first, as YAML, e.g. '[0.8, 0.9, 0.95]'")
+    epochs: int = option(4, "joint training epochs over all levels (0 = masks only)")
+    lr: float = option(0.01, "peak learning rate (SGD, cosine decay)")
+    distill_weight: float = option(1.0, "weight of distillation from the dense model, per level (0 = off)")
+    distill_temperature: float = option(4.0, "distillation temperature")
+    calibration_batches: int = option(
+        50,
+        "training batches that give each rerouting its own BatchNorm statistics after training (0 = reroutings read "
+        "each layer's level's)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,16 +74,6 @@ class NestedConfig(LoopOptions):
             raise ConfigError("calibration_batches must be >= 0")
 
 
-NESTED_HELP = {
-    **LOOP_HELP,
-    "dataset": "dataset name (training and evaluation data)",
-    "sparsities": "sparsity of each level, densest first, as YAML, e.g. '[0.8, 0.9, 0.95]'",
-    "epochs": "joint training epochs over all levels (0 = masks only)",
-    "distill_weight": "weight of distillation from the dense model, per level (0 = off)",
-    "distill_temperature": "distillation temperature",
-    "calibration_batches": "training batches that give each rerouting its own BatchNorm statistics after training "
-                           "(0 = reroutings read each layer's level's)",
-}
 
 
 class _EveryLevel(nn.Module):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sigmab.config import option
 from sigmab.errors import ConfigError
 from sigmab.eval import EvalResult, evaluate
 from sigmab.models.checkpoint import recorded_source
@@ -23,7 +24,7 @@ from sigmab.train.distributed import DistInfo, barrier
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.inputs import finetune_inputs
 from sigmab.train.losses import distill_loss
-from sigmab.train.options import LOOP_HELP, LoopOptions
+from sigmab.train.options import LoopOptions
 
 CHECKPOINT_FORMAT = "sigmab.prune-finetune/1"
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "eval_split", "eval_top1", "epoch_seconds")
@@ -31,12 +32,12 @@ METRIC_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "eval_split", "eval_
 
 @dataclass
 class PruneFinetuneConfig(LoopOptions):
-    lr: float = 0.01
-    dataset: str | None = None  # default: the dataset the model was pruned on
-    epochs: int = 6
-    distill_weight: float = 0.0
-    distill_temperature: float = 4.0
-    teacher: str | None = None  # default: the pruned checkpoint
+    lr: float = option(0.01, "peak learning rate (SGD, cosine decay)")
+    dataset: str | None = option(None, "dataset (default: the one the model was pruned on)")
+    epochs: int = option(6, "fine-tuning epochs (0 with `sigmab prune` skips fine-tuning)")
+    distill_weight: float = option(0.0, "weight of distillation from the dense teacher (0 = off)")
+    distill_temperature: float = option(4.0, "distillation temperature")
+    teacher: str | None = option(None, "dense teacher checkpoint (default: the pruned checkpoint)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,15 +48,6 @@ class PruneFinetuneConfig(LoopOptions):
         self.check_teacher()
 
 
-PRUNE_FINETUNE_HELP = {
-    **LOOP_HELP,
-    "lr": "peak learning rate (SGD, cosine decay)",
-    "dataset": "dataset (default: the one the model was pruned on)",
-    "epochs": "fine-tuning epochs (0 with `sigmab prune` skips fine-tuning)",
-    "distill_weight": "weight of distillation from the dense teacher (0 = off)",
-    "distill_temperature": "distillation temperature",
-    "teacher": "dense teacher checkpoint (default: the pruned checkpoint)",
-}
 
 
 class PrunedFinetuning(TrainingMethod):

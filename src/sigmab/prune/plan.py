@@ -8,12 +8,13 @@ named groups (per-layer ratios, e.g. ``{"layer3.0:conv1": 0.5}``) and the rest f
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from sigmab.config import option
 from sigmab.errors import ConfigError
 from sigmab.eval import count_params
 from sigmab.graph import BlockChannels, Decomposition, decompose
@@ -27,13 +28,18 @@ from sigmab.prune.spec import PrunedNet, PrunedSpec, build_from_decomposition
 
 @dataclass
 class PruneConfig:
-    criterion: str = "l1"
-    scope: str = "inner"
-    keep_ratio: float | None = None
-    target_reduction: float | None = None
-    group_keep: dict[str, float] = field(default_factory=dict)
-    calib_size: int = 500  # images whose feature maps data-driven criteria (HRank) read
-    calib_batch_size: int = 100
+    criterion: str = option("l1", "channel importance: activation, fpgm, hrank, l1")
+    scope: str = option(
+        "inner",
+        "'inner': only the channels inside blocks (as published CIFAR results); 'all': residual streams too")
+    keep_ratio: float | None = option(None, "fraction of each group's channels to keep")
+    target_reduction: float | None = option(
+        None, "prune to this fraction fewer parameters than dense (finds the uniform keep ratio)")
+    group_keep: dict[str, float] = option(
+        factory=dict, help="per-group keep ratios as YAML: '<block>:conv1' names a block's inner channels, "
+        "'stage<k>' a residual stream, e.g. '{layer3.0:conv1: 0.5, stage3: 0.75}'")
+    calib_size: int = option(500, "training images for data-driven criteria (HRank)")
+    calib_batch_size: int = option(100, "calibration batch size")
 
     def __post_init__(self) -> None:
         CRITERIA.get(self.criterion)  # an unknown name is one error listing the known ones
@@ -51,16 +57,6 @@ class PruneConfig:
             raise ConfigError("calib_size and calib_batch_size must be >= 1")
 
 
-PRUNE_HELP = {
-    "criterion": f"channel importance: {', '.join(CRITERIA.names())}",
-    "scope": "'inner': only the channels inside blocks (as published CIFAR results); 'all': residual streams too",
-    "keep_ratio": "fraction of each group's channels to keep",
-    "target_reduction": "prune to this fraction fewer parameters than dense (finds the uniform keep ratio)",
-    "group_keep": "per-group keep ratios as YAML: '<block>:conv1' names a block's inner channels, 'stage<k>' a "
-                  "residual stream, e.g. '{layer3.0:conv1: 0.5, stage3: 0.75}'",
-    "calib_size": "training images for data-driven criteria (HRank)",
-    "calib_batch_size": "calibration batch size",
-}
 
 
 def group_statistics(dec: Decomposition, groups: list[ChannelGroup],

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from sigmab.config import option
 from sigmab.data import AugmentSpec, BatchLoader, DatasetInfo, DataSplit, load_split
 from sigmab.data.arrays import ImageArrays
 from sigmab.errors import ConfigError, DataError, check_settings
@@ -21,22 +22,32 @@ AMP_DTYPES: dict[str, torch.dtype | None] = {"off": None, "bf16": torch.bfloat16
 
 @dataclass
 class LoopOptions:
-    data_root: str | None = None
-    val_fraction: float = 0.0
-    batch_size: int = 128
-    eval_batch_size: int = 256
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    crop_padding: int | None = None
-    hflip: bool | None = None
-    seed: int = 0
-    threads: int | None = None
-    workers: int = 0
-    device: str = "auto"
-    data_on_device: bool = False
-    amp: str = "auto"
-    channels_last: bool = True
+    data_root: str | None = option(
+        None, "dataset location: an .npz file or a folder (image folders: <root>/train/<class>/*.jpg)")
+    val_fraction: float = option(0.0, "hold out this fraction of the training set and report on it instead of test")
+    batch_size: int = option(128, "training batch size (per process)")
+    eval_batch_size: int = option(256, "evaluation batch size")
+    lr: float = option(0.1, "peak learning rate (SGD, cosine decay)")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(5e-4, "L2 weight decay")
+    crop_padding: int | None = option(None, "random-crop padding (default: the dataset's usual value)")
+    hflip: bool | None = option(None, "random horizontal flips (default: the dataset's usual value)")
+    seed: int = option(0, "seed of initialisation, shuffling and augmentation")
+    threads: int | None = option(None, "torch CPU threads per process (default: torch's choice)")
+    workers: int = option(0, "data-loading worker processes for image folders (0 = in the main process)")
+    device: str = option(
+        "auto",
+        "where training runs: auto (this process's GPU when CUDA is available, else the CPU), cpu, cuda, cuda:N")
+    data_on_device: bool = option(
+        False,
+        "keep the whole (in-memory) dataset on the training device and augment there: on a GPU, no batch crosses the "
+        "host link")
+    amp: str = option(
+        "auto",
+        "mixed precision of the forward pass: auto (bf16 on a CPU with AMX or AVX512-BF16 and on a CUDA device with "
+        "bf16, else off), off, bf16 or fp16 (CUDA, with loss scaling); the run's config records the choice")
+    channels_last: bool = option(
+        True, "train conv nets on channels-last (NHWC) tensors, faster with oneDNN and on tensor cores")
 
     def __post_init__(self) -> None:
         checks = [
@@ -105,24 +116,3 @@ class LoopOptions:
         return torch.autocast(device.type, dtype=AMP_DTYPES[self.amp])
 
 
-LOOP_HELP = {
-    "data_root": "dataset location: an .npz file or a folder (image folders: <root>/train/<class>/*.jpg)",
-    "val_fraction": "hold out this fraction of the training set and report on it instead of test",
-    "batch_size": "training batch size (per process)",
-    "eval_batch_size": "evaluation batch size",
-    "lr": "peak learning rate (SGD, cosine decay)",
-    "momentum": "SGD momentum",
-    "weight_decay": "L2 weight decay",
-    "crop_padding": "random-crop padding (default: the dataset's usual value)",
-    "hflip": "random horizontal flips (default: the dataset's usual value)",
-    "seed": "seed of initialisation, shuffling and augmentation",
-    "threads": "torch CPU threads per process (default: torch's choice)",
-    "workers": "data-loading worker processes for image folders (0 = in the main process)",
-    "device": "where training runs: auto (this process's GPU when CUDA is available, else the CPU), cpu, cuda, "
-              "cuda:N",
-    "data_on_device": "keep the whole (in-memory) dataset on the training device and augment there: on a GPU, "
-                      "no batch crosses the host link",
-    "amp": "mixed precision of the forward pass: auto (bf16 on a CPU with AMX or AVX512-BF16 and on a CUDA device "
-           "with bf16, else off), off, bf16 or fp16 (CUDA, with loss scaling); the run's config records the choice",
-    "channels_last": "train conv nets on channels-last (NHWC) tensors, faster with oneDNN and on tensor cores",
-}

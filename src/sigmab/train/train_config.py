@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from sigmab.config import option
 from sigmab.errors import check_settings
-from sigmab.train.options import LOOP_HELP, LoopOptions
+from sigmab.train.options import LoopOptions
 
 
 @dataclass
 class TrainConfig(LoopOptions):
-    arch: str = "small_cnn"
-    arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    dataset: str = "digits"
-    epochs: int = 10
-    nesterov: bool = False
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
+    arch: str = option("small_cnn", "architecture name (see `sigmab models`)")
+    arch_kwargs: dict[str, Any] = option(
+        factory=dict, help="extra builder arguments as YAML, e.g. '{widths: [8, 16, 32]}'")
+    dataset: str = option(
+        "digits",
+        "dataset name: cifar10, cifar100, fashion_mnist, digits, imagefolder, imagefolder-<size>")
+    epochs: int = option(10, "number of epochs")
+    nesterov: bool = option(False, "Nesterov momentum")
+    warmup_epochs: float = option(0.0, "linear warm-up length in epochs")
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -30,13 +34,3 @@ class TrainConfig(LoopOptions):
         check_settings(checks)
 
 
-TRAIN_HELP = {
-    **LOOP_HELP,
-    "arch": "architecture name (see `sigmab models`)",
-    "arch_kwargs": "extra builder arguments as YAML, e.g. '{widths: [8, 16, 32]}'",
-    "dataset": "dataset name: cifar10, cifar100, fashion_mnist, digits, imagefolder, imagefolder-<size>",
-    "epochs": "number of epochs",
-    "nesterov": "Nesterov momentum",
-    "warmup_epochs": "linear warm-up length in epochs",
-    "label_smoothing": "label smoothing of the cross-entropy",
-}

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from sigmab.cluster import spherical_kmeans
+from sigmab.config import option
 from sigmab.errors import ConfigError, check_settings
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, get_adapter
 from sigmab.importance import get_importance, top_channels
@@ -41,22 +42,36 @@ MAX_ROUTER_SCALE = 1e4
 
 @dataclass
 class ConvertConfig:
-    depth: int = 2
-    split_points: list[str] | None = None
-    widths: list[float] | None = None  # inner-channel keep ratio per depth (default 0.5 each)
-    residual_widths: list[float] | None = None  # residual-stream keep ratio per depth (default 1.0 each)
-    calib_size: int | None = None  # None: DEFAULT_CALIB_SIZE, or the whole training set when it is smaller
-    importance: str = "mean_abs"
-    min_share: float = 0.2
-    kmeans_restarts: int = 5
-    router_scale: float = 10.0
-    router_kind: str = DEFAULT_ROUTER
-    min_leaf_samples: int = 16
-    batch_size: int = 256
-    seed: int = 0
+    depth: int = option(2, "tree depth (1-3): 2^depth leaves")
+    split_points: list[str] | None = option(
+        None, "block names the tree splits before, as YAML, e.g. '[layer2.0, layer3.0]' (default per arch)")
+    widths: list[float] | None = option(
+        None, "inner-channel keep ratio per depth, as YAML, e.g. '[0.5, 0.25]' (default: per arch, else 0.5 each)")
+    residual_widths: list[float] | None = option(
+        None, "residual-stream keep ratio per depth, as YAML (default 1.0 each)")
+    calib_size: int | None = option(
+        None, "calibration images drawn from the training split (default: 2000, or the whole training set when it is "
+        "smaller)")
+    importance: str = option("mean_abs", "channel statistic: mean_abs or rms")
+    min_share: float = option(0.2, "k-means balance: each child gets at least this share of its parent's samples")
+    kmeans_restarts: int = option(5, "k-means restarts (best cost wins)")
+    router_scale: float = option(10.0, "router logit scale (the rows are scale x centroid)")
+    router_kind: str = option(
+        DEFAULT_ROUTER,
+        "router kind (a registered kind: cosine, set from the centroids; mlp, fitted to the k-means split)")
+    min_leaf_samples: int = option(16, "fewest calibration samples a node may receive")
+    batch_size: int = option(256, "calibration batch size")
+    seed: int = option(0, "seed of calibration sampling and k-means")
     # Only read when splitting a pruned folder (sigmab.tree.from_pruned):
-    from_pruned_channels: str = "prune"  # "prune": every node keeps the prune's channels; "cluster": re-selected
-    from_pruned_weights: str = "finetuned"  # the prune's fine-tuned weights, or "sliced" (the dense ones)
+    from_pruned_channels: str = option(
+        "prune",
+        "with --from-pruned: 'prune' keeps the prune's channels (and weights) on every node; 'cluster' re-selects "
+        "each node's inner channels, as many per unit as the prune keeps, by --importance on the node's own "
+        "calibration inputs through the dense model (those nodes take the dense checkpoint's weights)")
+    from_pruned_weights: str = option(
+        "finetuned",
+        "with --from-pruned: the prune's 'finetuned' weights (default) or its 'sliced' ones (the dense weights, "
+        "before fine-tuning)")
 
     def __post_init__(self) -> None:
         if not 1 <= self.depth <= 3:
@@ -110,28 +125,6 @@ class ConvertConfig:
         return 1.0 if self.residual_widths is None else float(self.residual_widths[depth - 1])
 
 
-CONVERT_HELP = {
-    "depth": "tree depth (1-3): 2^depth leaves",
-    "split_points": "block names the tree splits before, as YAML, e.g. '[layer2.0, layer3.0]' (default per arch)",
-    "widths": "inner-channel keep ratio per depth, as YAML, e.g. '[0.5, 0.25]' (default: per arch, else 0.5 each)",
-    "residual_widths": "residual-stream keep ratio per depth, as YAML (default 1.0 each)",
-    "calib_size": "calibration images drawn from the training split (default: 2000, or the whole training set "
-                  "when it is smaller)",
-    "importance": "channel statistic: mean_abs or rms",
-    "min_share": "k-means balance: each child gets at least this share of its parent's samples",
-    "kmeans_restarts": "k-means restarts (best cost wins)",
-    "router_scale": "router logit scale (the rows are scale x centroid)",
-    "router_kind": "router kind (a registered kind: cosine, set from the centroids; mlp, fitted to the k-means split)",
-    "min_leaf_samples": "fewest calibration samples a node may receive",
-    "batch_size": "calibration batch size",
-    "seed": "seed of calibration sampling and k-means",
-    "from_pruned_channels": "with --from-pruned: 'prune' keeps the prune's channels (and weights) on every node; "
-                            "'cluster' re-selects each node's inner channels, as many per unit as the prune keeps, "
-                            "by --importance on the node's own calibration inputs through the dense model (those "
-                            "nodes take the dense checkpoint's weights)",
-    "from_pruned_weights": "with --from-pruned: the prune's 'finetuned' weights (default) or its 'sliced' ones "
-                           "(the dense weights, before fine-tuning)",
-}
 
 
 @dataclass

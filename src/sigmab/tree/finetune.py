@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sigmab.config import option
 from sigmab.errors import check_settings
 from sigmab.models.checkpoint import recorded_source
 from sigmab.routing import chosen_path_log_prob
@@ -24,7 +25,7 @@ from sigmab.train.distributed import DistInfo, barrier
 from sigmab.train.driver import EpochStats, TrainingMethod, fit, start_run
 from sigmab.train.inputs import finetune_inputs
 from sigmab.train.losses import distill_loss
-from sigmab.train.options import LOOP_HELP, LoopOptions
+from sigmab.train.options import LoopOptions
 from sigmab.tree.evaluate import TreeEval, evaluate_tree
 from sigmab.tree.losses import anchor_loss, balance_loss, routed_leaf_loss
 from sigmab.tree.model import SigmaBTree, SoftOutput
@@ -39,24 +40,36 @@ METRIC_FIELDS = ("epoch", "phase", "temperature", "lr", "train_loss", "train_top
 
 @dataclass
 class FinetuneConfig(LoopOptions):
-    lr: float = 0.01
-    dataset: str | None = None  # default: the conversion's dataset
-    soft_epochs: int = 2
-    hard_epochs: int = 1
-    router_lr: float = 0.0  # 0 keeps the routers at their k-means start
-    router_gradient: str = "none"
-    train_backbone: bool = False
-    temperature_start: float = 1.0
-    temperature_end: float = 0.1
-    mixture_weight: float = 1.0
-    routed_weight: float = 1.0
-    distill_weight: float = 0.0
-    distill_temperature: float = 4.0
-    balance_weight: float = 0.1
-    balance_temperature: float = 0.0  # straight-through: 0 reads the routers at temperature_end
-    anchor_weight: float = 1.0
-    shared_gradient: float = 0.0
-    teacher: str | None = None  # dense checkpoint for distillation; default: the converted one
+    lr: float = option(0.01, "peak learning rate of the nodes (SGD, cosine decay)")
+    dataset: str | None = option(None, "dataset (default: the one the tree was converted on)")
+    soft_epochs: int = option(2, "epochs of soft routing (all nodes on all inputs, temperature annealed)")
+    hard_epochs: int = option(1, "final epochs under hard argmax routing, as at inference")
+    router_lr: float = option(0.0, "router learning rate; 0 keeps the k-means routers fixed")
+    router_gradient: str = option(
+        "none",
+        "hard phase: none (routers get no gradient), or straight-through (the routed leaf's logits are multiplied by "
+        "path probability / its detached value: 1 in the forward pass, so each router learns end to end to favour "
+        "the branch whose leaf lowers the loss; needs router_lr > 0)")
+    train_backbone: bool = option(False, "also train the shared backbone (changes every router's input)")
+    temperature_start: float = option(1.0, "routing softmax temperature at the start of the soft phase")
+    temperature_end: float = option(0.1, "temperature at the end of the soft phase (geometric schedule)")
+    mixture_weight: float = option(1.0, "weight of the cross-entropy of the probability-weighted leaf mixture")
+    routed_weight: float = option(1.0, "weight of the per-leaf cross-entropy weighted by (detached) path probability")
+    distill_weight: float = option(0.0, "weight of distillation from the dense teacher (0 = off)")
+    distill_temperature: float = option(4.0, "distillation temperature")
+    balance_weight: float = option(0.1, "weight of the routing-balance term (with router_lr > 0)")
+    balance_temperature: float = option(
+        0.0,
+        "straight-through: temperature of the router softmax the balance term reads (0 = temperature_end; a warmer "
+        "one still has a gradient once the routers have saturated)")
+    anchor_weight: float = option(
+        1.0, "routing anchor: keeps each router's decisions at their conversion-time values while the nodes before it "
+        "train (0 = off)")
+    shared_gradient: float = option(
+        0.0, "hard phase: each node's gradient becomes (1 - s) x its own + s x the sum over the nodes at its depth, so "
+        "leaves also learn from the inputs routed elsewhere (0 = only their own; 1 = nodes that start equal stay "
+        "equal, the static prune); needs nodes with the same channels (a tree from `convert --from-pruned`)")
+    teacher: str | None = option(None, "dense teacher checkpoint (default: the converted checkpoint)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -87,36 +100,6 @@ class FinetuneConfig(LoopOptions):
 #: How the hard phase's loss reaches the routers: not at all, or through the chosen path's probability.
 ROUTER_GRADIENTS = ("none", "straight-through")
 
-FINETUNE_HELP = {
-    **LOOP_HELP,
-    "dataset": "dataset (default: the one the tree was converted on)",
-    "data_root": "dataset location (default: the conversion's)",
-    "lr": "peak learning rate of the nodes (SGD, cosine decay)",
-    "soft_epochs": "epochs of soft routing (all nodes on all inputs, temperature annealed)",
-    "hard_epochs": "final epochs under hard argmax routing, as at inference",
-    "router_lr": "router learning rate; 0 keeps the k-means routers fixed",
-    "router_gradient": "hard phase: none (routers get no gradient), or straight-through (the routed leaf's logits "
-                       "are multiplied by path probability / its detached value: 1 in the forward pass, so each "
-                       "router learns end to end to favour the branch whose leaf lowers the loss; needs "
-                       "router_lr > 0)",
-    "train_backbone": "also train the shared backbone (changes every router's input)",
-    "temperature_start": "routing softmax temperature at the start of the soft phase",
-    "temperature_end": "temperature at the end of the soft phase (geometric schedule)",
-    "mixture_weight": "weight of the cross-entropy of the probability-weighted leaf mixture",
-    "routed_weight": "weight of the per-leaf cross-entropy weighted by (detached) path probability",
-    "distill_weight": "weight of distillation from the dense teacher (0 = off)",
-    "distill_temperature": "distillation temperature",
-    "balance_weight": "weight of the routing-balance term (with router_lr > 0)",
-    "balance_temperature": "straight-through: temperature of the router softmax the balance term reads (0 = "
-                           "temperature_end; a warmer one still has a gradient once the routers have saturated)",
-    "anchor_weight": "routing anchor: keeps each router's decisions at their conversion-time values while the "
-                     "nodes before it train (0 = off)",
-    "shared_gradient": "hard phase: each node's gradient becomes (1 - s) x its own + s x the sum over the nodes at "
-                       "its depth, so leaves also learn from the inputs routed elsewhere (0 = only their own; 1 = "
-                       "nodes that start equal stay equal, the static prune); needs nodes with the same channels "
-                       "(a tree from `convert --from-pruned`)",
-    "teacher": "dense teacher checkpoint (default: the converted checkpoint)",
-}
 
 
 class _TrainStep(nn.Module):

@@ -16,12 +16,13 @@ The new folder holds the tree's current weights (fine-tuned when present) with t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sigmab.config import option
 from sigmab.data import load_split
 from sigmab.errors import ConfigError, check_settings
 from sigmab.inputs import check_classes
@@ -39,15 +40,21 @@ REPORT_FILE = "router_fit.json"
 
 @dataclass
 class RouterFitConfig:
-    targets: str = "best-leaf"
-    kind: str = "mlp"
-    settings: dict[str, Any] = field(default_factory=lambda: {"hidden": 64})
-    epochs: int = 30
-    lr: float = 0.01
-    min_share: float = 0.3
-    val_fraction: float = 0.1
-    batch_size: int = 256
-    seed: int = 0
+    targets: str = option(
+        "best-leaf",
+        "what the routers learn to predict: best-leaf (each input's lowest-loss leaf; the E-step of hard EM) or "
+        "classes (each input's class group, split where the tree confuses classes least)")
+    kind: str = option("mlp", "router kind to train (a registered kind, e.g. mlp or cosine)")
+    settings: dict[str, Any] = option(factory=lambda: {"hidden": 64}, help="the router kind's settings, as YAML")
+    epochs: int = option(30, "router training epochs (Adam, on frozen features)")
+    lr: float = option(0.01, "router learning rate")
+    min_share: float = option(0.3, "classes: the smallest share of a node's classes either group may hold")
+    val_fraction: float = option(
+        0.1,
+        "held-out fraction of the training images (classes: where the confusions are counted); the routers train on "
+        "the rest. Use the tree's own fine-tuning value so the held-out images stay unseen")
+    batch_size: int = option(256, "batch size of the pass that runs every leaf")
+    seed: int = option(0, "seed of the hold-out split and of router training")
 
     def __post_init__(self) -> None:
         checks = [
@@ -65,20 +72,6 @@ class RouterFitConfig:
                               "confusions on held-out images")
 
 
-ROUTER_FIT_HELP = {
-    "targets": "what the routers learn to predict: best-leaf (each input's lowest-loss leaf; the E-step of hard "
-               "EM) or classes (each input's class group, split where the tree confuses classes least)",
-    "kind": "router kind to train (a registered kind, e.g. mlp or cosine)",
-    "settings": "the router kind's settings, as YAML",
-    "epochs": "router training epochs (Adam, on frozen features)",
-    "lr": "router learning rate",
-    "min_share": "classes: the smallest share of a node's classes either group may hold",
-    "val_fraction": "held-out fraction of the training images (classes: where the confusions are counted); the "
-                    "routers train on the rest. Use the tree's own fine-tuning value so the held-out images stay "
-                    "unseen",
-    "batch_size": "batch size of the pass that runs every leaf",
-    "seed": "seed of the hold-out split and of router training",
-}
 
 
 def class_routing(tree: SigmaBTree, held_out: RoutingData, train: RoutingData, *, num_classes: int,
