@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sigmab.errors import ConfigError
-from sigmab.export.quantize import CALIBRATION_METHODS, QuantizeConfig
+from sigmab.export.quantize import CALIBRATION_METHODS, FLOAT_LAYERS, QuantizeConfig
 from sigmab.utils.io import building_folder, check_output_file
 
 
@@ -42,6 +42,10 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--int8-activations", default="auto", choices=("auto", "uint8", "int8"),
                    help="activation type: uint8 (U8S8, the type onnxruntime's x86 kernels fuse; 7-bit weights on CPUs "
                    "without VNNI), int8 (S8S8), or auto: uint8 on x86, int8 elsewhere (default auto)")
+    q.add_argument("--int8-keep-float", nargs="+", default=[], choices=FLOAT_LAYERS, metavar="LAYER",
+                   help="leave these layers in fp32 wherever a graph holds them: 'stem' (the first weight layer of "
+                   "every graph that reads the input; MobileNetV2's int8 loss is mostly there), 'classifier' (the "
+                   "last of every graph that writes logits); the manifest and `sigmab eval` show the bytes they cost")
     q.add_argument("--dataset", help="calibration dataset (default: the one the folder records)")
     q.add_argument("--data-root", help="its location: an .npz file or a folder (default: the recorded one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,10 +67,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     onnx = not args.no_onnx
     if (onnx or args.int8) and not onnx_available():
         raise ConfigError("ONNX export needs the [export] extra (pip install 'sigmab[export]'); or pass --no-onnx")
+    if args.int8_keep_float and not args.int8:
+        raise ConfigError("--int8-keep-float chooses layers of an --int8 export; add --int8")
     if args.int8 and args.no_onnx:
         raise ConfigError("--int8 quantises the ONNX graphs; it cannot go with --no-onnx")
     cfg = QuantizeConfig(calib_size=args.calib_size, calib_seed=args.calib_seed, method=args.calib_method,
-                         activations=args.int8_activations)
+                         activations=args.int8_activations, keep_float=tuple(args.int8_keep_float))
     opened = open_model(args.run, args.checkpoint, arch=args.arch)
     source = _export_source(opened, args)
     images = _calibration(source, opened.meta, cfg) if args.int8 else None  # a missing dataset fails before work

@@ -153,6 +153,29 @@ def test_a_mobilenet_v2_quantises_every_conv_depthwise_included(tmp_path) -> Non
     assert weight_bytes(tmp_path / "stem.int8.onnx") > weight_bytes(tmp_path / "model.int8.onnx")
 
 
+def test_keep_float_leaves_the_stem_and_classifier_in_fp32_only_where_a_graph_holds_them(folders, tmp_path,
+                                                                                        capsys) -> None:
+    out = tmp_path / "int8-float-ends"
+    assert main(["export", str(folders["tree"]), "--out", str(out), "--int8", "--int8-keep-float", "stem",
+                 "classifier", "--no-progress"]) == 0
+    manifest = json.loads((out / "export.json").read_text())
+    plain = json.loads((folders["int8"] / "export.json").read_text())["graphs"]
+    for name, graph in manifest["graphs"].items():
+        left = float_weight_ops(out / graph["files"]["onnx"])
+        assert left == graph["float_layers"]
+        expected = {"backbone": 1, "router": 0}.get(graph["kind"], 2 if graph["kind"] == "path" else None)
+        if graph["kind"] == "node":
+            expected = 1 if name in manifest["leaves"] else 0
+        assert len(left) == expected, name
+        if name in plain and expected:  # an fp32 layer stores 4 bytes per weight instead of 1
+            assert graph["weight_bytes"] > plain[name]["weight_bytes"]
+    assert manifest["quantization"]["keep_float"] == ["stem", "classifier"]
+    capsys.readouterr()
+    assert main(["eval", str(out), "--no-progress"]) == 0
+    assert "kept in fp32: stem, classifier" in capsys.readouterr().out
+    assert main(["export", str(folders["tree"]), "--out", str(tmp_path / "x"), "--int8-keep-float", "stem"]) == 2
+
+
 def test_an_unknown_calibration_method_is_one_clear_error() -> None:
     from sigmab.errors import ConfigError
     from sigmab.export.quantize import QuantizeConfig

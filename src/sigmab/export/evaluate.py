@@ -117,7 +117,8 @@ def evaluate_export_folder(folder: str | os.PathLike[str], *, dataset: str | Non
     report: dict[str, Any] = {
         "export": str(folder), "kind": kind, "precision": manifest.get("precision", "fp32"), "dataset": dataset,
         "split": split, "n_samples": int(len(right_all)), "top1": round(100 * float(right_all.mean()), 4),
-        "graph_bytes": sizes, "seconds": round(seconds, 3)}
+        "graph_bytes": sizes, "seconds": round(seconds, 3),
+        "float_layers": list((manifest.get("quantization") or {}).get("keep_float") or [])}
     if kind == "tree":
         leaf_ids = np.concatenate(leaves)
         report["leaves"] = _leaf_table(leaf_ids, right_all, manifest["leaves"])
@@ -145,6 +146,8 @@ def format_export_report(report: dict[str, Any]) -> str:
              f"{report['split']}: top-1 {report['top1']:.2f}% ({report['n_samples']} samples) | weights "
              f"{report['stored_bytes']:,} B stored, {report['active_bytes_mean']:,.0f} B per input | "
              f"{report['seconds']:.1f} s"]
+    if report.get("float_layers"):
+        lines.append(f"kept in fp32: {', '.join(report['float_layers'])} (their bytes are in the weights above)")
     fp32 = report.get("fp32")
     if fp32:
         routes = f", same leaf {100 * fp32['route_agreement']:.2f}%" if "route_agreement" in fp32 else ""
