@@ -92,6 +92,21 @@ def test_amp_auto_resolves_to_what_the_device_runs_fast(monkeypatch: pytest.Monk
     assert TrainConfig(**TINY, device="cpu", amp="off").amp == "off"  # an explicit choice is kept
 
 
+def test_amp_auto_trains_a_depthwise_model_in_fp32_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 ran MobileNetV2 slower than fp32 on the CPU (benchmarks.train_speed): auto picks fp32 for any model with
+    depthwise convolutions there, and says so in the saved config; other models keep bf16, explicit choices stay."""
+    from sigmab.train import precision
+
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    depthwise = dict(TINY, arch="mobilenet_v2_cifar", arch_kwargs={"width_mult": 0.25}, dataset="digits")
+    for name, kwargs, expected in (("mv2", depthwise, "off"), ("cnn", TINY, "bf16"),
+                                   ("mv2-bf16", {**depthwise, "amp": "bf16"}, "bf16")):
+        cfg = TrainConfig(**kwargs, epochs=1, device="cpu")
+        train(cfg, tmp_path / name, progress=False)
+        assert cfg.amp == expected and yaml.safe_load((tmp_path / name / "config.yaml").read_text())["amp"] == expected
+    assert precision.has_depthwise_conv(load_model(tmp_path / "mv2" / "model.safetensors"))
+
+
 def test_amp_choices_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="amp must be one of auto, off, bf16, fp16"):
         TrainConfig(amp="fp8")

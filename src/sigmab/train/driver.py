@@ -39,6 +39,7 @@ from sigmab.train.distributed import (
 )
 from sigmab.train.meter import EpochMeter
 from sigmab.train.options import LoopOptions
+from sigmab.train.precision import auto_amp_for_model
 from sigmab.train.run_folder import check_run_folder, restore_run, save_resume_checkpoint, write_metrics
 from sigmab.train.schedule import cosine_lr
 from sigmab.utils.io import check_writable
@@ -181,6 +182,8 @@ def fit(method: TrainingMethod, cfg: LoopOptions, ctx: RunContext, loader: Any, 
     start = 0
     if ctx.resume:
         history, start = restore_run(ctx.last, fmt=method.checkpoint_format, model=method.model, optimizer=optimizer)
+    if getattr(cfg, "amp_from_auto", False) and not ctx.resume:
+        cfg.amp = auto_amp_for_model(cfg.amp, ctx.device, method.model)
     if dist.is_main:
         save_config(cfg, ctx.run_dir / "config.yaml", epoch=start)
     channels_last = cfg.channels_last and uses_conv2d(method.model)

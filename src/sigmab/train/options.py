@@ -64,7 +64,10 @@ class LoopOptions:
             (self.amp in AMP_CHOICES, f"amp must be one of {', '.join(AMP_CHOICES)}"),
         ]
         check_settings(checks)
-        if self.amp == "auto":  # resolved here, so the saved config (and every report) names the precision used
+        # resolved here (and revised by the driver once the model is known: auto_amp_for_model), so the saved
+        # config and every report name the precision used
+        self.amp_from_auto = self.amp == "auto"
+        if self.amp_from_auto:
             self.amp = auto_amp(self.device)
 
     def check_teacher(self) -> None:

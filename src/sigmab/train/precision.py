@@ -1,8 +1,11 @@
 """Which mixed precision a training run uses: ``--amp auto`` picks bf16 where the device runs it fast.
 
 bf16 autocast pays on a CPU with AMX or AVX512-BF16 (oneDNN then runs convolutions and matmuls in bf16) and on
-a CUDA device with bf16; elsewhere it emulates bf16 and is slower than fp32, so ``auto`` means fp32 there. What
-``auto`` resolved to is stored in the run's config, so a report never hides which precision trained a model.
+a CUDA device with bf16; elsewhere it emulates bf16 and is slower than fp32, so ``auto`` means fp32 there. On a
+CPU it also means fp32 for a model with depthwise convolutions: measured on a Sapphire Rapids Xeon, bf16 ran
+MobileNetV2-0.5 at 0.75x the fp32 step rate (``python -m benchmarks.train_speed``), oneDNN having no fast bf16
+depthwise kernel there. What ``auto`` resolved to is stored in the run's config, so a report never hides which
+precision trained a model.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import functools
 from pathlib import Path
 
 import torch
+from torch import nn
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 _CPU_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
@@ -56,3 +60,14 @@ def auto_amp(device: str) -> str:
     if on_cuda:
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "off"
     return "bf16" if cpu_has_fast_bf16() else "off"
+
+
+def has_depthwise_conv(model: nn.Module) -> bool:
+    """True when ``model`` holds a depthwise convolution (groups == input channels > 1)."""
+    return any(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
+
+
+def auto_amp_for_model(amp: str, device: torch.device, model: nn.Module) -> str:
+    """``amp`` as :func:`auto_amp` resolved it, revised once the model is known: fp32 for a model with depthwise
+    convolutions on the CPU (bf16 is slower there)."""
+    return "off" if amp == "bf16" and device.type == "cpu" and has_depthwise_conv(model) else amp
