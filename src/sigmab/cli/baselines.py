@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sigmab.cli.common import run_command
 from sigmab.config import add_config_flags, command_config
 from sigmab.errors import ConfigError
 
@@ -12,19 +13,16 @@ from sigmab.errors import ConfigError
 def add_nested(sub: argparse._SubParsersAction) -> None:
     from sigmab.nested.training import NestedConfig
 
-    p = sub.add_parser("nested", help="multi-level nested sparse network with rerouting, from a dense checkpoint",
-                       description="Mask the dense model at every sparsity level (nested by magnitude, one shared "
-                                   "set of weights), train all levels jointly, and report Top-1, non-zero "
-                                   "parameters and MACs of every level and rerouting, and the storage of all "
-                                   "levels together. Defaults < --config YAML < flags.")
+    p = run_command(sub, "nested", func=_cmd_nested,
+                    help="multi-level nested sparse network with rerouting, from a dense checkpoint",
+                    description="Mask the dense model at every sparsity level (nested by magnitude, one shared set "
+                                "of weights), train all levels jointly, and report Top-1, non-zero parameters and "
+                                "MACs of every level and rerouting, and the storage of all levels together. "
+                                "Defaults < --config YAML < flags.",
+                    folder="nested-model folder to create", config="options", resume="continue the training in OUT",
+                    options={"nested network": NestedConfig})
     p.add_argument("--checkpoint", type=Path, help="dense weights (not needed with --resume)")
     p.add_argument("--arch", help="architecture, for checkpoints without sigmab metadata")
-    p.add_argument("--out", type=Path, required=True, help="nested-model folder to create")
-    p.add_argument("--config", help="YAML file with options")
-    p.add_argument("--resume", action="store_true", help="continue the training in OUT")
-    p.add_argument("--no-progress", action="store_true")
-    add_config_flags(p, NestedConfig)
-    p.set_defaults(func=_cmd_nested, writes="out")
 
 
 def resumed_source(out: Path, arch: str | None) -> tuple[Path, str | None]:
