@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,6 @@ def add_resnet56_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pruned", type=Path, default=RUNS / "r56-fpgm-66-s0" / "pruned")
     parser.add_argument("--checkpoint", type=Path, default=SHARED / "weights" / "resnet56-4bfd9763.th")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "cifar10.npz.xz")
-METHODS = ("sigmab", "nested", "dispatch", *CRITERIA.names())
 CIFAR_RESULTS = RESULTS / "cifar"
 
 
@@ -86,14 +87,14 @@ def load_grid(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: run ids must be unique, got {ids}")
     for run in grid["runs"]:
         method = run.get("method", "sigmab")
-        if method not in METHODS:
-            raise ConfigError(f"{path}: run {run['id']} has unknown method {method!r}; known: {', '.join(METHODS)}")
+        if method not in METHOD_TABLE:
+            raise ConfigError(f"{path}: run {run['id']} has unknown method {method!r}; known: "
+                              f"{', '.join(METHOD_TABLE)}")
         preset = run.get("preset")
         if preset and read_preset(preset).get("model") not in (None, grid["model"]):
             raise ConfigError(f"{path}: run {run['id']} uses preset {preset}, which is not for {grid['model']}")
         _configs(grid, run, seed=0)
-        if method == "dispatch":
-            model_sources(run, runs_dir=RUNS, resolve=_resolve)
+        method_of(run).check(run)
     return grid
 
 
@@ -125,21 +126,29 @@ def run_layers(run: dict[str, Any], section: str) -> list[dict[str, Any]]:
     return [preset_layer(run.get("preset"), section), run.get(section, {})]
 
 
+def _tree_configs(grid: dict[str, Any], run: dict[str, Any], seed: int) -> tuple[Any, Any]:
+    val = {"val_fraction": grid.get("val_fraction", 0.1)}
+    return (resolve_config(ConvertConfig, *run_layers(run, "convert"), {"seed": seed}),
+            resolve_config(FinetuneConfig, val, *run_layers(run, "finetune"), {"seed": seed}))
+
+
+def _single_config(cls: type, section: str) -> Any:
+    def configs(grid: dict[str, Any], run: dict[str, Any], seed: int) -> tuple[Any, None]:
+        fixed = {"seed": seed, "dataset": grid["dataset"], "data_root": _data_root(grid)}
+        return resolve_config(cls, {"val_fraction": grid.get("val_fraction", 0.1)}, run.get(section, {}), fixed), None
+
+    return configs
+
+
+def _prune_configs(grid: dict[str, Any], run: dict[str, Any], seed: int) -> tuple[Any, Any]:
+    val = {"val_fraction": grid.get("val_fraction", 0.1)}
+    return (resolve_config(PruneConfig, run.get("prune", {}), {"criterion": run["method"]}),
+            resolve_config(PruneFinetuneConfig, val, run.get("finetune", {}), {"seed": seed}))
+
+
 def _configs(grid: dict[str, Any], run: dict[str, Any], seed: int) -> tuple[Any, Any]:
     """(conversion or pruning settings, fine-tuning settings) of a run."""
-    val = {"val_fraction": grid.get("val_fraction", 0.1)}
-    method = run.get("method", "sigmab")
-    if method == "sigmab":
-        return (resolve_config(ConvertConfig, *run_layers(run, "convert"), {"seed": seed}),
-                resolve_config(FinetuneConfig, val, *run_layers(run, "finetune"), {"seed": seed}))
-    if method == "nested":
-        fixed = {"seed": seed, "dataset": grid["dataset"], "data_root": _data_root(grid)}
-        return resolve_config(NestedConfig, val, run.get("nested", {}), fixed), None
-    if method == "dispatch":
-        fixed = {"seed": seed, "dataset": grid["dataset"], "data_root": _data_root(grid)}
-        return resolve_config(DispatchConfig, val, run.get("dispatch", {}), fixed), None
-    return (resolve_config(PruneConfig, run.get("prune", {}), {"criterion": method}),
-            resolve_config(PruneFinetuneConfig, val, run.get("finetune", {}), {"seed": seed}))
+    return method_of(run).configs(grid, run, seed)
 
 
 def _sigmab(grid: dict[str, Any], run: dict[str, Any], work: Path, convert_cfg: ConvertConfig,
@@ -235,13 +244,13 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: b
     method = run.get("method", "sigmab")
     build_cfg, finetune_cfg = _configs(grid, run, seed)
     t0 = time.perf_counter()
-    step = _sigmab if method == "sigmab" else _pruned
+    step = _sigmab if method_of(run).tree else _pruned
     folder, test, val = step(grid, run, runs_dir / f"{run['id']}-s{seed}", build_cfg, finetune_cfg,
                              progress=progress)
     result = {
         "benchmark": "cifar_run", "model": grid["model"], "dataset": grid["dataset"], "method": method,
         "run_id": run["id"],
-        "config": {"convert" if method == "sigmab" else "prune": vars(build_cfg), "finetune": vars(finetune_cfg)},
+        "config": {"convert" if method_of(run).tree else "prune": vars(build_cfg), "finetune": vars(finetune_cfg)},
         "val_top1": None if val is None else val["top1"],
         "dense_val_top1": None if val is None else val["dense_top1"],
         **{k: test[k] for k in RESULT_FIELDS}, "finetune_epochs": finetune_cfg.epochs,
@@ -251,6 +260,42 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: b
     out = results_dir / f"{run['id']}-s{seed}.json"
     atomic_write_json(out, result)
     return out
+
+
+@dataclass(frozen=True)
+class Method:
+    """How a grid runs one method: its settings (``configs``: grid, run, seed -> (build or only settings,
+    fine-tuning settings or None)); ``run`` does one seed and writes its result file(s); ``first_result`` names the
+    file whose presence means the seed is done; ``tree``: its results can gain a routing diagnosis."""
+
+    configs: Callable[[dict[str, Any], dict[str, Any], int], tuple[Any, Any]]
+    run: Callable[..., Any]
+    first_result: Callable[[str, int], str] = lambda run_id, seed: f"{run_id}-s{seed}.json"
+    tree: bool = False
+    check: Callable[[dict[str, Any]], Any] = lambda run: None  # more validation of a run when the grid loads
+
+
+def _dispatch_run(grid: dict[str, Any], run: dict[str, Any], seed: int, *, progress: bool,
+                  results_dir: Path) -> list[Path]:
+    cfg, _ = _configs(grid, run, seed)
+    return run_dispatch_grid(grid, run, seed, cfg, dense_weights=dense_weights(grid, progress=progress),
+                             runs_dir=RUNS, results_dir=results_dir, resolve=_resolve, progress=progress)
+
+
+_STATIC = Method(_prune_configs, lambda grid, run, seed, **kw: run_one(grid, run, seed, **kw))
+METHOD_TABLE: dict[str, Method] = {
+    "sigmab": Method(_tree_configs, lambda grid, run, seed, **kw: run_one(grid, run, seed, **kw), tree=True),
+    "nested": Method(_single_config(NestedConfig, "nested"), lambda grid, run, seed, **kw: run_nested(
+        grid, run, seed, **kw), first_result=lambda run_id, seed: _route_file(run_id, "L0", seed)),
+    "dispatch": Method(_single_config(DispatchConfig, "dispatch"), _dispatch_run,
+                       first_result=lambda run_id, seed: front_file(run_id, 0, seed),
+                       check=lambda run: model_sources(run, runs_dir=RUNS, resolve=_resolve)),
+    **dict.fromkeys(CRITERIA.names(), _STATIC),
+}
+
+
+def method_of(run: dict[str, Any]) -> Method:
+    return METHOD_TABLE[run.get("method", "sigmab")]
 
 
 def add_diagnosis(run: dict[str, Any], seed: int, *, progress: bool, runs_dir: Path = RUNS,
@@ -296,12 +341,10 @@ def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
         if args.only and run["id"] not in args.only:
             continue
         for seed in args.seeds if args.seeds is not None else run.get("seeds", [0]):
-            method = run.get("method", "sigmab")
-            first = {"nested": _route_file(run["id"], "L0", seed), "dispatch": front_file(run["id"], 0, seed)}
-            done = grid_results(grid) / first.get(method, f"{run['id']}-s{seed}.json")
+            method = method_of(run)
+            done = grid_results(grid) / method.first_result(run["id"], seed)
             if args.diagnose:
-                is_tree = method == "sigmab"
-                if is_tree and done.is_file() and json.loads(done.read_text()).get("diagnosis") is None:
+                if method.tree and done.is_file() and json.loads(done.read_text()).get("diagnosis") is None:
                     path = add_diagnosis(run, seed, progress=progress, results_dir=grid_results(grid))
                     print(f"{run['id']} seed {seed}: diagnosed, {path}")
                 continue
@@ -309,19 +352,9 @@ def run_grid(grid: dict[str, Any], args: argparse.Namespace) -> None:
                 print(f"{run['id']} seed {seed}: result exists, skipped", flush=True)
                 continue
             print(f"{run['id']} seed {seed}: starting", flush=True)
-            if method == "nested":
-                paths = run_nested(grid, run, seed, progress=progress, results_dir=grid_results(grid))
-                print(f"{run['id']} seed {seed}: wrote {len(paths)} route results", flush=True)
-                continue
-            if method == "dispatch":
-                cfg, _ = _configs(grid, run, seed)
-                paths = run_dispatch_grid(grid, run, seed, cfg, dense_weights=dense_weights(grid, progress=progress),
-                                          runs_dir=RUNS, results_dir=grid_results(grid), resolve=_resolve,
-                                          progress=progress)
-                print(f"{run['id']} seed {seed}: wrote {len(paths)} front results", flush=True)
-                continue
-            path = run_one(grid, run, seed, progress=progress, results_dir=grid_results(grid))
-            print(f"{run['id']} seed {seed}: wrote {path}", flush=True)
+            written = method.run(grid, run, seed, progress=progress, results_dir=grid_results(grid))
+            print(f"{run['id']} seed {seed}: wrote {written}", flush=True)
+
 
 if __name__ == "__main__":
     main()

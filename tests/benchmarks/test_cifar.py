@@ -183,3 +183,15 @@ def test_a_dispatch_run_writes_one_result_per_front_point(tmp_path: Path) -> Non
         run_dispatch_grid(grid, gone, 0, cfg, **kwargs)
     with pytest.raises(ConfigError, match="each model is"):
         load_grid(_grid(tmp_path, [{**run, "models": [{"weights": "a", "run": "b"}, {"run": "c"}]}]))
+
+
+def test_every_method_a_grid_names_has_one_entry_in_the_method_table() -> None:
+    from benchmarks.cifar import METHOD_TABLE
+    from sigmab.importance.filters import CRITERIA
+
+    assert set(METHOD_TABLE) == {"sigmab", "nested", "dispatch", *CRITERIA.names()}
+    assert [name for name, method in METHOD_TABLE.items() if method.tree] == ["sigmab"]
+    assert METHOD_TABLE["fpgm"].first_result("r", 1) == "r-s1.json"
+    assert METHOD_TABLE["nested"].first_result("r", 1) == "r-L0-s1.json"  # its first route's file
+    assert METHOD_TABLE["dispatch"].first_result("r", 1).startswith("r-") and "s1" in \
+        METHOD_TABLE["dispatch"].first_result("r", 1)
