@@ -25,3 +25,13 @@ def require_shared(*relative: str) -> list[Path]:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def float64():
+    """New modules and tensors in float64 for one test: equivalence tests then test the slicing, not float32
+    summation order (which moves a random ResNet-50's logits by ~1e-4 between machines)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

@@ -13,12 +13,6 @@ FAMILIES = sorted(ADAPTERS.entries.items(), key=lambda entry: entry[0].__name__)
 IDS = [cls.__name__ for cls, _ in FAMILIES]
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def _example(adapter):

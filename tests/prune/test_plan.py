@@ -11,13 +11,6 @@ def _params(net) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-@pytest.fixture
-def float64():
-    """New modules and tensors in float64 for one test."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 @pytest.mark.parametrize(("criterion", "arch"), [("l1", "cifar"), ("fpgm", "cifar"), ("hrank", "cifar"),

@@ -200,14 +200,20 @@ def load_folder_weights(module: nn.Module, folder: Path, weights: str | None, *,
     when present, else the one written when the model was built. Returns the file name used."""
     name = weights if weights is not None else (finetuned if (folder / finetuned).is_file() else built)
     path = file_in_folder(folder, name)
-    if not path.is_file():
-        raise CheckpointError(f"weights not found: {path}")
-    try:
-        sd = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    load_weights(module, sd, source=str(path))
+    load_weights(module, read_folder_weights(folder, name), source=str(path))
     return name
+
+
+def read_folder_weights(folder: Path, name: str) -> StateDict:
+    """The tensors of the safetensors file ``name`` of run folder ``folder``: one clear error if it is missing,
+    unreadable or a link out of the folder."""
+    path = file_in_folder(folder, name)
+    if not path.is_file():
+        raise CheckpointError(f"weights not found: {Path(folder) / name}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{Path(folder) / name}: not a readable safetensors file ({exc})") from None
 
 
 def read_folder_spec(path: Path, *, what: str, fmt: str | None = None) -> dict[str, Any]:

@@ -15,8 +15,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from sigmab.config import config_to_dict, option
@@ -24,7 +22,13 @@ from sigmab.errors import CheckpointError, ConfigError
 from sigmab.eval import count_params, evaluate
 from sigmab.inputs import check_classes, folder_eval_data, load_dense_for
 from sigmab.models import ModelMeta, build_from_meta, load_model
-from sigmab.models.checkpoint import file_in_folder, load_weights, read_folder_spec, recorded_source, save_state_dict
+from sigmab.models.checkpoint import (
+    load_weights,
+    read_folder_spec,
+    read_folder_weights,
+    recorded_source,
+    save_state_dict,
+)
 from sigmab.nested.net import (
     NestedSparseNet,
     Route,
@@ -143,13 +147,7 @@ def save_nested(net: NestedSparseNet, meta: ModelMeta, folder: Path, *, config: 
 def load_nested(folder: str | Path) -> tuple[NestedSparseNet, dict[str, Any]]:
     folder = Path(folder)
     spec = read_folder_spec(folder / SPEC, what="nested", fmt=NESTED_FORMAT)
-    weights = file_in_folder(folder, WEIGHTS)
-    if not weights.is_file():
-        raise CheckpointError(f"weights not found: {folder / WEIGHTS}")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{folder / WEIGHTS}: not a readable safetensors file ({exc})") from None
+    state = read_folder_weights(folder, WEIGHTS)
     try:
         meta = ModelMeta.from_dict(spec["dense_meta"])
         levels = [state[f"keep_levels_{i}"] for i in range(len(spec["layers"]))]
