@@ -117,7 +117,7 @@ def _summary(results: list[Result]) -> list[str]:
 
 def verdicts(results: list[Result]) -> list[dict[str, Any]]:
     """Per model and tree setting: the tree's mean Top-1 against the best static arm (shape control included) whose
-    cut lies within 1.5 pp of the tree's and whose epochs match, seeds paired where both have them."""
+    cut lies within 1.5 pp of the tree's and whose epochs and training precision match."""
     out = []
     groups = _groups(results)
     for (model, setting), trees in groups.items():
@@ -125,7 +125,8 @@ def verdicts(results: list[Result]) -> list[dict[str, Any]]:
             continue
         cut, epochs = statistics.fmean(_cut(r) for r in trees), trees[0]["finetune_epochs"]
         rivals = [(s, g) for (m, s), g in groups.items() if m == model and _method(g[0]) != "sigmab"
-                  and abs(statistics.fmean(_cut(r) for r in g) - cut) <= 1.5 and g[0]["finetune_epochs"] == epochs]
+                  and abs(statistics.fmean(_cut(r) for r in g) - cut) <= 1.5 and g[0]["finetune_epochs"] == epochs
+                  and _amp(g[0]) == _amp(trees[0])]  # like with like: a bf16 tree against bf16 prunes
         if not rivals:
             continue
         best_setting, best = max(rivals, key=lambda sg: statistics.fmean(r["top1"] for r in sg[1]))

@@ -29,6 +29,7 @@ def test_the_verdict_takes_the_best_static_arm_at_a_matching_cut_and_epochs() ->
     runs += [_run("activation", "shape", s, t) for s, t in ((0, 59.6), (1, 59.8))]
     runs += [_run("l1", "l1-far", 0, 65.0, active=60_000)]  # another cut: not a rival
     runs += [_run("l1", "l1-long", 0, 66.0, epochs=8)]  # more epochs: not a rival
+    runs += [{**_run("l1", "l1-fp32", 0, 67.0), "config": {"finetune": {"amp": "off"}}}]  # fp32: not a rival
     (v,) = verdicts(runs)
     assert v["best_static"] == "shape" and round(v["gain_pp"], 2) == 0.5 and not v["met"]
     text = "\n".join(c100_section(runs))
