@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from sigmab.graph import block_handler, decompose
-from sigmab.graph.traced import TraceError, trace_groups
+from sigmab.graph.traced import TraceError, slice_traced, trace_groups
 from sigmab.models.cifar_resnet import ZeroPadShortcut
 from tests.helpers import tiny_imagenet_resnet, tiny_mobilenet_v2, tiny_resnet
 
@@ -69,3 +69,66 @@ def test_an_operation_the_rules_do_not_cover_is_one_error_naming_it() -> None:
         trace_groups(_Concat())
     with pytest.raises(TraceError, match=r"grouped Conv2d \(groups=2\) is not followed yet"):
         trace_groups(_Grouped())
+
+
+def _random_channels(block, handler, width_in: int, width_out: int, g: torch.Generator):
+    from sigmab.graph import BlockChannels
+
+    def keep(n: int) -> torch.Tensor:
+        return torch.randperm(n, generator=g)[: max(1, n // 2)].sort().values
+
+    pinned = handler.pinned_out(block)
+    out = keep(width_out)
+    if pinned:
+        out = torch.unique(torch.cat([out, torch.tensor(pinned)]))
+    return BlockChannels(keep(width_in), out, {k: keep(v) for k, v in handler.inner_groups(block).items()})
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_traced_slice_computes_what_the_hand_written_slice_computes(name: str, float64) -> None:
+    """Same kept channels (random, identity shortcuts included where the kept input and output differ), same
+    outputs, block by block, in float64."""
+    dec = decompose(MODELS[name]())
+    g = torch.Generator().manual_seed(0)
+    for index, block in enumerate(dec.blocks):
+        handler, traced = block_handler(block), trace_groups(block, shortcut_types=(ZeroPadShortcut,))
+        channels = _random_channels(block, handler, dec.width_before(index), dec.widths[index], g)
+        by_producers = {frozenset(_ids(p)): group for group, p in traced.producers.items()}
+        inner = {by_producers[frozenset(_ids(producers))]: channels.inner[group]
+                 for group, (producers, _) in handler.inner_layers(block).items()}
+        mine = slice_traced(block, channels.inp, channels.out, inner, shortcut_types=(ZeroPadShortcut,))
+        expected = handler.slice(block, channels)
+        size = 8 if name.startswith("cifar") or name == "mobilenet_v2" else 4
+        x = torch.randn(2, len(channels.inp), size, size, generator=g)
+        with torch.no_grad():
+            torch.testing.assert_close(mine(x), expected(x), rtol=0, atol=1e-10,
+                                       msg=f"{name} {dec.block_names[index]}")
+    assert sum(p.numel() for p in mine.parameters()) == sum(p.numel() for p in expected.parameters())
+
+
+@pytest.mark.parametrize("name", ["cifar-A", "resnet50", "mobilenet_v2"])
+def test_with_traced_handlers_conversion_and_pruning_build_the_same_networks(name: str, monkeypatch) -> None:
+    """Every hand-written handler of the family swapped for the traced one: the same tree (same routing, same
+    outputs on every path) and the same static prune."""
+    from sigmab.graph import BLOCK_HANDLERS
+    from sigmab.graph.traced import TracedBlockHandler
+    from sigmab.prune import PruneConfig, prune
+    from sigmab.tree import ConvertConfig, convert
+
+    model = MODELS[name]()
+    size = 64 if name == "resnet50" else 32
+    g = torch.Generator().manual_seed(3)
+    calib, x = torch.randn(96, 3, size, size, generator=g), torch.randn(6, 3, size, size, generator=g)
+    cfg = ConvertConfig(depth=2, widths=[0.5, 0.5], residual_widths=[0.75, 0.75], calib_size=96, min_leaf_samples=4)
+    prune_cfg = PruneConfig(criterion="l1", scope="all", keep_ratio=0.6)
+    built = [convert(model, calib, cfg).tree, prune(model, prune_cfg, None)[0]]
+    for block_type in {type(b) for b in decompose(model).blocks}:
+        monkeypatch.setitem(BLOCK_HANDLERS.entries, block_type, TracedBlockHandler((ZeroPadShortcut,)))
+    traced = [convert(model, calib, cfg).tree, prune(model, prune_cfg, None)[0]]
+    with torch.no_grad():
+        (logits, leaves), (logits_t, leaves_t) = built[0].forward_hard(x), traced[0].forward_hard(x)
+        assert torch.equal(leaves, leaves_t)
+        torch.testing.assert_close(logits_t, logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(traced[1](x), built[1](x), rtol=1e-5, atol=1e-5)
+    assert [sum(p.numel() for p in net.parameters()) for net in traced] == \
+        [sum(p.numel() for p in net.parameters()) for net in built]

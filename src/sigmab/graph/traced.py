@@ -9,11 +9,13 @@ incoming nor the outgoing stream are the block's *inner groups*; the layers writ
 what slicing and weight criteria need. An operation on a channel path that these rules do not cover is one
 :class:`TraceError` naming the node and the operation, never a guess.
 
-This is the analysis half of the generic (traced) family; slicing from it is not built yet.
+The same trace slices the block (:func:`slice_traced`). What the generic family still lacks: cutting a whole model
+into stem, blocks and head from its trace, grouped convolutions and concatenations.
 """
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +25,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from sigmab.errors import ConfigError
+from sigmab.graph.blocks import BlockChannels, BlockHandler
+from sigmab.graph.slicing import IndexShortcut, channel_map, slice_layer
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
 _SAME_SPACE_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU,
@@ -66,9 +70,18 @@ class TracedGroups:
     in_activations: list[nn.Module] = field(default_factory=list)
 
 
-def trace_groups(block: nn.Module, *, shortcut_types: Iterable[type] = ()) -> TracedGroups:
-    """The channel groups of ``block`` from its ``torch.fx`` trace; ``shortcut_types``: parameter-free modules that
-    carry the incoming stream into the outgoing one (kept whole in the trace)."""
+@dataclass
+class _Analysis:
+    graph: fx.Graph
+    modules: dict[str, nn.Module]
+    space: dict[fx.Node, int]  # each tensor's channel space (find() applied)
+    incoming: int
+    outgoing: int
+    names: dict[int, str]  # inner space -> group name (its first producing layer)
+    groups: TracedGroups
+
+
+def _analyse(block: nn.Module, shortcut_types: Iterable[type]) -> _Analysis:
     leaf_types = tuple(shortcut_types)
     graph = _Tracer(leaf_types).trace(block)
     modules = dict(block.named_modules())
@@ -160,4 +173,95 @@ def trace_groups(block: nn.Module, *, shortcut_types: Iterable[type] = ()) -> Tr
             groups.activations[names[s]] = norm  # the last one on the group wins
         elif s == incoming and id(before) in on_input:
             groups.in_activations.append(norm)  # a depthwise conv's BatchNorm on the incoming stream
-    return groups
+    space = {node: find(s) for node, s in space.items()}
+    return _Analysis(graph, modules, space, incoming, outgoing, names, groups)
+
+
+def trace_groups(block: nn.Module, *, shortcut_types: Iterable[type] = ()) -> TracedGroups:
+    """The channel groups of ``block`` from its ``torch.fx`` trace; ``shortcut_types``: parameter-free modules that
+    carry the incoming stream into the outgoing one (kept whole in the trace)."""
+    return _analyse(block, shortcut_types).groups
+
+
+def slice_traced(block: nn.Module, inp: torch.Tensor, out: torch.Tensor, inner: dict[str, torch.Tensor], *,
+                 shortcut_types: Iterable[type] = ()) -> fx.GraphModule:
+    """``block`` keeping the dense channel ids ``inp`` of the incoming stream, ``out`` of the outgoing one and
+    ``inner[group]`` of each inner group (named as :func:`trace_groups` names them): a traced copy whose layers
+    are sliced copies, with a channel map (:class:`IndexShortcut`) put on an identity shortcut wherever the kept
+    incoming and outgoing channels differ. The dense ``block`` is not changed."""
+    a = _analyse(block, shortcut_types)
+    gm = fx.GraphModule(copy.deepcopy(block), a.graph)
+    index: dict[fx.Node, torch.Tensor] = {}
+    maps = 0
+
+    def of_space(s: int) -> torch.Tensor:
+        return out if s == a.outgoing else inner[a.names[s]]
+
+    for node in list(gm.graph.nodes):
+        if node.op == "placeholder":
+            index[node] = inp
+        elif node.op == "call_module":
+            module, arg = a.modules[node.target], node.all_input_nodes[0]
+            if isinstance(module, _CONVS) and _is_depthwise(module):
+                index[node] = index[arg]
+                sliced = slice_layer(module, in_idx=index[arg], out_idx=index[arg])
+            elif isinstance(module, (*_CONVS, nn.Linear)):
+                index[node] = of_space(a.space[node])
+                sliced = slice_layer(module, in_idx=index[arg], out_idx=index[node])
+            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                index[node] = index[arg]
+                sliced = slice_layer(module, out_idx=index[node])
+            elif not isinstance(module, _SAME_SPACE_MODULES):  # a parameter-free shortcut into the outgoing stream
+                index[node] = out
+                sliced = slice_layer(module, in_idx=index[arg], out_idx=out)
+            else:
+                index[node] = index[arg]
+                continue
+            gm.add_submodule(node.target, sliced)
+        elif node.op == "call_function" and node.target in _ADDS:
+            operands = node.all_input_nodes
+            produced = [n for n in operands if index[n] is not inp] or operands
+            index[node] = index[produced[0]]
+            for operand in operands:
+                if not torch.equal(index[operand], index[node]):  # an identity path whose channels differ
+                    name = f"channel_map_{maps}"
+                    maps += 1
+                    gm.add_submodule(name, IndexShortcut(channel_map(index[operand], index[node])))
+                    with gm.graph.inserting_before(node):
+                        mapped = gm.graph.call_module(name, (operand,))
+                    node.replace_input_with(operand, mapped)
+        elif node.op == "call_function":
+            index[node] = index[node.all_input_nodes[0]]
+    gm.recompile()
+    return gm.train(block.training)
+
+
+class TracedBlockHandler(BlockHandler):
+    """A :class:`BlockHandler` for any block type the trace can follow: groups from :func:`trace_groups`, slicing
+    by :func:`slice_traced`. ``shortcut_types``: parameter-free shortcut modules the block may hold."""
+
+    def __init__(self, shortcut_types: Iterable[type] = ()) -> None:
+        self.shortcut_types = tuple(shortcut_types)
+
+    def _groups(self, block: nn.Module) -> TracedGroups:
+        return trace_groups(block, shortcut_types=self.shortcut_types)
+
+    def inner_groups(self, block: nn.Module) -> dict[str, int]:
+        return self._groups(block).inner
+
+    def inner_activations(self, block: nn.Module) -> dict[str, nn.Module]:
+        return self._groups(block).activations
+
+    def inner_layers(self, block: nn.Module) -> dict[str, tuple[list[nn.Module], list[nn.Module]]]:
+        groups = self._groups(block)
+        return {name: (groups.producers[name], groups.consumers.get(name, [])) for name in groups.inner}
+
+    def in_activations(self, block: nn.Module) -> list[nn.Module]:
+        return self._groups(block).in_activations
+
+    def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
+        groups = self._groups(block)
+        return groups.out_producers, groups.in_consumers
+
+    def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
+        return slice_traced(block, channels.inp, channels.out, channels.inner, shortcut_types=self.shortcut_types)
