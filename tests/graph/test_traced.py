@@ -46,6 +46,19 @@ def test_traced_groups_equal_the_hand_written_handlers_on_every_block(name: str)
     assert (seen["depthwise on the input"] > 0) == (name == "mobilenet_v2")
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_the_traced_decomposition_equals_the_hand_written_adapters(name: str) -> None:
+    from sigmab.graph.traced import TracedAdapter
+
+    model = MODELS[name]()
+    known, traced = decompose(model), TracedAdapter().decompose(model)
+    assert (traced.block_names, traced.stages, traced.widths, traced.stem_width) == (
+        known.block_names, known.stages, known.widths, known.stem_width)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(traced.stem(x), known.stem(x))
+
+
 class _Concat(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -132,3 +145,77 @@ def test_with_traced_handlers_conversion_and_pruning_build_the_same_networks(nam
         torch.testing.assert_close(traced[1](x), built[1](x), rtol=1e-5, atol=1e-5)
     assert [sum(p.numel() for p in net.parameters()) for net in traced] == \
         [sum(p.numel() for p in net.parameters()) for net in built]
+
+
+class _MyBlock(nn.Module):
+    """A residual block of a user's own: no handler is registered for it."""
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.a, self.na = nn.Conv2d(width, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden)
+        self.b, self.nb = nn.Conv2d(hidden, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.nb(self.b(torch.relu(self.na(self.a(x))))))
+
+
+class _MyNet(nn.Module):
+    """A user's own model: stem, two stages of its own blocks (the second behind a 1x1 transition), pool, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from sigmab.models import ModelMeta
+
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.body = nn.Sequential(_MyBlock(8, 6), _MyBlock(8, 6),
+                                  nn.Sequential(nn.Conv2d(8, 12, 1, stride=2, bias=False), nn.BatchNorm2d(12)),
+                                  _MyBlock(12, 10), _MyBlock(12, 10))
+        self.fc = nn.Linear(12, 5)
+        self.meta = ModelMeta("mynet", 5, 3, (16, 16), (0.5,) * 3, (0.25,) * 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.body(self.stem(x)), 1), 1))
+
+
+def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(float64) -> None:
+    from sigmab.graph import get_adapter
+    from sigmab.graph.traced import TracedAdapter
+    from sigmab.prune import PruneConfig, prune
+    from sigmab.tree import ConvertConfig, convert
+    from tests.helpers import assert_same_function, mask_hook, randomise_bn
+
+    torch.manual_seed(0)
+    model = randomise_bn(_MyNet())
+    assert isinstance(get_adapter(model), TracedAdapter)
+    dec = decompose(model)
+    assert dec.block_names == ["body.0", "body.1", "body.2", "body.3", "body.4"] and dec.stages == [0, 0, 1, 1, 1]
+    g = torch.Generator().manual_seed(1)
+    calib, x = torch.randn(64, 3, 16, 16, generator=g), torch.randn(4, 3, 16, 16, generator=g)
+    full = convert(model, calib, ConvertConfig(depth=2, split_points=["body.2", "body.3"], widths=[1.0, 1.0],
+                                               calib_size=64, min_leaf_samples=4)).tree
+    assert full.leaves and dec.block_names[2] in convert(model, calib, ConvertConfig(
+        depth=1, calib_size=64, min_leaf_samples=4)).spec.split_points  # split at the last stage's start
+    with torch.no_grad():
+        for leaf in full.leaves:
+            assert_same_function(full.forward_path(x, leaf), model(x))
+    net, spec = prune(model, PruneConfig(criterion="l1", scope="inner", keep_ratio=0.5), None)
+    handles = [module.register_forward_hook(mask_hook(ch.inner[group], module.num_features))
+               for block, ch in zip(dec.blocks, spec.blocks)
+               for group, module in block_handler(block).inner_activations(block).items()]
+    with torch.no_grad():
+        h = dec.stem(x)
+        for block in dec.blocks:
+            h = block(h)
+        assert_same_function(net(x), dec.head(h))
+    for handle in handles:
+        handle.remove()
+
+
+def test_a_model_the_trace_cannot_follow_is_one_error_naming_the_node() -> None:
+    from sigmab.tree import ConvertConfig, convert
+
+    model = _MyNet()
+    model.body[1] = _Concat()  # 8 -> 8 channels, by concatenating two 4-channel halves: not followed yet
+    model.body[1].a, model.body[1].b = nn.Conv2d(8, 4, 1), nn.Conv2d(8, 4, 1)
+    with pytest.raises(TraceError, match="node 'cat': call_function 'cat' on a channel path"):
+        convert(model, torch.randn(64, 3, 16, 16), ConvertConfig(depth=1, calib_size=64, min_leaf_samples=4))

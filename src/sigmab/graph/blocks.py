@@ -100,7 +100,13 @@ register_block_handler = BLOCK_HANDLERS.register_class
 
 
 def block_handler(block: nn.Module) -> BlockHandler:
-    return BLOCK_HANDLERS.get(block)
+    """The block type's registered handler; for any other block, the one read off its ``torch.fx`` trace."""
+    handler = BLOCK_HANDLERS.find(block)
+    if handler is None:
+        from sigmab.graph.traced import SHORTCUT_TYPES, TracedBlockHandler
+
+        return TracedBlockHandler(SHORTCUT_TYPES)
+    return handler
 
 
 def module_shell(module: nn.Module) -> nn.Module:

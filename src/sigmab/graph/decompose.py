@@ -91,9 +91,13 @@ register_adapter = ADAPTERS.register_class
 
 
 def get_adapter(model: nn.Module) -> ArchAdapter:
+    """The family's registered adapter; for any other model, the one read off its ``torch.fx`` trace (which names
+    what it cannot follow in one error)."""
     adapter = ADAPTERS.find(model)
     if adapter is None:
-        raise ConfigError(f"{type(model).__name__} cannot be converted yet (no decomposition adapter registered)")
+        from sigmab.graph.traced import TracedAdapter
+
+        return TracedAdapter()  # type: ignore[return-value]
     return adapter
 
 

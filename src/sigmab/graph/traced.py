@@ -19,6 +19,7 @@ import copy
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -265,3 +266,110 @@ class TracedBlockHandler(BlockHandler):
 
     def slice(self, block: nn.Module, channels: BlockChannels) -> nn.Module:
         return slice_traced(block, channels.inp, channels.out, channels.inner, shortcut_types=self.shortcut_types)
+
+
+#: Parameter-free shortcut modules a traced block may hold, kept whole in the trace (a family registers its own,
+#: e.g. CIFAR ResNets' zero padding, with a layer slicer for it).
+SHORTCUT_TYPES: set[type] = set()
+
+_POOLS = {F.adaptive_avg_pool2d, F.avg_pool2d, torch.flatten}
+_HEAD_METHODS = {"flatten", "view", "reshape", "size", "mean"}
+
+
+def _has_conv(module: nn.Module) -> bool:
+    return any(isinstance(m, _CONVS) for m in module.modules())
+
+
+def block_candidates(model: nn.Module) -> list[str]:
+    """Names of the modules a traced model is cut at: every child of an ``nn.Sequential`` that holds a convolution
+    and is not a single layer, outside any such block (ResNet stages' blocks, MobileNetV2's ``features``)."""
+    names: list[str] = []
+
+    def walk(prefix: str, module: nn.Module) -> None:
+        for name, child in module.named_children():
+            path = f"{prefix}{name}"
+            if isinstance(module, nn.Sequential) and _has_conv(child) and any(True for _ in child.children()):
+                names.append(path)
+            else:
+                walk(f"{path}.", child)
+
+    walk("", model)
+    return names
+
+
+class TracedAdapter:
+    """A decomposition read off a ``torch.fx`` trace, for any model whose blocks :func:`block_candidates` finds:
+    the stem is the chain of layers before the first block (or the first block, when it reads the image), the head
+    a global pooling and the first ``nn.Linear`` after the last block; a block with an identity path and equal
+    widths continues its predecessor's stage. Default split points: the starts of the last ``depth`` stages."""
+
+    def decompose(self, model: nn.Module) -> Any:
+        from sigmab.graph.decompose import ClassifierHead, Decomposition
+
+        candidates = set(block_candidates(model))
+        shortcuts = tuple(SHORTCUT_TYPES)
+
+        class Tracer(fx.Tracer):
+            def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+                return qualname in candidates or super().is_leaf_module(m, qualname)
+
+        graph = Tracer().trace(model)
+        modules = dict(model.named_modules())
+        calls = [n for n in graph.nodes if n.op == "call_module" and n.target in candidates]
+        if not calls:
+            raise TraceError(f"{type(model).__name__}: no blocks found (no nn.Sequential of convolutional modules)")
+        nodes = [n for n in graph.nodes if n.op not in ("placeholder", "output")]
+        if calls[0].all_input_nodes[0].op == "placeholder":  # the first block reads the image: it is the stem
+            calls = calls[1:]
+        if not calls:
+            raise TraceError(f"{type(model).__name__}: no blocks after the stem")
+        stem_nodes = nodes[:nodes.index(calls[0])]
+        for before, node in zip(calls, calls[1:]):
+            if node.all_input_nodes != [before]:
+                raise TraceError(f"{type(model).__name__} node {node.name!r}: its block does not read the previous "
+                                 "block's output alone")
+        stem = nn.Sequential(*self._chain(model, stem_nodes, modules))
+        head_nodes = nodes[nodes.index(calls[-1]) + 1:]
+        linear = next((modules[n.target] for n in head_nodes if n.op == "call_module"
+                       and isinstance(modules[n.target], nn.Linear)), None)
+        pooled = any(n.target in _POOLS or n.target in _HEAD_METHODS or isinstance(modules.get(str(n.target)),
+                     (nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout)) for n in head_nodes)
+        if linear is None or not pooled:
+            raise TraceError(f"{type(model).__name__}: the head after {calls[-1].target!r} must pool globally and end "
+                             "in an nn.Linear")
+        blocks = [modules[n.target] for n in calls]
+        stages, widths = [], []
+        for index, block in enumerate(blocks):
+            a = _analyse(block, shortcuts)
+            width = a.groups.out_producers[-1].out_channels
+            previous = widths[-1] if widths else None
+            keeps = index > 0 and a.incoming == a.outgoing and width == previous
+            stages.append(stages[-1] + (0 if keeps else 1) if stages else 0)
+            widths.append(width)
+        stem_width = [m for m in stem.modules() if isinstance(m, _CONVS)][-1].out_channels
+        return Decomposition(stem, blocks, [n.target for n in calls], stages, widths, stem_width,
+                             ClassifierHead(linear))
+
+    @staticmethod
+    def _chain(model: nn.Module, nodes: list[fx.Node], modules: dict[str, nn.Module]) -> list[nn.Module]:
+        layers: list[nn.Module] = []
+        for node in nodes:
+            if node.op == "call_module":
+                module = modules[node.target]
+                layers += list(module) if isinstance(module, nn.Sequential) else [module]
+            elif node.op == "call_function" and node.target in (F.relu, torch.relu):
+                layers.append(nn.ReLU())
+            else:
+                raise TraceError(f"{type(model).__name__} stem node {node.name!r}: only a chain of layers is "
+                                 "followed")
+        return layers
+
+    def default_split_points(self, decomposition: Any, depth: int) -> list[str]:
+        starts = [name for b, name in enumerate(decomposition.block_names)
+                  if b > 0 and decomposition.stages[b] != decomposition.stages[b - 1]]
+        if not 1 <= depth <= len(starts):
+            raise ConfigError(f"no default split points for depth {depth} here; pass --split-points")
+        return starts[-depth:]
+
+    def default_widths(self, decomposition: Any, depth: int) -> list[float] | None:
+        return None

@@ -18,6 +18,7 @@ from sigmab.graph.blocks import (
 )
 from sigmab.graph.decompose import ArchAdapter, ClassifierHead, Decomposition, register_adapter
 from sigmab.graph.slicing import Index, IndexShortcut, channel_map, register_slicer, slice_layer
+from sigmab.graph.traced import SHORTCUT_TYPES
 from sigmab.models.cifar_resnet import BasicBlock, CifarResNet, ZeroPadShortcut
 from sigmab.models.imagenet_resnet import Bottleneck, ResNet, ResNetBasicBlock
 from sigmab.models.registry import build_model
@@ -87,6 +88,9 @@ class ImageNetResNetAdapter(ArchAdapter):
 
     def example(self) -> nn.Module:
         return build_model("resnet50", width=0.0625, num_classes=5, input_size=(32, 32))
+
+
+SHORTCUT_TYPES.add(ZeroPadShortcut)  # the traced family keeps it whole and slices it with the slicer below
 
 
 @register_slicer(ZeroPadShortcut)
