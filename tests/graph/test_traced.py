@@ -159,17 +159,35 @@ class _MyBlock(nn.Module):
         return torch.relu(x + self.nb(self.b(torch.relu(self.na(self.a(x))))))
 
 
+class _GatedBlock(nn.Module):
+    """An inverted residual with a squeeze-excite gate (EfficientNet's MBConv, in small)."""
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.expand = nn.Sequential(nn.Conv2d(width, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.SiLU())
+        self.depthwise = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
+                                       nn.BatchNorm2d(hidden), nn.SiLU())
+        self.squeeze, self.act, self.excite = nn.Conv2d(hidden, 4, 1), nn.ReLU(), nn.Conv2d(4, hidden, 1)
+        self.project = nn.Sequential(nn.Conv2d(hidden, width, 1, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.depthwise(self.expand(x))
+        gate = torch.sigmoid(self.excite(self.act(self.squeeze(nn.functional.adaptive_avg_pool2d(h, 1)))))
+        return x + self.project(h * gate)
+
+
 class _MyNet(nn.Module):
     """A user's own model: stem, two stages of its own blocks (the second behind a 1x1 transition), pool, linear."""
 
-    def __init__(self) -> None:
+    def __init__(self, gated: bool = False) -> None:
         super().__init__()
         from sigmab.models import ModelMeta
 
+        block = _GatedBlock if gated else _MyBlock
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
-        self.body = nn.Sequential(_MyBlock(8, 6), _MyBlock(8, 6),
+        self.body = nn.Sequential(block(8, 6), block(8, 6),
                                   nn.Sequential(nn.Conv2d(8, 12, 1, stride=2, bias=False), nn.BatchNorm2d(12)),
-                                  _MyBlock(12, 10), _MyBlock(12, 10))
+                                  block(12, 10), block(12, 10))
         self.fc = nn.Linear(12, 5)
         self.meta = ModelMeta("mynet", 5, 3, (16, 16), (0.5,) * 3, (0.25,) * 3)
 
@@ -177,7 +195,8 @@ class _MyNet(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.body(self.stem(x)), 1), 1))
 
 
-def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(float64) -> None:
+@pytest.mark.parametrize("gated", [False, True], ids=["residual", "squeeze-excite"])
+def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(gated: bool, float64) -> None:
     from sigmab.graph import get_adapter
     from sigmab.graph.traced import TracedAdapter
     from sigmab.prune import PruneConfig, prune
@@ -185,7 +204,7 @@ def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(float64) -> N
     from tests.helpers import assert_same_function, mask_hook, randomise_bn
 
     torch.manual_seed(0)
-    model = randomise_bn(_MyNet())
+    model = randomise_bn(_MyNet(gated))
     assert isinstance(get_adapter(model), TracedAdapter)
     dec = decompose(model)
     assert dec.block_names == ["body.0", "body.1", "body.2", "body.3", "body.4"] and dec.stages == [0, 0, 1, 1, 1]
@@ -199,9 +218,10 @@ def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(float64) -> N
         for leaf in full.leaves:
             assert_same_function(full.forward_path(x, leaf), model(x))
     net, spec = prune(model, PruneConfig(criterion="l1", scope="inner", keep_ratio=0.5), None)
-    handles = [module.register_forward_hook(mask_hook(ch.inner[group], module.num_features))
+    handles = [module.register_forward_hook(mask_hook(ch.inner[group], block_handler(block).inner_groups(block)[group]))
                for block, ch in zip(dec.blocks, spec.blocks)
                for group, module in block_handler(block).inner_activations(block).items()]
+    assert len(handles) == 4 * (2 if gated else 1)  # with a gate, its hidden channels are a group too
     with torch.no_grad():
         h = dec.stem(x)
         for block in dec.blocks:

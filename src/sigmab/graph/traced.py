@@ -31,9 +31,11 @@ from sigmab.graph.slicing import IndexShortcut, channel_map, slice_layer
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
 _SAME_SPACE_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU,
-                       nn.Identity, nn.Dropout, nn.Sigmoid, nn.Hardsigmoid)
-_SAME_SPACE_FUNCTIONS = {F.relu, F.relu6, F.hardswish, F.silu, F.gelu, torch.relu, torch.sigmoid, F.dropout}
-_ADDS = {operator.add, operator.iadd, torch.add}
+                       nn.Identity, nn.Dropout, nn.Sigmoid, nn.Hardsigmoid, nn.AdaptiveAvgPool2d, nn.MaxPool2d)
+_SAME_SPACE_FUNCTIONS = {F.relu, F.relu6, F.hardswish, F.silu, F.gelu, torch.relu, torch.sigmoid, F.dropout,
+                         F.hardsigmoid, F.adaptive_avg_pool2d}
+# Element-wise joins of two tensors: a residual add, or a squeeze-excite gate multiplying its input's channels.
+_ADDS = {operator.add, operator.iadd, torch.add, operator.mul, operator.imul, torch.mul}
 
 
 class TraceError(ConfigError):
@@ -105,6 +107,7 @@ def _analyse(block: nn.Module, shortcut_types: Iterable[type]) -> _Analysis:
     depthwise: list[tuple[int, str, nn.Module]] = []  # the same for depthwise convs, which keep their space
     reads: list[tuple[int, nn.Module]] = []  # (space, layer) for layers reading a space through weight dim 1
     norms: list[tuple[int, nn.Module, nn.Module | None]] = []  # (space, BatchNorm, its input's writer)
+    followers: list[tuple[int, nn.Module]] = []  # (space, activation module on it), in graph order
     incoming = outgoing = 0
     for node in graph.nodes:
         if node.op == "placeholder":
@@ -138,6 +141,8 @@ def _analyse(block: nn.Module, shortcut_types: Iterable[type]) -> _Analysis:
                 space[node] = source
                 if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                     norms.append((source, module, writer[inputs[0]]))
+                elif not isinstance(module, (nn.Identity, nn.Dropout, nn.AdaptiveAvgPool2d, nn.MaxPool2d)):
+                    followers.append((source, module))
             else:
                 raise TraceError(f"{where}: module {node.target!r} ({type(module).__name__}) on a channel path")
         elif node.op == "call_function" and node.target in _SAME_SPACE_FUNCTIONS:
@@ -168,10 +173,15 @@ def _analyse(block: nn.Module, shortcut_types: Iterable[type]) -> _Analysis:
         elif s in names:
             groups.consumers.setdefault(names[s], []).append(layer)
     on_input = {id(conv) for s, _, conv in depthwise if find(s) == incoming}
+    for name, producers in groups.producers.items():  # at worst the group's last producing layer itself
+        groups.activations[name] = producers[-1]
+    for s, module in followers:  # better, the last activation module on the group (a gate's ReLU)
+        if find(s) in names:
+            groups.activations[names[find(s)]] = module
     for s, norm, before in norms:
         s = find(s)
         if s in names:
-            groups.activations[names[s]] = norm  # the last one on the group wins
+            groups.activations[names[s]] = norm  # the last BatchNorm on the group wins
         elif s == incoming and id(before) in on_input:
             groups.in_activations.append(norm)  # a depthwise conv's BatchNorm on the incoming stream
     space = {node: find(s) for node, s in space.items()}
