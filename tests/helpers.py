@@ -135,3 +135,23 @@ def copy_tree_folder(src, dst):
     for name in ("tree.json", "tree.safetensors"):
         (dst / name).write_bytes((src / name).read_bytes())
     return dst
+
+
+def inner_zeroed_output(dec, spec, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The dense decomposition ``dec`` on ``x`` with every inner channel a prune ``spec`` dropped zeroed where its
+    block handler says dropping acts (its inner activation): what an inner prune must compute. Returns the logits
+    and the number of groups masked."""
+    from sigmab.graph import block_handler
+
+    handles = [module.register_forward_hook(mask_hook(ch.inner[group], block_handler(block).inner_groups(block)[group]))
+               for block, ch in zip(dec.blocks, spec.blocks)
+               for group, module in block_handler(block).inner_activations(block).items()]
+    try:
+        with torch.no_grad():
+            h = dec.stem(x)
+            for block in dec.blocks:
+                h = block(h)
+            return dec.head(h), len(handles)
+    finally:
+        for handle in handles:
+            handle.remove()
