@@ -57,3 +57,33 @@ def test_the_split_from_prune_runs_report_their_mean_gain() -> None:
     text = "\n".join(c100_specialise_section([run(0, 57.7, 57.2), run(1, 57.3, 57.2)]))
     assert "| `split-s1` | 1 | 55.00% | 57.20% | **57.30%** | +0.10 pp |" in text
     assert "**+0.30 ± 0.28 pp** over 2 seed(s)" in text
+
+
+def test_the_front_keeps_only_points_no_other_point_beats() -> None:
+    from benchmarks.c100_report import upper_front
+
+    points = [(40.0, 66.0), (60.0, 62.0), (60.0, 61.0), (58.0, 60.0), (80.0, 50.0), (41.0, 66.0)]
+    assert upper_front(points) == [(41.0, 66.0), (60.0, 62.0), (80.0, 50.0)]
+
+
+def test_cut_at_top1_interpolates_and_never_extrapolates() -> None:
+    from benchmarks.c100_report import cut_at_top1
+
+    front = [(40.0, 66.0), (60.0, 62.0), (80.0, 50.0)]
+    assert cut_at_top1(front, 64.0) == 50.0 and cut_at_top1(front, 56.0) == 70.0
+    assert cut_at_top1(front, 62.0) == 60.0
+    assert cut_at_top1(front, 67.0) is None and cut_at_top1(front, 49.0) is None
+
+
+def test_the_extra_cut_compares_the_tree_with_the_static_front_of_its_epochs() -> None:
+    from benchmarks.c100_report import extra_cuts
+
+    dense = 278_324
+    runs = [_run("fpgm", "fpgm-40", 0, 66.0, active=dense * 0.6), _run("fpgm", "fpgm-80", 0, 50.0, active=dense * 0.2)]
+    runs += [_run("activation", "shape-60", 0, 58.0, active=dense * 0.4)]
+    runs += [_run("l1", "l1-long", 0, 70.0, active=dense * 0.3, epochs=8)]  # other epochs: not on the front
+    runs += [_run("sigmab", "tree-70", s, t, active=dense * 0.3) for s, t in ((0, 57.5), (1, 58.5))]
+    (e,) = extra_cuts(runs)  # front (40, 66) (60, 58) (80, 50): 58% is reached at -60%; the tree cuts 70%
+    assert round(e["static_cut"], 6) == 60.0 and round(e["extra_cut_pp"], 6) == 10.0
+    text = "\n".join(c100_section(runs))
+    assert "| resnet20 | tree-70 | -70.0% | 58.00% | -60.0% | **+10.0 pp** |" in text
