@@ -117,15 +117,17 @@ def digits_tree_folder(root, epochs: int = 1):
 
 
 def torchvision_models():
-    """``torchvision.models``, or a skip of the calling test saying why (our layouts are checked without it)."""
+    """``torchvision.models`` (imported as sigmab imports it, also where its compiled ops do not load), or a skip
+    of the calling test when torchvision is not installed."""
     import pytest
 
+    from sigmab.errors import ConfigError
+    from sigmab.models.zoo import import_torchvision
+
     try:
-        import torchvision.models as tv
-    except (ImportError, RuntimeError) as exc:  # PyPI's torchvision 0.28 fails to load its ops on the local CPU torch
-        pytest.skip(f"torchvision is not usable here ({type(exc).__name__}: {exc}); names, shapes and totals are "
-                    "checked above against torchvision's layout")
-    return tv
+        return import_torchvision().models
+    except ConfigError as exc:
+        pytest.skip(str(exc))
 
 
 def copy_tree_folder(src, dst):

@@ -33,6 +33,21 @@ class ClassifierHead(nn.Module):
         return type(self)(slice_layer(self.linear, in_idx=in_idx))
 
 
+class MLPHead(ClassifierHead):
+    """Global average pooling, a linear layer reading the stream, then more layers (MobileNetV3's classifier):
+    (N, C, H, W) -> (N, num_classes). Only ``linear`` reads the stream, so only it is sliced."""
+
+    def __init__(self, linear: nn.Linear, rest: nn.Sequential) -> None:
+        super().__init__(linear)
+        self.rest = rest
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rest(super().forward(x))
+
+    def sliced(self, in_idx: Index) -> MLPHead:
+        return type(self)(slice_layer(self.linear, in_idx=in_idx), copy.deepcopy(self.rest))
+
+
 class FlatHead(ClassifierHead):
     """A linear classifier on a stream of one position: (N, C, 1) -> (N, num_classes)."""
 

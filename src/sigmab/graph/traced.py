@@ -32,6 +32,9 @@ from sigmab.graph.slicing import IndexShortcut, channel_map, slice_layer
 _CONVS = (nn.Conv1d, nn.Conv2d)
 _SAME_SPACE_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU,
                        nn.Identity, nn.Dropout, nn.Sigmoid, nn.Hardsigmoid, nn.AdaptiveAvgPool2d, nn.MaxPool2d)
+#: Modules of other libraries that act on each channel alone and carry no weights (a zoo's stochastic depth),
+#: by qualified type name, so that the core never imports those libraries; kept whole in the trace.
+SAME_SPACE_NAMES: set[str] = set()
 _SAME_SPACE_FUNCTIONS = {F.relu, F.relu6, F.hardswish, F.silu, F.gelu, torch.relu, torch.sigmoid, F.dropout,
                          F.hardsigmoid, F.adaptive_avg_pool2d}
 # Element-wise joins of two tensors: a residual add, or a squeeze-excite gate multiplying its input's channels.
@@ -42,15 +45,24 @@ class TraceError(ConfigError):
     """A block whose channels cannot be followed through its traced graph (the node and operation are named)."""
 
 
+def _qualified_name(module: nn.Module) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _same_space(module: nn.Module) -> bool:
+    return isinstance(module, _SAME_SPACE_MODULES) or _qualified_name(module) in SAME_SPACE_NAMES
+
+
 class _Tracer(fx.Tracer):
-    """Keeps parameter-free shortcut modules (``leaf_types``) whole, as standard layers are."""
+    """Keeps parameter-free shortcut modules (``leaf_types``) and registered per-channel modules whole, as standard
+    layers are."""
 
     def __init__(self, leaf_types: tuple[type, ...]) -> None:
         super().__init__()
         self.leaf_types = leaf_types
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, self.leaf_types) or super().is_leaf_module(m, qualname)
+        return isinstance(m, self.leaf_types) or _same_space(m) or super().is_leaf_module(m, qualname)
 
 
 def _is_depthwise(conv: nn.Module) -> bool:
@@ -137,11 +149,12 @@ def _analyse(block: nn.Module, shortcut_types: Iterable[type]) -> _Analysis:
                 reads.append((source, module))
             elif isinstance(module, leaf_types):
                 space[node] = source  # the incoming stream, carried (padded, strided) into the outgoing one
-            elif isinstance(module, _SAME_SPACE_MODULES):
+            elif _same_space(module):
                 space[node] = source
                 if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                     norms.append((source, module, writer[inputs[0]]))
-                elif not isinstance(module, (nn.Identity, nn.Dropout, nn.AdaptiveAvgPool2d, nn.MaxPool2d)):
+                elif isinstance(module, _SAME_SPACE_MODULES) and not isinstance(
+                        module, (nn.Identity, nn.Dropout, nn.AdaptiveAvgPool2d, nn.MaxPool2d)):
                     followers.append((source, module))
             else:
                 raise TraceError(f"{where}: module {node.target!r} ({type(module).__name__}) on a channel path")
@@ -205,8 +218,8 @@ def slice_traced(block: nn.Module, inp: torch.Tensor, out: torch.Tensor, inner: 
     index: dict[fx.Node, torch.Tensor] = {}
     maps = 0
 
-    def of_space(s: int) -> torch.Tensor:
-        return out if s == a.outgoing else inner[a.names[s]]
+    def of_space(s: int) -> torch.Tensor:  # incoming: a gate's excite layer on an unexpanded block's input
+        return out if s == a.outgoing else inp if s == a.incoming else inner[a.names[s]]
 
     for node in list(gm.graph.nodes):
         if node.op == "placeholder":
@@ -222,7 +235,7 @@ def slice_traced(block: nn.Module, inp: torch.Tensor, out: torch.Tensor, inner: 
             elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 index[node] = index[arg]
                 sliced = slice_layer(module, out_idx=index[node])
-            elif not isinstance(module, _SAME_SPACE_MODULES):  # a parameter-free shortcut into the outgoing stream
+            elif not _same_space(module):  # a parameter-free shortcut into the outgoing stream
                 index[node] = out
                 sliced = slice_layer(module, in_idx=index[arg], out_idx=out)
             else:
@@ -290,15 +303,21 @@ def _has_conv(module: nn.Module) -> bool:
     return any(isinstance(m, _CONVS) for m in module.modules())
 
 
+def _is_block(module: nn.Module) -> bool:
+    return _has_conv(module) and any(True for _ in module.children())
+
+
 def block_candidates(model: nn.Module) -> list[str]:
     """Names of the modules a traced model is cut at: every child of an ``nn.Sequential`` that holds a convolution
-    and is not a single layer, outside any such block (ResNet stages' blocks, MobileNetV2's ``features``)."""
+    and is not a single layer, outside any such block (ResNet stages' blocks, MobileNetV2's ``features``); a child
+    that is itself a sequence of such blocks (EfficientNet's and RegNet's stages) is cut into them."""
     names: list[str] = []
 
     def walk(prefix: str, module: nn.Module) -> None:
         for name, child in module.named_children():
             path = f"{prefix}{name}"
-            if isinstance(module, nn.Sequential) and _has_conv(child) and any(True for _ in child.children()):
+            stage = isinstance(child, nn.Sequential) and all(_is_block(c) for c in child.children())
+            if isinstance(module, nn.Sequential) and _is_block(child) and not stage:
                 names.append(path)
             else:
                 walk(f"{path}.", child)
@@ -314,7 +333,7 @@ class TracedAdapter:
     widths continues its predecessor's stage. Default split points: the starts of the last ``depth`` stages."""
 
     def decompose(self, model: nn.Module) -> Any:
-        from sigmab.graph.decompose import ClassifierHead, Decomposition
+        from sigmab.graph.decompose import ClassifierHead, Decomposition, MLPHead
 
         candidates = set(block_candidates(model))
         shortcuts = tuple(SHORTCUT_TYPES)
@@ -340,13 +359,15 @@ class TracedAdapter:
                                  "block's output alone")
         stem = nn.Sequential(*self._chain(model, stem_nodes, modules))
         head_nodes = nodes[nodes.index(calls[-1]) + 1:]
-        linear = next((modules[n.target] for n in head_nodes if n.op == "call_module"
-                       and isinstance(modules[n.target], nn.Linear)), None)
+        first = next((i for i, n in enumerate(head_nodes) if n.op == "call_module"
+                      and isinstance(modules[n.target], nn.Linear)), None)
         pooled = any(n.target in _POOLS or n.target in _HEAD_METHODS or isinstance(modules.get(str(n.target)),
-                     (nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout)) for n in head_nodes)
-        if linear is None or not pooled:
+                     (nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout)) for n in head_nodes[:first])
+        if first is None or not pooled:
             raise TraceError(f"{type(model).__name__}: the head after {calls[-1].target!r} must pool globally and end "
                              "in an nn.Linear")
+        linear, rest = modules[head_nodes[first].target], self._chain(model, head_nodes[first + 1:], modules)
+        head = MLPHead(linear, nn.Sequential(*rest)) if rest else ClassifierHead(linear)
         blocks = [modules[n.target] for n in calls]
         stages, widths = [], []
         for index, block in enumerate(blocks):
@@ -357,8 +378,7 @@ class TracedAdapter:
             stages.append(stages[-1] + (0 if keeps else 1) if stages else 0)
             widths.append(width)
         stem_width = [m for m in stem.modules() if isinstance(m, _CONVS)][-1].out_channels
-        return Decomposition(stem, blocks, [n.target for n in calls], stages, widths, stem_width,
-                             ClassifierHead(linear))
+        return Decomposition(stem, blocks, [n.target for n in calls], stages, widths, stem_width, head)
 
     @staticmethod
     def _chain(model: nn.Module, nodes: list[fx.Node], modules: dict[str, nn.Module]) -> list[nn.Module]:
@@ -370,8 +390,8 @@ class TracedAdapter:
             elif node.op == "call_function" and node.target in (F.relu, torch.relu):
                 layers.append(nn.ReLU())
             else:
-                raise TraceError(f"{type(model).__name__} stem node {node.name!r}: only a chain of layers is "
-                                 "followed")
+                raise TraceError(f"{type(model).__name__} node {node.name!r}: a stem or a head after its first "
+                                 "linear layer must be a chain of layers")
         return layers
 
     def default_split_points(self, decomposition: Any, depth: int) -> list[str]:

@@ -70,10 +70,16 @@ def list_models() -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    try:
+    """The registered architecture ``name``, or a model of another zoo named ``ZOO:NAME`` (:mod:`sigmab.models.zoo`)."""
+    if name in _MODELS:
         return _MODELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown architecture {name!r}; known: {', '.join(list_models())}") from None
+    if ":" in name:
+        from sigmab.models.zoo import zoo_entry
+
+        builder, meta = zoo_entry(name)
+        return ModelEntry(name, builder, meta)
+    raise ConfigError(f"unknown architecture {name!r}; known: {', '.join(list_models())}, or torchvision:NAME, "
+                      "timm:NAME")
 
 
 def default_meta(name: str) -> ModelMeta:
