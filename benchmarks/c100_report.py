@@ -196,7 +196,8 @@ def _extra_cut_lines(results: list[Result]) -> list[str]:
              "included, same epochs and precision; seed means) by straight lines. For each tree: the cut at which "
              "that front reaches the tree's Top-1, and how much deeper the tree cuts (the paper reports +14 to +23 "
              "pp against FPGM/HRank). Outside the front's measured range nothing is extrapolated.", "",
-             "| model | tree | tree cut | tree Top-1 | static cut at that Top-1 | extra cut |", "|---|---|---|---|---|---|"]
+             "| model | tree | tree cut | tree Top-1 | static cut at that Top-1 | extra cut |",
+             "|---|---|---|---|---|---|"]
     for e in rows:
         static = "outside the front" if e["static_cut"] is None else f"-{e['static_cut']:.1f}%"
         extra = "n/a" if e["extra_cut_pp"] is None else f"**{e['extra_cut_pp']:+.1f} pp**"
@@ -257,7 +258,8 @@ def c100_section(results: list[Result]) -> list[str]:
               "routing blind to the class gives); *superclass -> leaf*: the same for the 20 CIFAR-100 superclasses.",
               ""] + _diagnosis(results, coarse)
     lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/c100_resnet20.yaml` (and "
-              "`c100_resnet20_sweep.yaml`, `c100_resnet56.yaml`; `--seeds 0 1`; needs `../shared`), `python -m benchmarks.c100_report --superclasses`, then "
+              "`c100_resnet20_sweep.yaml`, `c100_resnet56.yaml`; `--seeds 0 1`; needs `../shared`), "
+              "`python -m benchmarks.c100_report --superclasses`, then "
               "`python -m benchmarks.report`.", ""]
     return lines
 

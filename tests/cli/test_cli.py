@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from sigmab.cli import main
@@ -161,3 +162,29 @@ def test_top_level_help_is_a_whole_sentence_without_markup(capsys: pytest.Captur
         main(["--help"])
     text = capsys.readouterr().out
     assert "``" not in text and "input dispatcher." in " ".join(text.split())
+
+
+def test_a_torchvision_checkpoint_runs_through_convert_prune_and_eval_by_its_zoo_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--arch torchvision:NAME``: a state_dict saved from torchvision's own model, nothing downloaded; the run
+    folders rebuild the model by that name."""
+    from tests.data.fixtures import write_image_folder
+    from tests.helpers import torchvision_models
+
+    tv = torchvision_models()
+    sizes = ((300, 200), (180, 260), (256, 256), (64, 80), (120, 90), (200, 200))
+    data = write_image_folder(tmp_path / "data", "train", sizes=sizes)
+    write_image_folder(data, "val", sizes=sizes[:2])
+    torch.manual_seed(0)
+    torch.save(tv.mobilenet_v3_small(num_classes=2).state_dict(), tmp_path / "mv3.pth")
+    common = ["--dataset", "imagefolder-32", "--data-root", str(data)]
+    zoo = ["--checkpoint", str(tmp_path / "mv3.pth"), "--arch", "torchvision:mobilenet_v3_small"]
+    assert main(["convert", *zoo, "--out", str(tmp_path / "tree"), "--depth", "1", "--calib-size", "12",
+                 "--min-leaf-samples", "2", *common]) == 0
+    assert main(["prune", *zoo, "--out", str(tmp_path / "pruned"), "--criterion", "l1", "--target-reduction", "0.3",
+                 *common]) == 0
+    capsys.readouterr()
+    for folder, spec in (("tree", "tree.json"), ("pruned", "pruned.json")):
+        assert '"arch": "torchvision:mobilenet_v3_small"' in (tmp_path / folder / spec).read_text()
+        assert main(["eval", str(tmp_path / folder), "--json"]) == 0  # rebuilt from that name
+        assert _json_out(capsys)["n_samples"] == 4

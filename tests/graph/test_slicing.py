@@ -46,5 +46,21 @@ def test_depthwise_conv_keeps_one_channel_set_and_its_groups_follow() -> None:
     torch.testing.assert_close(one.weight, conv.weight[keep[1:2]], rtol=0, atol=0)
     with pytest.raises(ValueError, match="same channels"):
         slice_layer(conv, in_idx=keep, out_idx=torch.tensor([1, 2, 5]))
-    with pytest.raises(NotImplementedError, match="depthwise"):
+    with pytest.raises(ValueError, match="same number of output channels"):  # grouped, not depthwise: see below
         slice_layer(nn.Conv2d(6, 6, 3, groups=2), out_idx=keep)
+
+
+def test_a_grouped_conv_slice_equals_the_dense_conv_with_dropped_channels_zeroed() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 12, 3, padding=1, groups=4, bias=True)
+    in_idx = torch.tensor([1, 2, 4, 6])  # one of each group's two inputs
+    out_idx = torch.tensor([1, 2, 4, 5, 7, 8, 10, 11])  # two of each group's three outputs
+    sliced = slice_layer(conv, in_idx=in_idx, out_idx=out_idx)
+    assert (sliced.in_channels, sliced.out_channels, sliced.groups) == (4, 8, 4)
+    x = torch.randn(2, 8, 5, 5)
+    zeroed = torch.zeros_like(x)
+    zeroed[:, in_idx] = x[:, in_idx]
+    with torch.no_grad():
+        torch.testing.assert_close(sliced(x[:, in_idx]), conv(zeroed)[:, out_idx])
+    with pytest.raises(ValueError, match="same number of input channels, at least one, in each group"):
+        slice_layer(conv, in_idx=torch.tensor([0, 1, 2, 4]), out_idx=out_idx)

@@ -80,7 +80,8 @@ class _Grouped(nn.Module):
 def test_an_operation_the_rules_do_not_cover_is_one_error_naming_it() -> None:
     with pytest.raises(TraceError, match=r"_Concat node 'cat': call_function 'cat' on a channel path"):
         trace_groups(_Concat())
-    with pytest.raises(TraceError, match=r"grouped Conv2d \(groups=2\) is not followed yet"):
+    with pytest.raises(TraceError, match=r"grouped convolution \(groups=2\) on the block's incoming or outgoing "
+                                         "stream is not followed yet"):
         trace_groups(_Grouped())
 
 
@@ -175,14 +176,28 @@ class _GatedBlock(nn.Module):
         return x + self.project(h * gate)
 
 
+class _GroupedBlock(nn.Module):
+    """A ResNeXt/RegNet bottleneck in small: 1x1, grouped 3x3, 1x1, residual add."""
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.reduce = nn.Sequential(nn.Conv2d(width, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU())
+        self.grouped = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=2, bias=False),
+                                     nn.BatchNorm2d(hidden), nn.ReLU())
+        self.expand = nn.Sequential(nn.Conv2d(hidden, width, 1, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.expand(self.grouped(self.reduce(x))))
+
+
 class _MyNet(nn.Module):
     """A user's own model: stem, two stages of its own blocks (the second behind a 1x1 transition), pool, linear."""
 
-    def __init__(self, gated: bool = False) -> None:
+    def __init__(self, gated: bool = False, grouped: bool = False) -> None:
         super().__init__()
         from sigmab.models import ModelMeta
 
-        block = _GatedBlock if gated else _MyBlock
+        block = _GatedBlock if gated else _GroupedBlock if grouped else _MyBlock
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
         self.body = nn.Sequential(block(8, 6), block(8, 6),
                                   nn.Sequential(nn.Conv2d(8, 12, 1, stride=2, bias=False), nn.BatchNorm2d(12)),
@@ -194,8 +209,9 @@ class _MyNet(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.body(self.stem(x)), 1), 1))
 
 
-@pytest.mark.parametrize("gated", [False, True], ids=["residual", "squeeze-excite"])
-def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(gated: bool, float64) -> None:
+@pytest.mark.parametrize(("gated", "grouped"), [(False, False), (True, False), (False, True)],
+                         ids=["residual", "squeeze-excite", "grouped"])
+def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(gated: bool, grouped: bool, float64) -> None:
     from sigmab.graph import get_adapter
     from sigmab.graph.traced import TracedAdapter
     from sigmab.prune import PruneConfig, prune
@@ -203,7 +219,7 @@ def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(gated: bool, 
     from tests.helpers import assert_same_function, inner_zeroed_output, randomise_bn
 
     torch.manual_seed(0)
-    model = randomise_bn(_MyNet(gated))
+    model = randomise_bn(_MyNet(gated, grouped))
     assert isinstance(get_adapter(model), TracedAdapter)
     dec = decompose(model)
     assert dec.block_names == ["body.0", "body.1", "body.2", "body.3", "body.4"] and dec.stages == [0, 0, 1, 1, 1]
@@ -218,7 +234,14 @@ def test_a_model_of_ones_own_converts_and_prunes_through_its_trace(gated: bool, 
             assert_same_function(full.forward_path(x, leaf), model(x))
     net, spec = prune(model, PruneConfig(criterion="l1", scope="inner", keep_ratio=0.5), None)
     reference, masked = inner_zeroed_output(dec, spec, x)
-    assert masked == 4 * (2 if gated else 1)  # with a gate, its hidden channels are a group too
+    assert masked == 4 * (2 if gated or grouped else 1)  # a gate's hidden channels, a grouped conv's outputs
+    if grouped:  # both halves of a grouped conv's input and output keep the same count
+        from sigmab.graph import block_handler
+
+        halves = [(ids < size // 2).sum() * 2 == ids.numel()
+                  for block, ch in zip(dec.blocks, spec.blocks)
+                  for group, size in block_handler(block).inner_groups(block).items() for ids in [ch.inner[group]]]
+        assert len(halves) == 8 and all(halves)
     with torch.no_grad():
         assert_same_function(net(x), reference)
 

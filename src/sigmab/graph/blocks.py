@@ -85,6 +85,11 @@ class BlockHandler:
         """(layers producing the outgoing stream's channels, layers consuming the incoming stream's)."""
         raise NotImplementedError
 
+    def inner_divisions(self, block: nn.Module) -> dict[str, int]:
+        """Inner groups read or written by a grouped convolution: how many equal runs of consecutive channels
+        must each keep the same count (see :func:`sigmab.importance.top_channels`); absent groups: 1."""
+        return {}
+
     def pinned_out(self, block: nn.Module) -> list[int]:
         """Outgoing stream channels that are never dropped (e.g. point coordinates), as dense ids."""
         return []

@@ -39,6 +39,7 @@ class ChannelGroup:
     consumers: tuple[nn.Module, ...]
     blocks: tuple[int, ...]
     inner_key: str | None = None  # the block handler's group name, for inner groups
+    divisions: int = 1  # equal runs of channels that keep equal counts (a grouped convolution's groups)
 
 
 def stem_conv(dec: Decomposition) -> nn.Module:
@@ -68,10 +69,11 @@ def channel_groups(dec: Decomposition, scope: Scope = "inner") -> list[ChannelGr
     for b, block in enumerate(dec.blocks):
         handler = block_handler(block)
         layers = handler.inner_layers(block)
+        divisions = handler.inner_divisions(block)
         for key, size in handler.inner_groups(block).items():
             producers, consumers = layers[key]
             groups.append(ChannelGroup(f"{dec.block_names[b]}:{key}", "inner", size, tuple(producers),
-                                       tuple(consumers), (b,), key))
+                                       tuple(consumers), (b,), key, divisions.get(key, 1)))
     if scope == "all":
         if any(block_handler(block).pinned_out(block) for block in dec.blocks):
             raise ConfigError("scope 'all' cannot prune streams that carry fixed channels (PointNet++ coordinates); "

@@ -39,11 +39,41 @@ def _depthwise_channels(conv: nn.Module, in_idx: Index, out_idx: Index) -> Index
     return out_idx if out_idx is not None else in_idx
 
 
+def _per_group(idx: Index, full: int, groups: int, what: str) -> list[torch.Tensor]:
+    """``idx`` (sorted dense ids of ``full`` channels) split by convolution group, as ids within the group."""
+    per = full // groups
+    ids = torch.arange(full) if idx is None else idx
+    parts = [ids[(ids >= g * per) & (ids < (g + 1) * per)] - g * per for g in range(groups)]
+    if len({p.numel() for p in parts}) != 1 or parts[0].numel() == 0:
+        raise ValueError(f"a grouped convolution ({groups} groups) keeps the same number of {what} channels, at "
+                         f"least one, in each group; got {[p.numel() for p in parts]}")
+    return parts
+
+
+def _slice_grouped(conv: nn.Module, in_idx: Index, out_idx: Index) -> nn.Module:
+    """A grouped (not depthwise) convolution keeping ``in_idx`` x ``out_idx``: each group keeps its own inputs and
+    outputs, the same counts in every group, so the copy has the same ``groups``."""
+    g = conv.groups
+    ins, outs = _per_group(in_idx, conv.in_channels, g, "input"), _per_group(out_idx, conv.out_channels, g, "output")
+    new = type(conv)(g * ins[0].numel(), g * outs[0].numel(), conv.kernel_size, stride=conv.stride,
+                     padding=conv.padding, dilation=conv.dilation, groups=g, bias=conv.bias is not None,
+                     padding_mode=conv.padding_mode)
+    per_out = conv.out_channels // g
+    rows = [conv.weight.detach()[o + j * per_out].index_select(0, ins[j]) for j in range(g) for o in outs[j]]
+    with torch.no_grad():
+        new.weight.copy_(torch.stack(rows))
+        if conv.bias is not None:
+            new.bias.copy_(_take(conv.bias, 0, out_idx))
+    return new
+
+
 @register_slicer(nn.Conv1d, nn.Conv2d)
 def slice_conv(conv: nn.Module, in_idx: Index, out_idx: Index) -> nn.Module:
     """Dense convolutions keep ``in_idx`` x ``out_idx``; a depthwise one (``groups`` = channels) keeps one set of
-    channels, whose count becomes its ``groups``."""
+    channels, whose count becomes its ``groups``; another grouped one keeps its groups (:func:`_slice_grouped`)."""
     assert isinstance(conv, (nn.Conv1d, nn.Conv2d))
+    if 1 < conv.groups < conv.in_channels:
+        return _slice_grouped(conv, in_idx, out_idx)
     groups = 1
     if conv.groups != 1:
         in_idx = out_idx = _depthwise_channels(conv, in_idx, out_idx)

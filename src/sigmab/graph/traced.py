@@ -9,13 +9,16 @@ incoming nor the outgoing stream are the block's *inner groups*; the layers writ
 what slicing and weight criteria need. An operation on a channel path that these rules do not cover is one
 :class:`TraceError` naming the node and the operation, never a guess.
 
-The same trace slices the block (:func:`slice_traced`). What the generic family still lacks: cutting a whole model
-into stem, blocks and head from its trace, grouped convolutions and concatenations.
+A grouped (not depthwise) convolution starts a new space like any convolution, and both its input and output
+groups must keep the same count of channels in each of its groups (``divisions``), so its copy stays grouped.
+The same trace slices the block (:func:`slice_traced`) and cuts a whole model into stem, blocks and head
+(:class:`TracedAdapter`). Not followed yet: concatenations, and grouped convolutions on a block's stream.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -83,6 +86,7 @@ class TracedGroups:
     out_producers: list[nn.Module] = field(default_factory=list)
     in_consumers: list[nn.Module] = field(default_factory=list)
     in_activations: list[nn.Module] = field(default_factory=list)
+    divisions: dict[str, int] = field(default_factory=dict)  # groups a grouped convolution reads or writes
 
 
 @dataclass
@@ -120,6 +124,7 @@ def _analyse(block: nn.Module, shortcut_types: Iterable[type]) -> _Analysis:
     reads: list[tuple[int, nn.Module]] = []  # (space, layer) for layers reading a space through weight dim 1
     norms: list[tuple[int, nn.Module, nn.Module | None]] = []  # (space, BatchNorm, its input's writer)
     followers: list[tuple[int, nn.Module]] = []  # (space, activation module on it), in graph order
+    grouped: list[tuple[int, int, int, str]] = []  # (input space, output space, groups, where) of grouped convs
     incoming = outgoing = 0
     for node in graph.nodes:
         if node.op == "placeholder":
@@ -141,10 +146,9 @@ def _analyse(block: nn.Module, shortcut_types: Iterable[type]) -> _Analysis:
                 space[node], writer[node] = source, module
                 depthwise.append((source, node.target, module))
             elif isinstance(module, (*_CONVS, nn.Linear)):
-                if isinstance(module, _CONVS) and module.groups != 1:
-                    raise TraceError(f"{where}: grouped {type(module).__name__} (groups={module.groups}) is not "
-                                     "followed yet")
                 space[node], writer[node] = next(counter), module
+                if isinstance(module, _CONVS) and module.groups != 1:
+                    grouped.append((source, space[node], module.groups, where))
                 writes.append((space[node], node.target, module))
                 reads.append((source, module))
             elif isinstance(module, leaf_types):
@@ -197,6 +201,18 @@ def _analyse(block: nn.Module, shortcut_types: Iterable[type]) -> _Analysis:
             groups.activations[names[s]] = norm  # the last BatchNorm on the group wins
         elif s == incoming and id(before) in on_input:
             groups.in_activations.append(norm)  # a depthwise conv's BatchNorm on the incoming stream
+    for spaces_of_conv in grouped:  # both sides of a grouped conv keep equal counts in each of its groups
+        source, made, count, where = spaces_of_conv
+        for s in (find(source), find(made)):
+            if s not in names:
+                raise TraceError(f"{where}: a grouped convolution (groups={count}) on the block's incoming or "
+                                 "outgoing stream is not followed yet")
+            name = names[s]
+            divisions = math.lcm(groups.divisions.get(name, 1), count)
+            if groups.inner[name] % divisions:
+                raise TraceError(f"{where}: group {name!r} of {groups.inner[name]} channels cannot keep equal "
+                                 f"counts in {divisions} runs")
+            groups.divisions[name] = divisions
     space = {node: find(s) for node, s in space.items()}
     return _Analysis(graph, modules, space, incoming, outgoing, names, groups)
 
@@ -282,6 +298,9 @@ class TracedBlockHandler(BlockHandler):
 
     def in_activations(self, block: nn.Module) -> list[nn.Module]:
         return self._groups(block).in_activations
+
+    def inner_divisions(self, block: nn.Module) -> dict[str, int]:
+        return self._groups(block).divisions
 
     def stream_layers(self, block: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
         groups = self._groups(block)

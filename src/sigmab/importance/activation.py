@@ -68,8 +68,14 @@ def get_importance(name: str) -> ActivationImportance:
     return IMPORTANCES.get(name)()
 
 
-def top_channels(scores: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Sorted ids of the ``ceil(ratio * C)`` highest-scoring channels (at least one); ties keep the lower id."""
+def top_channels(scores: torch.Tensor, ratio: float, divisions: int = 1) -> torch.Tensor:
+    """Sorted ids of the ``ceil(ratio * C)`` highest-scoring channels (at least one); ties keep the lower id.
+
+    ``divisions`` > 1 (a grouped convolution's channels): the same count, ``ceil(ratio * C / divisions)``, is kept
+    in each of the ``divisions`` equal runs of consecutive channels, so the convolution stays grouped."""
+    if divisions > 1:
+        per = scores.numel() // divisions
+        return torch.cat([top_channels(part, ratio) + d * per for d, part in enumerate(scores.split(per))])
     keep = max(1, min(scores.numel(), int(torch.ceil(torch.tensor(ratio * scores.numel() - 1e-9)))))
     order = torch.argsort(scores, descending=True, stable=True)
     return order[:keep].sort().values

@@ -62,3 +62,23 @@ class ModelMeta:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"malformed model metadata ({exc!r}): {d!r}") from None
+
+
+def meta_of(model: Any, example: Any = None) -> ModelMeta:
+    """``model.meta`` when sigmab built the model; for any other ``nn.Module``, what the module itself says: its
+    type name as ``arch`` (such a model is used in memory; a run folder rebuilds only registered or ``ZOO:NAME``
+    architectures), the last linear layer's outputs as classes, the first convolution's inputs as channels,
+    ``example``'s (N, C, H, W) spatial size (default 224x224), and mean 0 / std 1: its inputs come normalised."""
+    from torch import nn
+
+    meta = getattr(model, "meta", None)
+    if isinstance(meta, ModelMeta):
+        return meta
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    if not linears or not convs:
+        raise CheckpointError(f"{type(model).__name__}: sigmab needs a convolutional model ending in an nn.Linear")
+    size = tuple(int(s) for s in example.shape[2:]) if example is not None else (224, 224)
+    channels = convs[0].in_channels
+    return ModelMeta(type(model).__name__, linears[-1].out_features, channels, size, (0.0,) * channels,
+                     (1.0,) * channels)

@@ -23,6 +23,7 @@ from sigmab.importance import get_importance, top_channels
 from sigmab.importance.calibrate import CalibrationStats, calibrate
 from sigmab.importance.filters import CRITERIA, get_criterion
 from sigmab.models import ModelMeta
+from sigmab.models.meta import meta_of
 from sigmab.prune.spec import PrunedNet, PrunedSpec, build_from_decomposition
 
 
@@ -87,7 +88,7 @@ class PrunePlan:
 
     def spec(self, uniform: float) -> PrunedSpec:
         ratios = self.keep_ratios(uniform)
-        keep = {g.name: top_channels(self.scores[g.name], ratios[g.name]) for g in self.groups}
+        keep = {g.name: top_channels(self.scores[g.name], ratios[g.name], g.divisions) for g in self.groups}
         dec = self.dec
         stream = [keep.get(f"stage{s + 1}", torch.arange(dec.widths[dec.stages.index(s)]))
                   for s in range(max(dec.stages) + 1)]
@@ -122,7 +123,7 @@ def plan_pruning(model: nn.Module, cfg: PruneConfig, images: torch.Tensor | None
         calib = calibrate(dec, images.split(cfg.calib_batch_size), statistic, progress=progress)
         stats = group_statistics(dec, groups, calib)
     scores = {g.name: criterion.scores(g, stats.get(g.name)) for g in groups}
-    return PrunePlan(dec, groups, scores, dict(cfg.group_keep), model.meta, dict(vars(cfg)))
+    return PrunePlan(dec, groups, scores, dict(cfg.group_keep), meta_of(model, images), dict(vars(cfg)))
 
 
 def solve_keep_ratio(param_count: Callable[[float], int], budget: int, *, steps: int = 30) -> float:

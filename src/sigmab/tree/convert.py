@@ -19,6 +19,7 @@ from sigmab.errors import ConfigError, check_settings
 from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose, get_adapter
 from sigmab.importance import get_importance, top_channels
 from sigmab.importance.calibrate import CalibrationStats, calibrate
+from sigmab.models.meta import meta_of
 from sigmab.routing import (
     DEFAULT_ROUTER,
     RouterModule,
@@ -162,8 +163,10 @@ def _node_channels(dec: Decomposition, stats: CalibrationStats, samples: torch.T
         stage_sets[stage] = torch.cat([kept, pinned]).sort().values
     channels, inp = [], in_idx
     for b in range(start, end):
-        inner = {g: top_channels(stats.inner_importance[b][g][samples].mean(0), inner_width)
-                 for g in block_handler(dec.blocks[b]).inner_groups(dec.blocks[b])}
+        handler = block_handler(dec.blocks[b])
+        divisions = handler.inner_divisions(dec.blocks[b])
+        inner = {g: top_channels(stats.inner_importance[b][g][samples].mean(0), inner_width, divisions.get(g, 1))
+                 for g in handler.inner_groups(dec.blocks[b])}
         channels.append(BlockChannels(inp, stage_sets[dec.stages[b]], inner))
         inp = channels[-1].out
     return channels
@@ -249,9 +252,9 @@ def convert(model: nn.Module, images: torch.Tensor, cfg: ConvertConfig, *, progr
     fit_router("", torch.arange(n), stats.pooled[splits[0] - 1], [backbone], all_channels, 0)
 
     tree = SigmaBTree(backbone, nodes, routers, cfg.depth)
-    tree.meta = model.meta
+    tree.meta = meta_of(model, images)
     config: dict[str, Any] = dict(vars(cfg))
-    spec = TreeSpec(model.meta, cfg.depth, [dec.block_names[i] for i in splits], node_specs,
+    spec = TreeSpec(tree.meta, cfg.depth, [dec.block_names[i] for i in splits], node_specs,
                     {key: router.spec() for key, router in routers.items()}, config,
                     sizes)
     return Conversion(tree.eval(), spec, leaves, sizes)

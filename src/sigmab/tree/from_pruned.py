@@ -22,7 +22,7 @@ from torch import nn
 
 from sigmab.cluster import spherical_kmeans
 from sigmab.errors import ConfigError
-from sigmab.graph import BlockChannels, decompose
+from sigmab.graph import BlockChannels, Decomposition, block_handler, decompose
 from sigmab.importance import top_channels
 from sigmab.importance.calibrate import CalibrationStats
 from sigmab.models import build_from_meta
@@ -41,17 +41,18 @@ from sigmab.tree.model import SigmaBTree
 from sigmab.tree.spec import BackboneSpec, NodeSpec, TreeSpec, build_node
 
 
-def cluster_channels(stats: CalibrationStats, samples: torch.Tensor, pruned: list[BlockChannels], start: int
-                     ) -> list[BlockChannels]:
+def cluster_channels(dec: Decomposition, stats: CalibrationStats, samples: torch.Tensor,
+                     pruned: list[BlockChannels], start: int) -> list[BlockChannels]:
     """Blocks ``start``.. of a node whose calibration inputs are ``samples`` (indices into ``stats``): the
     residual channels of ``pruned`` (the prune's blocks there), and in every inner group as many channels as the
     prune keeps, the highest by ``stats``' mean importance over ``samples``."""
     out = []
     for b, kept in enumerate(pruned, start):
         inner = {}
+        divisions = block_handler(dec.blocks[b]).inner_divisions(dec.blocks[b])
         for group, ids in kept.inner.items():
             scores = stats.inner_importance[b][group][samples].mean(0)
-            inner[group] = top_channels(scores, ids.numel() / scores.numel())
+            inner[group] = top_channels(scores, ids.numel() / scores.numel(), divisions.get(group, 1))
         out.append(BlockChannels(kept.inp, kept.out, inner))
     return out
 
@@ -103,8 +104,8 @@ def tree_from_pruned(net: PrunedNet, spec: PrunedSpec, images: torch.Tensor, cfg
                                   f"fewer than min_leaf_samples={cfg.min_leaf_samples}")
             head_in = list(spec.head_in) if is_leaf else None
             if stats is not None:
-                node_spec = NodeSpec(start, end, cluster_channels(stats, samples[chosen], spec.blocks[start:end],
-                                                                  start), head_in)
+                node_spec = NodeSpec(start, end, cluster_channels(dec, stats, samples[chosen],
+                                                                  spec.blocks[start:end], start), head_in)
                 node = build_node(dec, node_spec)
             else:
                 node_spec = NodeSpec(start, end, spec.blocks[start:end], head_in)
