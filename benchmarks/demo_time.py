@@ -15,6 +15,26 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, summarise, write_result
+from benchmarks.studies import Result, machine_summary, register_study
+
+REQUIRED = ("command", "seconds", "target_seconds", "machine", "git_commit")
+
+
+def demo_time_section(results: list[Result]) -> list[str]:
+    lines = ["## `make demo` from a fresh clone", "", "| command | wall (median) | runs | target | source |",
+             "|---|---|---|---|---|"]
+    for r in results:
+        s = r["seconds"]
+        verdict = "met" if s["median"] <= r["target_seconds"] else "**missed**"
+        lines.append(f"| `{r['command']}` | {s['median']:.1f} s | {', '.join(f'{v:.1f}' for v in s['runs'])} s "
+                     f"| <= {r['target_seconds']:.0f} s: {verdict} | `{r['_file']}` |")
+    lines += ["", f"Machine: {machine_summary(results[0])}. Each run clones the repository, creates the virtual "
+              "environment, installs sigmab with its pinned dependencies (pip's wheel cache warm) and runs "
+              "`sigmab demo`.", "", "Regenerate: `python -m benchmarks.demo_time`.", ""]
+    return lines
+
+
+register_study('demo_time', REQUIRED, demo_time_section)
 
 
 def main() -> None:

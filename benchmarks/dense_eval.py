@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from benchmarks.common import SHARED, write_result
+from benchmarks.studies import Result, machine_summary, register_study
 from sigmab.models import load_model
 
 # (dataset, data file, arch, weights file, Top-1 its publisher reports)
@@ -39,6 +40,26 @@ def evaluate_row(dataset: str, data: str, arch: str, weights: str, published: fl
             "top1": report["top1"], "published_top1": published, "params": report["params"],
             "macs": report["macs"], "n_samples": report["n_samples"],
             "command": " ".join(["sigmab", *command[3:]]).replace(str(SHARED), "../shared")}
+
+
+def dense_pretrained_section(results: list[Result]) -> list[str]:
+    lines = ["## The pretrained dense models (`../shared`)", "",
+             "Every study starts from one of these. Each row is `sigmab eval` on the full test split (10,000 images), "
+             "with the shortcut layout and input statistics sigmab reads off the file.", "",
+             "| data set | model | shortcuts | test Top-1 | published | parameters | MACs / input | input mean / std |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for row in r["rows"]:
+            stats = f"{', '.join(f'{v:g}' for v in row['mean'])} / {', '.join(f'{v:g}' for v in row['std'])}"
+            lines.append(f"| {row['dataset']} | {row['arch']} | option {row['shortcut']} | {row['top1']:.2f}% | "
+                         f"{row['published_top1']:.2f}% | {row['params']:,} | {row['macs']:,} | {stats} |")
+        lines += ["", f"Machine: {machine_summary(r)}. Source: `{r['_file']}`. Regenerate: "
+                  "`python -m benchmarks.dense_eval` "
+                  "(needs `../shared`); each row's command is recorded in the file.", ""]
+    return lines
+
+
+register_study('dense_pretrained', REQUIRED, dense_pretrained_section)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from benchmarks.cifar import RUNS, _configs, _resolve, load_grid
 from benchmarks.cifar_dispatch import model_sources
 from benchmarks.common import write_result
+from benchmarks.studies import Result, machine_summary, register_study
 from sigmab.dispatch.genetic import hypervolume
 from sigmab.dispatch.pipeline import SEARCHES, dispatch_models, load_models
 
@@ -30,6 +31,39 @@ def front_hypervolume(report: dict[str, Any]) -> tuple[float, tuple[float, float
     reference = (min(m["top1"] for m in models) - 1.0, -1.05)
     points = [(row["top1"], -row["mean_macs"] / dearest) for row in report["front"]]
     return hypervolume(points, reference), reference
+
+
+REQUIRED = ("grid", "run_id", "seeds", "config", "rows", "mean_hypervolume", "adopt_nsga2",
+                               "machine", "git_commit")
+
+
+def dispatch_search_section(results: list[Result]) -> list[str]:
+    lines = ["## The dispatcher's search: sigmab's GA against pymoo's NSGA-II", ""]
+    for r in results:
+        c = r["config"]
+        lines += [
+            f"Dispatch run `{r['run_id']}` of `{r['grid']}` (learn on {c['learn_on']}): both searches get population "
+            f"{c['population']} for {c['generations']} generations (the same number of dispatcher trainings, "
+            f"{r['rows'][0]['evaluations']}), on the same split and seeds. A front's hypervolume is in (Top-1 %, "
+            "MACs as a share of the dearest model's) on the report half, bounded by the cheapest model's Top-1 less "
+            "1 pp and 105% of the dearest model's MACs; larger is better.", "",
+            "| seed | search | hypervolume | front points | best held-out Top-1 | wall time |",
+            "|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            lines.append(f"| {row['seed']} | {row['search']} | {row['hypervolume']:.4f} | {len(row['front'])} | "
+                         f"{row['best_val_top1_per_generation'][-1]:.2f}% | {row['seconds']:.0f} s |")
+        mean = r["mean_hypervolume"]
+        verdict = "at least as good: the nsga2 search is worth offering" if r["adopt_nsga2"] else \
+            "worse: the hand-written GA stays the default"
+        lines += ["", f"Mean hypervolume: GA {mean['ga']:.4f}, NSGA-II {mean['nsga2']:.4f} ({verdict}). "
+                  f"Machine: {machine_summary(r)}. Source: `{r['_file']}`. Regenerate: "
+                  "`python -m benchmarks.dispatch_search "
+                  f"--config benchmarks/configs/{r['grid']} --only {r['run_id']} --seeds "
+                  f"{' '.join(str(s) for s in r['seeds'])}`.", ""]
+    return lines
+
+
+register_study('dispatch_search', REQUIRED, dispatch_search_section)
 
 
 def main() -> None:

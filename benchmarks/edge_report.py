@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks.studies import register_study
 from sigmab.edge import EdgeResult
 from sigmab.edge.study import result_label as _label
 
@@ -133,3 +134,8 @@ def write_edge_plots(results: list[Result], folder: Path) -> None:
         for precision, rows in r["sweep"].items():
             plot_sram_sweep(_rows(rows), folder / f"edge_sweep_{r['model']}_{precision}.png",
                             title=f"{r['model']} on {r['sweep_device']} ({precision}), on-chip weight memory swept")
+
+
+REQUIRED = ("model", "tree", "pruned", "policies", "tree_top1", "leaf_share", "n_inputs", "orders", "devices",
+            "workloads", "results", "sweep_device", "sweep", "machine", "git_commit")
+register_study("edge", REQUIRED, edge_section, write_edge_plots)

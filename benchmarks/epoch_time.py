@@ -19,7 +19,28 @@ from pathlib import Path
 
 from benchmarks.cifar import dense_train_config, load_grid
 from benchmarks.common import write_result
+from benchmarks.studies import Result, machine_summary, register_study, verdict
 from sigmab.train.trainer import train
+
+REQUIRED = ("grid", "config", "model", "dataset", "device", "batch_size", "epochs", "epoch_seconds",
+                          "projected_minutes", "budget_minutes", "fits_budget", "machine", "git_commit")
+
+
+def epoch_time_section(results: list[Result]) -> list[str]:
+    lines = ["## Dense training time of the grids that train their own model", "",
+             "One epoch of the grid's `train:` settings (its evaluation pass included), timed on the device named; "
+             "the projection is that epoch times the grid's epoch count.", "",
+             "| grid | model | device | batch | one epoch | epochs | projected | budget | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['grid']} | {r['model']} | {r['device']} ({machine_summary(r)}) | {r['batch_size']} | "
+                     f"{r['epoch_seconds']:.0f} s | {r['epochs']} | {r['projected_minutes']:.0f} min | "
+                     f"{r['budget_minutes']:.0f} min: {verdict(r['fits_budget'])} | `{r['_file']}` |")
+    lines += ["", "Regenerate: `python -m benchmarks.epoch_time --config <grid YAML>`.", ""]
+    return lines
+
+
+register_study('epoch_time', REQUIRED, epoch_time_section)
 
 
 def main() -> None:

@@ -18,9 +18,35 @@ import time
 from pathlib import Path
 
 from benchmarks.common import SHARED, summarise, write_result
+from benchmarks.studies import Result, machine_summary, register_study
 from sigmab.data import ArrayLoader, load_split
 from sigmab.eval import evaluate
 from sigmab.models import load_model
+
+REQUIRED = ("model", "n_samples", "batch_size", "top1", "cli_seconds", "loop_seconds_nchw",
+                   "loop_seconds_channels_last", "channels_last_speedup", "target_seconds", "machine", "git_commit")
+
+
+def eval_speed_section(results: list[Result]) -> list[str]:
+    lines = ["## Evaluation speed (`sigmab eval`)", "",
+             "| model | images | batch | top-1 | `sigmab eval` wall (median) | loop NCHW | loop channels-last | "
+             "channels-last speed-up | target | source |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        verdict = "met" if r["cli_seconds"]["median"] <= r["target_seconds"] else "**missed**"
+        lines.append(
+            f"| {r['model']} | {r['n_samples']:,} | {r['batch_size']} | {', '.join(f'{t:.2f}' for t in r['top1'])}% "
+            f"| {r['cli_seconds']['median']:.1f} s ({len(r['cli_seconds']['runs'])} runs) "
+            f"| {r['loop_seconds_nchw']['median']:.1f} s | {r['loop_seconds_channels_last']['median']:.1f} s "
+            f"| {r['channels_last_speedup']:.2f}x | <= {r['target_seconds']:.0f} s: {verdict} | `{r['_file']}` |")
+    lines += ["", f"Machine: {machine_summary(results[0])}. The wall time covers the whole command: process start, "
+              "loading the checkpoint and the 10,000 images, and evaluation. The layout ratio is the median NCHW "
+              "loop time over the median channels-last loop time, measured alternately in the same run.",
+              "", "Regenerate: `python -m benchmarks.eval_speed` (needs `../shared`).", ""]
+    return lines
+
+
+register_study('eval_speed', REQUIRED, eval_speed_section)
 
 
 def main() -> None:

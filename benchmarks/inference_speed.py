@@ -23,11 +23,40 @@ import torch
 
 from benchmarks.cifar import add_resnet56_run_args
 from benchmarks.common import seconds, summarise, write_result
+from benchmarks.studies import Result, machine_summary, register_study
 from sigmab.data import Normalize, load_split
 from sigmab.eval import profile_model
 from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_any, path_module
 from sigmab.folders import load_model_or_folder
 from sigmab.tree import cost_summary
+
+REQUIRED = ("model", "batch_size", "latency_inputs", "repeats", "baseline", "rows", "busiest_leaf",
+                               "leaf_share", "macs", "onnxruntime", "machine", "git_commit")
+
+
+def inference_speed_section(results: list[Result]) -> list[str]:
+    lines = ["## CPU inference: eager PyTorch and exported graphs in onnxruntime", ""]
+    for r in results:
+        macs = r["macs"]
+        lines += [
+            f"{r['model']} on CIFAR-10 test images: batch-{r['batch_size']} throughput and batch-1 latency (median "
+            f"over {r['latency_inputs']} single images), {r['repeats']} alternating repeats in one run; ratios are "
+            f"medians of per-repeat ratios against {r['baseline']}. MACs per input: dense {macs['dense']:,}, "
+            f"fpgm-66% {macs['fpgm-66%']:,}, SigmaB mean {macs['sigmab_mean']:,.0f} (busiest leaf "
+            f"{r['busiest_leaf']}).", "",
+            "| engine | batch time (median) | images/s | throughput vs dense eager | batch-1 latency | "
+            "latency vs dense eager |", "|---|---|---|---|---|---|"]
+        for name, row in r["rows"].items():
+            lines.append(f"| {name} | {1e3 * row['batch_seconds']['median']:.0f} ms | "
+                         f"{row['throughput_img_per_s']:,.0f} | {row['throughput_speedup']:.2f}x | "
+                         f"{row['latency_ms']['median']:.2f} ms | {row['latency_speedup']:.2f}x |")
+        lines += ["", f"Machine: {machine_summary(r)}; onnxruntime {r['onnxruntime']}. Source: `{r['_file']}`.", "",
+                  "Regenerate: `python -m benchmarks.inference_speed` (needs the ResNet-56 run folders and "
+                  "`../shared`).", ""]
+    return lines
+
+
+register_study('inference_speed', REQUIRED, inference_speed_section)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import write_result
+from benchmarks.studies import Result, register_study
 from sigmab.models import build_model
 from sigmab.train.precision import cpu_model
 
@@ -46,6 +47,31 @@ def float_convs(path: Path) -> list[dict[str, Any]]:
             consumers[name].append(n.op_type)
     return [{"node": n.name, "inputs_from": [producer.get(i, "initializer") for i in n.input if i],
              "output_to": consumers[n.output[0]]} for n in graph.node if n.op_type == "Conv"]
+
+
+def int8_graph_section(results: list[Result]) -> list[str]:
+    lines = ["## int8 graphs as onnxruntime runs them (`benchmarks.int8_graph`)", "",
+             "A QDQ convolution is integer only where onnxruntime fuses it into `QLinearConv`; one it leaves alone "
+             "runs in float on weights dequantised at every call. Operator counts of the graph onnxruntime runs "
+             "(`ORT_ENABLE_ALL`), for a dense model exported and quantised by sigmab:", "",
+             "| model | activations | convolutions | fused into QLinearConv | left in float | Transpose nodes | "
+             "QLinearAdd |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for row in r["rows"]:
+            lines.append(f"| {r['arch']} | {row['activations']} | {row['convs']} | {row['fused_convs']} | "
+                         f"{len(row['float_convs'])} | {row['transposes']} | "
+                         f"{row['optimised_ops'].get('QLinearAdd', 0)} |")
+        lines += ["", f"onnxruntime {r['onnxruntime']}, CPU: {r['cpu_model']}. With int8 (S8S8) activations about "
+                  "half the convolutions stay in float and NHWC transposes surround the rest, the likely reason "
+                  "the int8 exports of earlier sessions ran slower than fp32 (their speed with uint8 is not measured "
+                  "yet); with uint8 (U8S8) activations every convolution and residual add is fused. "
+                  "`sigmab export --int8` now picks uint8 on x86 "
+                  f"(`--int8-activations`). Source: `{r['_file']}`. Regenerate: `python -m benchmarks.int8_graph`.",
+                  ""]
+    return lines
+
+
+register_study('int8_graph', REQUIRED, int8_graph_section)
 
 
 def main() -> None:

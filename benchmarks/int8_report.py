@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks.studies import register_study
+
 REQUIRED = ("model", "dataset", "rows", "onnxruntime", "machine", "git_commit")
 TARGET_PP, TARGET_ROUTES = 0.5, 0.99  # issue 20: int8 within 0.5 pp of fp32, >= 99% of inputs on the fp32 leaf
 
@@ -75,3 +77,7 @@ def int8_sensitivity_section(results: list[dict[str, Any]]) -> list[str]:
         lines += ["", f"Source: `{r['_file']}`. Regenerate: `python -m benchmarks.int8_sensitivity --run {r['run']}`.",
                   ""]
     return lines
+
+
+register_study("int8", REQUIRED, int8_section)
+register_study("int8_sensitivity", SENSITIVITY_REQUIRED, int8_sensitivity_section)

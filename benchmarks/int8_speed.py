@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import write_result
+from benchmarks.studies import Result, machine_summary, register_study, verdict
 from sigmab.models import build_model
 from sigmab.train.precision import cpu_flags, cpu_model
 
@@ -69,6 +70,30 @@ def _timed(session: Any, name: str, x: np.ndarray, runs: int) -> float:
         session.run(None, {name: x})
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def int8_speed_section(results: list[Result]) -> list[str]:
+    lines = ["## int8 against fp32 in onnxruntime (`benchmarks.int8_speed`)", ""]
+    for r in results:
+        lines += [f"{r['model']} (random weights: speed does not depend on them), its FPGM prune and one tree path, "
+                  f"each exported and quantised by sigmab; onnxruntime {r['onnxruntime']} on {r['cpu_model']} "
+                  f"(VNNI: {'yes' if r.get('vnni') else 'no'}), {machine_summary(r)}. Medians of {r['rounds']} rounds "
+                  "that alternate the three graphs. Target: int8 at least as fast as fp32 at batch "
+                  f"{r['batch_size']}.", "",
+                  f"| model | graph | samples/s (batch {r['batch_size']}) | vs fp32 | batch-1 latency | vs fp32 | "
+                  "target |", "|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            target = "" if row["precision"] == "fp32" else verdict(row["throughput_vs_fp32"] >= 1.0)
+            graph = {"fp32": "fp32", "int8": "int8 activations (S8S8)", "uint8": "uint8 activations (U8S8, "
+                     "the default on x86)"}[row["precision"]]
+            lines.append(f"| {row['model']} | {graph} | {row['samples_per_s']:.0f} | "
+                         f"{row['throughput_vs_fp32']:.3f}x | {row['latency_ms']:.2f} ms | "
+                         f"{row['latency_vs_fp32']:.2f}x | {target} |")
+        lines += ["", f"Source: `{r['_file']}`. Regenerate: `python -m benchmarks.int8_speed`.", ""]
+    return lines
+
+
+register_study('int8_speed', REQUIRED, int8_speed_section)
 
 
 def main() -> None:

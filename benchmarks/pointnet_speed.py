@@ -15,6 +15,7 @@ import argparse
 import torch
 
 from benchmarks.common import seconds, summarise, write_result
+from benchmarks.studies import Result, machine_summary, register_study
 from sigmab.eval import profile_model
 from sigmab.models import build_model
 from sigmab.models.point_ops import DEFAULT_CHUNK_ELEMENTS, ball_query, farthest_point_sample, gather_points
@@ -28,6 +29,41 @@ FASHION_POINTS = dict(centers=[128, 32], radii=[0.2, 0.4], neighbors=[16, 16], m
 def _median(fn, repeats: int) -> dict:
     fn()
     return summarise([seconds(fn) * 1000 for _ in range(repeats)])
+
+
+REQUIRED = ("batch_size", "repeats", "threads", "forward", "kernels", "machine", "git_commit")
+
+
+def pointnet_speed_section(results: list[Result]) -> list[str]:
+    lines = ["## PointNet++ on 2 cores: forward pass and point kernels", ""]
+    for r in results:
+        b = r["batch_size"]
+        lines += [f"Eval-mode forward of a batch of {b} random point sets, median of {r['repeats']} after a warm-up, "
+                  f"{r['threads']} torch threads.", "",
+                  "| model | points | centers | params | MMACs per input | batch time | point sets/s |",
+                  "|---|---|---|---|---|---|---|"]
+        for f in r["forward"]:
+            lines.append(f"| {f['model']} | {f['points']} | {f['centers']} | {f['params']:,} | "
+                         f"{f['macs_per_input'] / 1e6:.0f} | {f['ms']['median']:.1f} ms | "
+                         f"{f['inputs_per_second']:,.0f} |")
+        lines += ["", "Kernels on the same batch: farthest-point sampling of S centers from N points, and ball query "
+                  "(K neighbours within radius r) at several chunk sizes, the default in bold. A chunk holds at most "
+                  "`chunk_elements` distances; the last column is what one unchunked (B, S, N) distance matrix would "
+                  "take.", "",
+                  "| N | S | K | r | FPS | ball query (centers per chunk: time, distance memory) | full matrix |",
+                  "|---|---|---|---|---|---|---|"]
+        for k in r["kernels"]:
+            chunks = "; ".join(("**{}**" if c["default"] else "{}").format(
+                f"{c['centers_per_chunk']}: {c['ms']['median']:.1f} ms, {c['distance_mib']:.1f} MiB")
+                for c in k["ball_query"])
+            lines.append(f"| {k['points']} | {k['centers']} | {k['neighbors']} | {k['radius']} | "
+                         f"{k['fps_ms']['median']:.1f} ms | {chunks} | {k['full_matrix_mib']:.0f} MiB |")
+        lines += ["", f"Machine: {machine_summary(r)}. Source: `{r['_file']}`. Regenerate: `python -m "
+                  "benchmarks.pointnet_speed`.", ""]
+    return lines
+
+
+register_study('pointnet_speed', REQUIRED, pointnet_speed_section)
 
 
 def main() -> None:

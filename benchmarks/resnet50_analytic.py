@@ -15,6 +15,7 @@ import time
 import torch
 
 from benchmarks.common import write_result
+from benchmarks.studies import Result, register_study
 from sigmab.eval import profile_model
 from sigmab.models import build_model
 from sigmab.tree import ConvertConfig, convert, cost_summary
@@ -30,6 +31,37 @@ GRID = [
     {"depth": 2, "split_points": ["layer3.0", "layer4.0"], "widths": [0.5, 0.5], "residual_widths": [1.0, 0.5]},
     {"depth": 3, "split_points": ["layer3.0", "layer3.3", "layer4.0"], "widths": [0.75, 0.5, 0.5]},
 ]
+
+
+REQUIRED = ("model", "input_size", "dense_params", "dense_macs", "published_cut", "rows", "chosen",
+                                 "machine", "git_commit")
+
+
+def resnet50_analytic_section(results: list[Result]) -> list[str]:
+    lines = ["## ResNet-50 (torchvision layout): analytic cost of SigmaB trees", ""]
+    for r in results:
+        lo, hi = r["published_cut"]
+        lines += [
+            f"Per-path active parameters and MACs at {r['input_size'][0]}x{r['input_size'][1]} against dense "
+            f"({r['dense_params']:,} parameters, {r['dense_macs'] / 1e9:.2f} GMACs), uniform leaf shares; the "
+            f"published SigmaB cut is {100 * lo:.0f}-{100 * hi:.0f}% of active parameters. Costs depend only on the "
+            "kept channel counts (no training, no data).", "",
+            "| depth | split points | inner widths | residual widths | stored params | active params (mean) | "
+            "params cut | active GMACs | MACs cut |", "|---|---|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            c = row["config"]
+            mark = " **(default)**" if c == r["chosen"] else ""
+            lines.append(f"| {c['depth']} | {', '.join(c['split_points'])} | {c['widths']} | "
+                         f"{c.get('residual_widths', '1.0')} | {row['stored_params']:,} | "
+                         f"{row['active_params_mean']:,.0f} | {100 * row['active_params_cut']:.1f}%{mark} | "
+                         f"{row['active_macs_mean'] / 1e9:.2f} | {100 * row['active_macs_cut']:.1f}% |")
+        lines += ["", "Default (what `sigmab convert --depth 2` uses for bottleneck ResNets when no widths or split "
+                  "points are given): of the trees reaching the published cut, the one keeping the most active "
+                  f"parameters. Source: `{r['_file']}`. Regenerate: `python -m benchmarks.resnet50_analytic`.", ""]
+    return lines
+
+
+register_study('resnet50_analytic', REQUIRED, resnet50_analytic_section)
 
 
 def main() -> None:

@@ -18,10 +18,52 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import SHARED, seconds, summarise, write_result
+from benchmarks.studies import Result, machine_summary, register_study, verdict
 from sigmab.data import Normalize, load_split
 from sigmab.eval import profile_model
 from sigmab.models import load_model
 from sigmab.tree import ConvertConfig, PathModel, convert, cost_summary
+
+REQUIRED = ("model", "calib_size", "convert_config", "convert_seconds", "convert_target_seconds",
+                      "batch_size", "batch_seconds", "throughput_speedup", "ideal_speedup_from_macs",
+                      "fraction_of_ideal", "fraction_target", "engine_efficiency_vs_single_path",
+                      "latency_batch1_ms", "latency_speedup", "dense_macs", "active_macs_mean",
+                      "active_params_mean", "dense_params", "machine", "git_commit")
+
+
+def sigmab_engine_section(results: list[Result]) -> list[str]:
+    lines = ["## SigmaB engine: conversion and hard-routing inference", ""]
+    for r in results:
+        c = r["convert_config"]
+        b = r["batch_seconds"]
+        lat = r["latency_batch1_ms"]
+        conv = r["convert_seconds"]["median"]
+        lines += [
+            f"{r['model']}, depth-{c['depth']} tree (inner widths {c['widths'] or 'default 0.5'}, residual widths "
+            f"{c['residual_widths'] or 'default 1.0'}), calibration on {r['calib_size']:,} training images, "
+            "converted weights (no fine-tuning: routing and cost do not depend on it).", "",
+            "| measure | dense | SigmaB | ratio | target | verdict |", "|---|---|---|---|---|---|",
+            f"| conversion wall time | | {conv:.1f} s ({len(r['convert_seconds']['runs'])} runs) | | "
+            f"< {r['convert_target_seconds']:.0f} s | {verdict(conv < r['convert_target_seconds'])} |",
+            f"| active MACs / input (mean) | {r['dense_macs']:,} | {r['active_macs_mean']:,.0f} | "
+            f"{r['ideal_speedup_from_macs']:.2f}x ideal | | |",
+            f"| batch-{r['batch_size']} time | {b['dense']['median'] * 1e3:.0f} ms "
+            f"| {b['tree']['median'] * 1e3:.0f} ms "
+            f"| {r['throughput_speedup']:.2f}x = {r['fraction_of_ideal']:.2f} of ideal | >= {r['fraction_target']:.1f}"
+            f" of ideal | {verdict(r['fraction_of_ideal'] >= r['fraction_target'])} |",
+            f"| batch-{r['batch_size']}: one path on all inputs, no routing (engine bound) | | "
+            f"{b['single_path_bound']['median'] * 1e3:.0f} ms | engine at {r['engine_efficiency_vs_single_path']:.2f}"
+            " of the bound | | |",
+            f"| batch-1 latency (median input) | {lat['dense']['median']:.2f} ms | {lat['tree']['median']:.2f} ms | "
+            f"{r['latency_speedup']:.2f}x | reported | |",
+            "", f"Machine: {machine_summary(r)}. Times are medians of alternating repeats in one run "
+            f"(`{r['_file']}`).", "",
+        ]
+    lines += ["Regenerate: `python -m benchmarks.sigmab_engine` (needs `../shared`).", ""]
+    return lines
+
+
+register_study('sigmab_engine', REQUIRED, sigmab_engine_section)
 
 
 def main() -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 from typing import Any
+
+from benchmarks.c100_report import c100_specialise_section, is_c100
+from benchmarks.studies import register_study
 
 Result = dict[str, Any]
 REQUIRED = ("model", "dataset", "run_id", "config", "static_epochs", "extra_epochs", "static_top1",
@@ -310,3 +314,18 @@ def write_specialise_plot(results: list[Result], path: Any) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def specialise_sections(results: list[Result]) -> list[str]:
+    """The CIFAR-10 split-from-prune study, and its CIFAR-100 runs in a section of their own."""
+    c10, c100 = [r for r in results if not is_c100(r)], [r for r in results if is_c100(r)]
+    return (specialise_section(c10) if c10 else []) + (c100_specialise_section(c100) if c100 else [])
+
+
+def write_specialise_plots(results: list[Result], folder: Path) -> None:
+    c10 = [r for r in results if not is_c100(r)]
+    if c10:
+        write_specialise_plot(c10, folder / "specialise.png")
+
+
+register_study("specialise", REQUIRED, specialise_sections, write_specialise_plots)

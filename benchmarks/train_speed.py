@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.common import RESULTS, SHARED, git_commit, machine
+from benchmarks.studies import Result, machine_summary, register_study, verdict
 from sigmab import __version__
 from sigmab.models import build_model
 from sigmab.train.precision import cpu_has_fast_bf16, cpu_model
@@ -155,6 +156,31 @@ def measure_loader(*, batch_size: int, steps: int, data: Path) -> dict[str, Any]
             "real_samples_per_s": round(steps * batch_size / real, 1),
             "synthetic_samples_per_s": round(steps * batch_size / synthetic, 1),
             "ratio": round(synthetic / real, 3)}
+
+
+def train_speed_section(results: list[Result]) -> list[str]:
+    lines = ["## Training speed: bf16 autocast and channels-last against fp32 NCHW (`benchmarks.train_speed`)", ""]
+    for r in results:
+        lines += [f"SGD steps of batch {r['batch_size']} on one fixed batch (median of {r['steps']} steps per round, "
+                  f"rounds alternated {r['repeats']} times, the median round), CPU: {r['cpu_model']} "
+                  f"(fast bf16: {'yes' if r['bf16_fast'] else 'no'}), {machine_summary(r)}. `--amp auto` picks bf16 on "
+                  "this CPU; the speed-up is over fp32 NCHW of the same model and phase.", "",
+                  "| model | phase | amp | memory format | samples/s | speed-up |", "|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            lines.append(f"| {row['model']} | {row['phase']} | {row['amp']} | {row['memory_format']} | "
+                         f"{row['samples_per_s']:.0f} | {row['speedup_vs_fp32_nchw']:.2f}x |")
+        loader = r.get("loader")
+        if loader:
+            lines += ["", f"Data path: {loader['model']} on {loader['dataset']} (bf16, channels-last) fed by the real "
+                      f"loader with augmentation runs at {loader['real_samples_per_s']:.0f} samples/s, "
+                      f"{loader['ratio']:.2f} of the same steps on a synthetic batch "
+                      f"({loader['synthetic_samples_per_s']:.0f}/s): target >= 0.9, "
+                      f"{verdict(loader['ratio'] >= 0.9)}."]
+        lines += ["", f"Source: `{r['_file']}`. Regenerate: `python -m benchmarks.train_speed --loader`.", ""]
+    return lines
+
+
+register_study('train_speed', REQUIRED, train_speed_section)
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from benchmarks.cifar import dense_weights, load_grid, run_layers, run_nested, run_one
-from benchmarks.report import REQUIRED, load_results, render, write_plots
+from benchmarks.grid_report import REQUIRED
+from benchmarks.report import load_results, render, write_plots
 from sigmab.config import preset_layer
 from sigmab.errors import ConfigError
 from tests.benchmarks.test_report import _valid
@@ -35,7 +36,7 @@ def test_a_run_writes_a_result_in_the_shared_schema_and_the_report_renders_it(tm
     grid = load_grid(_grid(tmp_path, [run], weights=str(weights)))
     out = run_one(grid, run, 0, progress=False, runs_dir=tmp_path / "runs", results_dir=tmp_path / "results" / "cifar")
     result = json.loads(out.read_text())
-    assert set(REQUIRED["cifar_run"]) - {"_file"} <= set(result)
+    assert set(REQUIRED) - {"_file"} <= set(result)
     assert result["method"] == "sigmab" and result["finetune_epochs"] == 1 and result["val_top1"] is not None
     assert result["active_params_mean"] < result["dense_params"]
     diagnosis = result["diagnosis"]
@@ -104,7 +105,7 @@ def test_a_pruning_run_writes_the_same_schema(tmp_path: Path) -> None:
     grid = load_grid(_grid(tmp_path, [run], weights=str(weights)))
     out = run_one(grid, run, 0, progress=False, runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
     result = json.loads(out.read_text())
-    assert set(REQUIRED["cifar_run"]) - {"_file"} <= set(result)
+    assert set(REQUIRED) - {"_file"} <= set(result)
     assert result["method"] == "fpgm" and result["config"]["prune"]["criterion"] == "fpgm"
     assert result["active_params_mean"] == result["stored_params"] == result["active_params_max"]
     assert result["stored_params"] <= 0.5 * result["dense_params"] and result["val_top1"] is not None
@@ -143,7 +144,7 @@ def test_a_nested_run_writes_one_result_per_route(tmp_path: Path) -> None:
     assert sorted(results) == ["L0", "L0->L1@3", "L1", "L1->L0@3"]
     assert [p.name for p in paths][0] == "nest-L0-s0.json" and "nest-L0toL1at3-s0.json" in [p.name for p in paths]
     for r in results.values():
-        assert set(REQUIRED["cifar_run"]) - {"_file"} <= set(r) and r["method"] == "nested"
+        assert set(REQUIRED) - {"_file"} <= set(r) and r["method"] == "nested"
         assert r["stored_params"] == results["L0"]["active_params_max"] and r["val_top1"] is not None
     assert results["L1"]["active_params_mean"] < results["L0"]["active_params_mean"] < results["L0"]["dense_params"]
 
@@ -166,7 +167,7 @@ def test_a_dispatch_run_writes_one_result_per_front_point(tmp_path: Path) -> Non
     results = [json.loads(p.read_text()) for p in paths]
     assert [p.name for p in paths] == [f"disp-f{k}-s0.json" for k in range(len(paths))]
     for r in results:
-        assert set(REQUIRED["cifar_run"]) <= set(r) and r["method"] == "dispatch"
+        assert set(REQUIRED) <= set(r) and r["method"] == "dispatch"
         d = r["dispatch"]
         small, dense = sorted(m["mean_params"] for m in d["models"])
         assert small + d["dispatcher_params"] - 1e-6 <= r["active_params_mean"] <= dense + d["dispatcher_params"] + 1e-6
