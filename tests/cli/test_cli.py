@@ -188,3 +188,10 @@ def test_a_torchvision_checkpoint_runs_through_convert_prune_and_eval_by_its_zoo
         assert '"arch": "torchvision:mobilenet_v3_small"' in (tmp_path / folder / spec).read_text()
         assert main(["eval", str(tmp_path / folder), "--json"]) == 0  # rebuilt from that name
         assert _json_out(capsys)["n_samples"] == 4
+
+
+def test_models_lists_one_name_per_line_and_names_the_zoos_apart(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out, err = capsys.readouterr()
+    assert {"resnet56", "mobilenet_v2_cifar"} <= set(out.split("\n")) and ":" not in out
+    assert "torchvision:NAME or timm:NAME" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -154,9 +155,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+ZOO_NOTE = ("and any torchvision:NAME or timm:NAME classification model (pip install 'sigmab[zoo]'; weights from "
+            "--checkpoint, never downloaded)")
+
+
 def add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the registered architectures")
-    p.set_defaults(func=lambda args: print("\n".join(list_models())) or 0)
+    p.set_defaults(func=_print_models)
+
+
+def _print_models(args: argparse.Namespace) -> int:
+    print("\n".join(list_models()))
+    print(ZOO_NOTE, file=sys.stderr)  # stdout stays one name per line, for scripts
+    return 0
 
 
 def add_presets(sub: argparse._SubParsersAction) -> None:
