@@ -105,3 +105,20 @@ def test_a_plain_module_converts_and_prunes_with_the_metadata_it_implies() -> No
     assert (tree.meta.num_classes, tree.meta.in_channels, tree.meta.input_size) == (10, 3, (32, 32))
     net, _ = prune(model, PruneConfig(criterion="fpgm", keep_ratio=0.5), None)
     assert net.meta.arch == "MobileNetV3" and net(images[:2]).shape == (2, 10)
+
+
+@pytest.mark.parametrize(("name", "node"), [
+    ("torchvision:densenet121", "call_function 'cat' on a channel path"),  # concatenations are not followed yet
+    ("torchvision:shufflenet_v2_x0_5", "call_function 'cat' on a channel path"),
+    ("torchvision:convnext_tiny", "call_function 'permute' on a channel path"),
+    ("torchvision:squeezenet1_1", "does not read the previous block's output alone"),
+    ("torchvision:vgg11_bn", "no blocks found"),
+])
+def test_what_the_trace_cannot_follow_is_one_error_naming_it(name: str, node: str) -> None:
+    from sigmab.graph.traced import TraceError
+
+    model = _zoo_model(name)
+    with pytest.raises(TraceError, match=node):
+        decompose(model)
+    with pytest.raises(TraceError, match=node):
+        prune(model, PruneConfig(criterion="l1", scope="inner", keep_ratio=0.5), None)
