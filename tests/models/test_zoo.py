@@ -17,7 +17,7 @@ from tests.helpers import assert_same_function, inner_zeroed_output, randomise_b
 # name -> builder keywords that keep the test small
 MATRIX = {"torchvision:resnet18": {}, "torchvision:resnet50": {}, "torchvision:mobilenet_v2": {"width_mult": 0.5},
           "torchvision:mobilenet_v3_small": {}, "torchvision:efficientnet_b0": {},
-          "torchvision:regnet_x_400mf": {}, "timm:resnet18": {}}
+          "torchvision:regnet_x_400mf": {}, "torchvision:resnext50_32x4d": {}, "timm:resnet18": {}}
 EXPORTED = {"torchvision:mobilenet_v3_small", "torchvision:regnet_x_400mf"}
 
 
@@ -122,3 +122,14 @@ def test_what_the_trace_cannot_follow_is_one_error_naming_it(name: str, node: st
         decompose(model)
     with pytest.raises(TraceError, match=node):
         prune(model, PruneConfig(criterion="l1", scope="inner", keep_ratio=0.5), None)
+
+
+@pytest.mark.parametrize("name", ["torchvision:wide_resnet50_2", "torchvision:regnet_y_400mf",
+                                  "torchvision:mnasnet0_5", "torchvision:mobilenet_v3_large",
+                                  "torchvision:efficientnet_v2_s"])
+def test_more_zoo_models_decompose_into_blocks_and_channel_groups(name: str) -> None:
+    from sigmab.graph.groups import channel_groups
+
+    dec = decompose(_zoo_model(name))
+    inner = [g for g in channel_groups(dec, "all") if g.kind == "inner"]
+    assert len(dec.blocks) >= 16 and len(inner) >= len(dec.blocks) - 2
