@@ -46,6 +46,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_isa() -> str:
+    """The widest vector extension this CPU offers a convolution: ``amx``, ``avx512-bf16``, ``avx512``, ``avx2``,
+    or ``other``. Two CPUs sold under one model name can differ here (EPYCs with and without AVX512-BF16 were
+    seen), so speed results name it beside the model."""
+    flags = cpu_flags()
+    for isa, flag in (("amx", "amx_bf16"), ("avx512-bf16", "avx512_bf16"), ("avx512", "avx512f"), ("avx2", "avx2")):
+        if flag in flags:
+            return isa
+    return "other"
+
+
 def cpu_has_fast_bf16() -> bool:
     """True on CPUs with AMX-BF16 or AVX512-BF16 (Sapphire Rapids and later Xeons, Zen 4 and later EPYCs)."""
     checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
