@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -157,3 +164,26 @@ def inner_zeroed_output(dec, spec, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def captured_fds() -> Iterator[list[str]]:
+    """What the process writes to file descriptors 1 and 2 inside the block (C++ and logging included), as one
+    string appended to the yielded list on exit; for module-scoped fixtures, where ``capfd`` is not available."""
+    said: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    python = io.StringIO()  # under pytest, sys.stdout/err are its own objects, not fds 1 and 2
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(python), contextlib.redirect_stderr(python):
+                yield said
+        finally:
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            said.append(sink.read().decode(errors="replace") + python.getvalue())

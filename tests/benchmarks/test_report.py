@@ -90,6 +90,7 @@ def test_train_speed_rows_show_their_ratio_and_the_loader_verdict(tmp_path: Path
         "loader": {"model": "resnet20", "dataset": "cifar100", "real_samples_per_s": 600.0,
                    "synthetic_samples_per_s": 700.0, "ratio": 0.857}})
     text = render(load_results(tmp_path))
-    assert "| resnet56 | dense | bf16 | channels_last | 256 | 2.19x |" in text
-    assert "CPU: Intel(R) Xeon(R) Processor" in text and "0.86 of the same steps" in text
+    assert "| resnet56 | dense | 128 | bf16 | channels_last | 256 | 2.19x | yes |" in text
+    assert "### Intel(R) Xeon(R) Processor (fast bf16: yes)" in text and "0.86 of the same steps" in text
+    assert "resnet56 2.19x, met" in text
     assert "target >= 0.9, **missed**" in text

@@ -87,10 +87,11 @@ def test_eval_of_shared_resnet20_prints_its_top1(capsys: pytest.CaptureFixture[s
 
 @pytest.mark.shared
 @pytest.mark.slow
-@pytest.mark.parametrize(("arch", "top1", "params"), [("resnet20", 68.83, 278_324), ("resnet56", 72.62, 861_620)])
+@pytest.mark.parametrize(("arch", "top1", "params"), [("resnet20", 68.83, 278_324)])
 def test_eval_of_shared_cifar100_resnets_prints_their_top1(arch: str, top1: float, params: int,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """The projection-shortcut layout, recognised from the file; CIFAR-100 read from its xz archive."""
+    """The projection-shortcut layout, recognised from the file; CIFAR-100 read from its xz archive (ResNet-56's
+    72.62% is `python -m benchmarks.dense_eval`'s, the same command on 3x the compute)."""
     weights, data = require_shared(f"weights/cifar100_{arch}.pth", "data/cifar100.npz.xz")
     assert main(["eval", "--checkpoint", str(weights), "--arch", arch, "--dataset", "cifar100",
                  "--data-root", str(data), "--json", "--no-progress"]) == 0

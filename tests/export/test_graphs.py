@@ -5,7 +5,7 @@ import torch
 from sigmab.errors import CheckpointError, ConfigError
 from sigmab.export import OnnxGraphs, OnnxTreeRunner, export_model, export_tree, path_module, read_export_manifest
 from sigmab.prune import PruneConfig, prune
-from tests.helpers import calibration_batch, tiny_mobilenet_v2, tiny_resnet, tiny_tree
+from tests.helpers import calibration_batch, captured_fds, tiny_mobilenet_v2, tiny_resnet, tiny_tree
 
 pytestmark = pytest.mark.slow  # exports every unit and path of a tree to ONNX (about 40 s)
 
@@ -19,21 +19,26 @@ def tree():
 
 
 @pytest.fixture(scope="module")
-def exported(tree, tmp_path_factory):
+def exported_with_output(tree, tmp_path_factory):
+    """One export of every unit and path, and what the export printed (the slowest step of this file: shared)."""
     folder = tmp_path_factory.mktemp("export")
-    export_tree(tree, calibration_batch(4), folder)
-    return folder
+    with captured_fds() as said:
+        export_tree(tree, calibration_batch(4), folder)
+    return folder, said[0]
 
 
-def test_export_is_quiet_and_onnx_files_hold_no_debug_metadata(tree, tmp_path, capfd) -> None:
+@pytest.fixture(scope="module")
+def exported(exported_with_output):
+    return exported_with_output[0]
+
+
+def test_export_is_quiet_and_onnx_files_hold_no_debug_metadata(tree, exported_with_output) -> None:
     import onnx
 
-    capfd.readouterr()
-    export_tree(tree, calibration_batch(2), tmp_path, paths=False)
-    said = capfd.readouterr()
-    assert "LeafSpec" not in said.err + said.out and "torchvision" not in said.err + said.out
-    assert "Expect archive file" not in said.err  # temporary files keep the .pt2 extension
-    model = onnx.load(str(tmp_path / "tree.onnx"))
+    folder, said = exported_with_output
+    assert "LeafSpec" not in said and "torchvision" not in said
+    assert "Expect archive file" not in said  # temporary files keep the .pt2 extension
+    model = onnx.load(str(folder / "tree.onnx"))
 
     def nodes(graph):
         for node in graph.node:
@@ -44,7 +49,7 @@ def test_export_is_quiet_and_onnx_files_hold_no_debug_metadata(tree, tmp_path, c
 
     assert not any(node.metadata_props for node in nodes(model.graph))
     weights = sum(p.numel() * 4 for p in tree.parameters())
-    assert (tmp_path / "tree.onnx").stat().st_size < 3 * weights + 100_000  # was 2.2 MB for 36 KB of weights
+    assert (folder / "tree.onnx").stat().st_size < 3 * weights + 100_000  # was 2.2 MB for 36 KB of weights
 
 
 def test_manifest_lists_every_unit_and_path(tree, exported) -> None:
