@@ -206,6 +206,58 @@ def _extra_cut_lines(results: list[Result]) -> list[str]:
     return lines + [""]
 
 
+PARITY_SUFFIX = "-fp32"  # a run id with this suffix is its twin's recipe with the forward pass in fp32
+PARITY_PP = 0.3  # issue 29: find out why before bf16 stays the default if it loses more than this
+
+
+def precision_parity(results: list[Result]) -> list[dict[str, Any]]:
+    """Per run set in fp32 (id ending ``-fp32``) whose bf16 twin (the id without it) exists: Top-1 per seed in
+    both precisions and bf16 - fp32 over the seeds both have (paired: same seed, same data order)."""
+    groups = _groups(results)
+    rows = []
+    for (model, setting), fp32 in groups.items():
+        twin = groups.get((model, setting.removesuffix(PARITY_SUFFIX)))
+        if not setting.endswith(PARITY_SUFFIX) or not twin:
+            continue
+        bf16 = {r["seed"]: r["top1"] for r in twin if _amp(r) == "bf16"}
+        full = {r["seed"]: r["top1"] for r in fp32 if _amp(r) == "off"}
+        paired = sorted(set(bf16) & set(full))
+        if not paired:
+            continue
+        diffs = [bf16[s] - full[s] for s in paired]
+        rows.append({"model": model, "setting": twin[0]["run_id"], "bf16": bf16, "fp32": full, "paired_seeds": paired,
+                     "bf16_minus_fp32_pp": statistics.fmean(diffs),
+                     "bf16_seed_sd": statistics.stdev(bf16.values()) if len(bf16) > 1 else None})
+    return rows
+
+
+def _by_seed(tops: dict[int, float]) -> str:
+    return ", ".join(f"s{seed} {top1:.2f}%" for seed, top1 in sorted(tops.items()))
+
+
+def _parity_lines(results: list[Result]) -> list[str]:
+    rows = precision_parity(results)
+    if not rows:
+        return []
+    lines = ["### Precision parity: bf16 against fp32 (issue 29)", "",
+             "The same recipe and seed with the forward pass in fp32 (`c100_resnet20_fp32.yaml`, `--amp off`) "
+             "against the bf16 runs above; each difference pairs runs of one seed (same data order and "
+             f"initial prune). bf16 stays the default if it loses no more than {PARITY_PP} pp, mean of 2 seeds.", "",
+             "| model | arm | bf16 Top-1 by seed | fp32 Top-1 by seed | bf16 - fp32 (paired seeds) | bf16 seed s.d. | "
+             "verdict |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        sd = f"{row['bf16_seed_sd']:.2f} pp" if row["bf16_seed_sd"] is not None else "n/a"
+        loss = -row["bf16_minus_fp32_pp"]
+        if len(row["paired_seeds"]) < 2:
+            verdict = f"not decided ({len(row['paired_seeds'])} of 2 seeds)"
+        else:
+            verdict = f"bf16 loses {loss:.2f} pp: **over {PARITY_PP} pp**" if loss > PARITY_PP else \
+                f"within {PARITY_PP} pp: bf16 stays"
+        lines.append(f"| {row['model']} | `{row['setting']}` | {_by_seed(row['bf16'])} | {_by_seed(row['fp32'])} | "
+                     f"{row['bf16_minus_fp32_pp']:+.2f} pp ({len(row['paired_seeds'])}) | {sd} | {verdict} |")
+    return lines + [""]
+
+
 def _diagnosis(results: list[Result], coarse: list[int] | None) -> list[str]:
     lines = ["| model | run | seed | routed Top-1 | best single leaf | specialisation gain | oracle | leaf shares | "
              "class -> leaf (chance) | superclass -> leaf (chance) |",
@@ -249,6 +301,7 @@ def c100_section(results: list[Result]) -> list[str]:
     lines += ["", "### Per setting (seed mean)", ""] + _summary(results) + [""]
     lines += ["![Top-1 against active parameters, CIFAR-100](benchmarks/plots/c100_pareto.png)", ""]
     lines += _extra_cut_lines(results)
+    lines += _parity_lines(results)
     lines += ["### All runs", ""] + _runs_table(results) + [""]
     coarse = read_superclasses()
     lines += ["### Diagnosis of the trees", "",

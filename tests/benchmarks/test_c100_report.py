@@ -87,3 +87,22 @@ def test_the_extra_cut_compares_the_tree_with_the_static_front_of_its_epochs() -
     assert round(e["static_cut"], 6) == 60.0 and round(e["extra_cut_pp"], 6) == 10.0
     text = "\n".join(c100_section(runs))
     assert "| resnet20 | tree-70 | -70.0% | 58.00% | -60.0% | **+10.0 pp** |" in text
+
+
+def test_precision_parity_pairs_each_fp32_run_with_its_bf16_twin_of_the_same_seed() -> None:
+    from benchmarks.c100_report import precision_parity
+
+    def fp32(seed: int, top1: float) -> dict:
+        return {**_run("fpgm", "fpgm-fp32", seed, top1), "config": {"finetune": {"amp": "off"}}}
+
+    runs = [_run("fpgm", "fpgm", 0, 56.0), _run("fpgm", "fpgm", 1, 55.0), fp32(0, 55.5)]
+    runs += [{**_run("l1", "l1-fp32", 0, 50.0), "config": {"finetune": {"amp": "off"}}}]  # no bf16 twin: no row
+    (row,) = precision_parity(runs)
+    assert row["setting"] == "fpgm" and row["paired_seeds"] == [0] and row["bf16_minus_fp32_pp"] == 0.5
+    assert "not decided (1 of 2 seeds)" in "\n".join(c100_section(runs))
+    runs.append(fp32(1, 55.9))  # bf16 - fp32: +0.5 and -0.9: bf16 loses 0.2 pp on average
+    (row,) = precision_parity(runs)
+    assert round(row["bf16_minus_fp32_pp"], 2) == -0.2
+    assert "| -0.20 pp (2) | 0.71 pp | within 0.3 pp: bf16 stays |" in "\n".join(c100_section(runs))
+    runs[-1] = fp32(1, 56.5)  # -1.5 on seed 1: bf16 loses 0.5 pp
+    assert "bf16 loses 0.50 pp: **over 0.3 pp**" in "\n".join(c100_section(runs))
