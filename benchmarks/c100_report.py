@@ -225,7 +225,10 @@ def precision_parity(results: list[Result]) -> list[dict[str, Any]]:
         if not paired:
             continue
         diffs = [bf16[s] - full[s] for s in paired]
+        cpus = {name: sorted({r.get("machine", {}).get("cpu_model") or "not recorded" for r in runs})
+                for name, runs in (("bf16", twin), ("fp32", fp32))}
         rows.append({"model": model, "setting": twin[0]["run_id"], "bf16": bf16, "fp32": full, "paired_seeds": paired,
+                     "cpus": cpus,
                      "bf16_minus_fp32_pp": statistics.fmean(diffs),
                      "bf16_seed_sd": statistics.stdev(bf16.values()) if len(bf16) > 1 else None})
     return rows
@@ -242,19 +245,23 @@ def _parity_lines(results: list[Result]) -> list[str]:
     lines = ["### Precision parity: bf16 against fp32 (issue 29)", "",
              "The same recipe and seed with the forward pass in fp32 (`c100_resnet20_fp32.yaml`, `--amp off`) "
              "against the bf16 runs above; each difference pairs runs of one seed (same data order and "
-             f"initial prune). bf16 stays the default if it loses no more than {PARITY_PP} pp, mean of 2 seeds.", "",
+             f"initial prune). bf16 stays the default if it loses no more than {PARITY_PP} pp, mean of 2 seeds. "
+             "`--amp auto` trains in bf16 only on a CPU with fast bf16, so the twins may come from different CPUs "
+             "(files written before the CPU was recorded say so).", "",
              "| model | arm | bf16 Top-1 by seed | fp32 Top-1 by seed | bf16 - fp32 (paired seeds) | bf16 seed s.d. | "
-             "verdict |", "|---|---|---|---|---|---|---|"]
+             "CPU bf16 / fp32 | verdict |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         sd = f"{row['bf16_seed_sd']:.2f} pp" if row["bf16_seed_sd"] is not None else "n/a"
         loss = -row["bf16_minus_fp32_pp"]
         if len(row["paired_seeds"]) < 2:
             verdict = f"not decided ({len(row['paired_seeds'])} of 2 seeds)"
         else:
-            verdict = f"bf16 loses {loss:.2f} pp: **over {PARITY_PP} pp**" if loss > PARITY_PP else \
-                f"within {PARITY_PP} pp: bf16 stays"
+            verdict = (f"bf16 loses {loss:.2f} pp: **over {PARITY_PP} pp**" if loss > PARITY_PP else
+                       f"bf16 loses {loss:.2f} pp, within {PARITY_PP} pp: bf16 stays" if loss > 0 else
+                       "bf16 loses nothing: bf16 stays")
         lines.append(f"| {row['model']} | `{row['setting']}` | {_by_seed(row['bf16'])} | {_by_seed(row['fp32'])} | "
-                     f"{row['bf16_minus_fp32_pp']:+.2f} pp ({len(row['paired_seeds'])}) | {sd} | {verdict} |")
+                     f"{row['bf16_minus_fp32_pp']:+.2f} pp ({len(row['paired_seeds'])}) | {sd} | "
+                     f"{', '.join(row['cpus']['bf16'])} / {', '.join(row['cpus']['fp32'])} | {verdict} |")
     return lines + [""]
 
 
