@@ -109,3 +109,13 @@ def test_precision_parity_pairs_each_fp32_run_with_its_bf16_twin_of_the_same_see
     assert "bf16 loses 0.50 pp: **over 0.3 pp**" in "\n".join(c100_section(runs))
     runs[-1] = fp32(1, 54.0)  # bf16 ahead on both seeds
     assert "bf16 loses nothing: bf16 stays" in "\n".join(c100_section(runs))
+
+
+def test_precision_twins_stay_out_of_the_study_verdict() -> None:
+    """An fp32 twin set lacks the shape control: its tree must not be judged against an incomplete static set."""
+    runs = [_run("sigmab", "tree", s, 60.0) for s in (0, 1)] + [_run("activation", "shape", s, 60.5) for s in (0, 1)]
+    runs += [{**_run(m, f"{arm}-fp32", s, 58.0 if m == "fpgm" else 61.0), "config": {"finetune": {"amp": "off"}}}
+             for m, arm in (("sigmab", "tree"), ("fpgm", "fpgm")) for s in (0, 1)]
+    text = "\n".join(c100_section(runs))
+    assert "tree `tree-fp32`" not in text and "tree `tree` 60.00%" in text
+    assert "| resnet20 | tree-fp32 | SigmaB tree | 0 | 61.00% |" in text  # still listed among all runs
