@@ -38,7 +38,7 @@ from benchmarks.pointnet_speed import FASHION_POINTS
 from benchmarks.studies import Result, machine_summary, register_study, verdict
 from sigmab import __version__
 from sigmab.models import build_model
-from sigmab.train.precision import cpu_has_fast_bf16, cpu_isa, cpu_model, has_depthwise_conv
+from sigmab.train.precision import auto_amp_for_model, cpu_has_fast_bf16, cpu_isa, cpu_model
 from sigmab.utils.io import atomic_write_json
 
 REQUIRED = ("rows", "batch_size", "steps", "repeats", "cpu_model", "bf16_fast", "machine", "git_commit")
@@ -124,7 +124,7 @@ def settings_for(case: Case, *, with_bf16: bool) -> list[tuple[str, str]]:
 
 def auto_setting(case: Case, model: nn.Module, bf16_fast: bool) -> tuple[str, str]:
     """The (amp, memory format) ``--amp auto`` and the trainers pick for this model on this CPU."""
-    amp = "bf16" if bf16_fast and not has_depthwise_conv(model) else "off"
+    amp = auto_amp_for_model("bf16" if bf16_fast else "off", torch.device("cpu"), model)
     return amp, "channels_last" if case.image else "contiguous"
 
 
