@@ -139,6 +139,14 @@ def _step_fn(model: nn.Module, loss_fn: Callable[..., torch.Tensor], *, amp: str
     return torch.compile(loss) if compiled else loss
 
 
+def _sgd_step(loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], opt: torch.optim.Optimizer,
+              x: torch.Tensor, y: torch.Tensor) -> None:
+    loss = loss_of(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _step_times(model: nn.Module, loss_fn: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
                 amp: str, memory_format: str, steps: int, compiled: bool = False) -> tuple[float, float]:
     """(median seconds per SGD step over ``steps``, wall of the 2 warm-up steps before them)."""
@@ -150,10 +158,7 @@ def _step_times(model: nn.Module, loss_fn: Callable[..., torch.Tensor], x: torch
     times = []
     for _ in range(steps + 2):
         t0 = time.perf_counter()
-        loss = step(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _sgd_step(step, opt, x, y)
         times.append(time.perf_counter() - t0)
     return statistics.median(times[2:]), sum(times[:2])
 
@@ -234,10 +239,7 @@ def measure_loader(*, batch_size: int, steps: int, data: Path, amp: str) -> dict
     loss_of = _step_fn(model, _plain_loss, amp=amp, compiled=False)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        loss = loss_of(x.contiguous(memory_format=torch.channels_last), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _sgd_step(loss_of, opt, x.contiguous(memory_format=torch.channels_last), y)
 
     batches = iter(loader)
     x0, y0 = next(batches)
