@@ -271,26 +271,79 @@ def _parity_lines(results: list[Result]) -> list[str]:
     return lines + [""]
 
 
-def _diagnosis(results: list[Result], coarse: list[int] | None) -> list[str]:
-    lines = ["| model | run | seed | routed Top-1 | best single leaf | specialisation gain | oracle | leaf shares | "
-             "class -> leaf (chance) | superclass -> leaf (chance) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def _diagnosis(results: list[Result], coarse: list[int] | None, *, superclasses: bool = True) -> list[str]:
+    """The trees' routing diagnosis, one row per run; the superclass column only where the task has superclasses."""
+    head = ["model", "run", "seed", "routed Top-1", "best single leaf", "specialisation gain", "leaves disagree",
+            "oracle", "leaf shares", "class -> leaf (chance)"]
+    head += ["superclass -> leaf (chance)"] if superclasses else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         if _method(r) != "sigmab" or not r.get("diagnosis"):
             continue
         d = r["diagnosis"]
         best_leaf = max(leaf["top1_all"] for leaf in d["leaves"])
         cls, cls_chance = route_consistency(r["leaves"])
-        sup = f"{100 * route_consistency(r['leaves'], coarse)[0]:.1f}% ({100 * cls_chance:.1f}%)" if coarse else "n/a"
+        disagree = f"{d['disagreement']:.1f}%" if "disagreement" in d else "n/a"
         shares = ", ".join(f"{leaf['share']:.2f}" for leaf in r["leaves"])
-        lines.append(f"| {r['model']} | {r['run_id']} | {r['seed']} | {d['top1']:.2f}% | {best_leaf:.2f}% | "
-                     f"{d['top1'] - best_leaf:+.2f} pp | {d['oracle_top1']:.2f}% | {shares} | {100 * cls:.1f}% "
-                     f"({100 * cls_chance:.1f}%) | {sup} |")
+        cells = [r["model"], r["run_id"], str(r["seed"]), f"{d['top1']:.2f}%", f"{best_leaf:.2f}%",
+                 f"{d['top1'] - best_leaf:+.2f} pp", disagree, f"{d['oracle_top1']:.2f}%", shares,
+                 f"{100 * cls:.1f}% ({100 * cls_chance:.1f}%)"]
+        if superclasses:
+            cells.append(f"{100 * route_consistency(r['leaves'], coarse)[0]:.1f}% ({100 * cls_chance:.1f}%)"
+                         if coarse else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def _seeds(n: int) -> str:
     return f"{n} seed" + ("s" if n != 1 else "")
+
+
+def _answer_lines(results: list[Result]) -> list[str]:
+    """One line per tree setting: its mean Top-1 against the best static arm's, the seed noise and the target."""
+    lines = []
+    for v in verdicts(results):
+        noise = f"; mean seed s.d. {v['seed_sd']:.2f} pp" if v["seed_sd"] is not None else ""
+        verdict = "met" if v["met"] else "**not met**"
+        if min(v["tree_seeds"], v["best_static_seeds"]) < 2:
+            verdict = "not decided (the target is a mean of 2 seeds; the second seed is still to run)"
+        lines.append(f"- {v['model']}: tree `{v['tree']}` {v['tree_top1']:.2f}% ({_seeds(v['tree_seeds'])}) against "
+                     f"the best static arm `{v['best_static']}` {v['best_static_top1']:.2f}% "
+                     f"({_seeds(v['best_static_seeds'])}): **{v['gain_pp']:+.2f} pp**{noise}. Target "
+                     f"+{TARGET_PP:.1f} pp: {verdict}.")
+    return lines
+
+
+def has_shape_control(results: Iterable[Result]) -> set[str]:
+    """The models among ``results`` that have a shape-control arm (method ``activation``): only there can a tree
+    be told apart from a better channel allocation."""
+    return {r["model"] for r in results if _method(r) == "activation"}
+
+
+def lead_section(results: list[Result]) -> list[str]:
+    """Issue 30, item 6: the CIFAR-10 grids outside the CIFAR-100 study that carry a shape control (the
+    MobileNetV2-0.5 lead), judged like the CIFAR-100 study: tree against the best static arm at a matching cut,
+    epochs and precision, with the seeds, MACs and the routing diagnosis."""
+    names = ", ".join(sorted({r["model"] for r in results}))
+    lines = [f"## CIFAR-10 {names}: the lead, with its shape control (issue 30, item 6)", "",
+             "The one place the CIFAR-10 study saw leaves clearly specialise, rerun as the CIFAR-100 study is: "
+             "the tree against FPGM at the same active parameters, and against the shape control (a static net "
+             "with one leaf path's per-layer widths, channels ranked by the tree's statistic over all images, "
+             "fine-tuned on all images), every arm the same epochs from the same dense model, seeds as `-sN`. The "
+             "shape control also runs the tree's active MACs, which FPGM at equal parameters does not.", "",
+             "### Answer", ""] + _answer_lines(results)
+    lines += ["", "### Per setting (seed mean)", ""] + _summary(results) + [""]
+    lines += ["### All runs", ""] + _runs_table(results) + [""]
+    lines += ["### Diagnosis of the trees", "",
+              "Every leaf run on every test input. *Specialisation gain*: routed Top-1 minus the best single leaf "
+              "used for every input; *leaves disagree*: the share of test inputs on which the leaves do not all "
+              "predict one class (only there can routing matter); *class -> leaf*: the share of test inputs whose "
+              "class sends most of its inputs to the same leaf as them (chance: the largest leaf's share).", ""]
+    lines += _diagnosis(results, None, superclasses=False)
+    lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/mobilenet_v2_cifar_s2.yaml "
+              "--seeds 0 1` (needs `../shared`; the dense model is committed), then `python -m benchmarks.report`.",
+              ""]
+    return lines
 
 
 def c100_section(results: list[Result]) -> list[str]:
@@ -302,16 +355,7 @@ def c100_section(results: list[Result]) -> list[str]:
              "(mean |activation|) over all images and fine-tuned on all images, so a tree win cannot be a better "
              "channel allocation. Target: tree - best static >= +1.0 pp Top-1, mean of 2 seeds.", ""]
     study = study_runs(results)
-    lines += ["### Answer", ""]
-    for v in verdicts(study):
-        noise = f"; mean seed s.d. {v['seed_sd']:.2f} pp" if v["seed_sd"] is not None else ""
-        verdict = "met" if v["met"] else "**not met**"
-        if min(v["tree_seeds"], v["best_static_seeds"]) < 2:
-            verdict = "not decided (the target is a mean of 2 seeds; the second seed is still to run)"
-        lines.append(f"- {v['model']}: tree `{v['tree']}` {v['tree_top1']:.2f}% ({_seeds(v['tree_seeds'])}) against "
-                     f"the best static arm `{v['best_static']}` {v['best_static_top1']:.2f}% "
-                     f"({_seeds(v['best_static_seeds'])}): **{v['gain_pp']:+.2f} pp**{noise}. Target "
-                     f"+{TARGET_PP:.1f} pp: {verdict}.")
+    lines += ["### Answer", ""] + _answer_lines(study)
     lines += ["", "### Per setting (seed mean)", ""] + _summary(study) + [""]
     lines += ["![Top-1 against active parameters, CIFAR-100](benchmarks/plots/c100_pareto.png)", ""]
     lines += _extra_cut_lines(study)
@@ -320,8 +364,10 @@ def c100_section(results: list[Result]) -> list[str]:
     coarse = read_superclasses()
     lines += ["### Diagnosis of the trees", "",
               "One pass over the test set with every leaf run on every input. *Specialisation gain*: routed Top-1 "
-              "minus the best single leaf used for every input. *Class -> leaf*: the share of test inputs whose "
-              "class sends most of its inputs to the same leaf as them (chance: the largest leaf's share, what "
+              "minus the best single leaf used for every input; *leaves disagree*: the share of test inputs on "
+              "which the leaves do not all predict one class (only there can routing matter). *Class -> leaf*: the "
+              "share of test inputs whose class sends most of its inputs to the same leaf as them (chance: the "
+              "largest leaf's share, what "
               "routing blind to the class gives); *superclass -> leaf*: the same for the 20 CIFAR-100 superclasses.",
               ""] + _diagnosis(results, coarse)
     lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/c100_resnet20.yaml` (and "

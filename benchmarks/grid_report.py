@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.c100_report import c100_section, is_c100, write_c100_plot
+from benchmarks.c100_report import c100_section, has_shape_control, is_c100, lead_section, write_c100_plot
 from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.points_report import points_section, write_points_plots
 from benchmarks.studies import Result, register_study
@@ -32,10 +32,18 @@ def split_grids(runs: list[Result]) -> tuple[list[Result], list[Result], list[Re
     return [r for r in runs if not _on_point_sets(r) and not is_c100(r)], c100, points
 
 
+def lead_runs(images: list[Result]) -> list[Result]:
+    """The image-grid runs of every model with a shape control: they stay in the CIFAR-10 tables and are also
+    judged like the CIFAR-100 study (issue 30's MobileNetV2 lead)."""
+    models = has_shape_control(images)
+    return [r for r in images if r["model"] in models]
+
+
 def grid_sections(runs: list[Result]) -> list[str]:
     images, c100, points = split_grids(runs)
+    lead = lead_runs(images)
     return ((cifar_section(images) if images else []) + (c100_section(c100) if c100 else [])
-            + (points_section(points) if points else []))
+            + (lead_section(lead) if lead else []) + (points_section(points) if points else []))
 
 
 def write_grid_plots(runs: list[Result], folder: Path) -> None:

@@ -119,3 +119,31 @@ def test_precision_twins_stay_out_of_the_study_verdict() -> None:
     text = "\n".join(c100_section(runs))
     assert "tree `tree-fp32`" not in text and "tree `tree` 60.00%" in text
     assert "| resnet20 | tree-fp32 | SigmaB tree | 0 | 61.00% |" in text  # still listed among all runs
+
+
+def _c10(run: dict) -> dict:
+    return {**run, "model": "mobilenet_v2_cifar", "dataset": "cifar10", "dense_params": 700_490,
+            "active_params_mean": 251_800, "config": {"finetune": {"amp": "off"}},
+            "diagnosis": {**run["diagnosis"], "disagreement": 55.5}}
+
+
+def test_the_lead_section_judges_a_cifar10_grid_like_the_cifar100_study() -> None:
+    from benchmarks.c100_report import lead_section
+
+    runs = [_c10(_run("sigmab", "mv2-tree", s, t)) for s, t in ((0, 84.8), (1, 84.4))]
+    runs += [_c10(_run("fpgm", "mv2-fpgm", s, t)) for s, t in ((0, 83.5), (1, 83.3))]
+    runs += [_c10(_run("activation", "mv2-shape", s, t)) for s, t in ((0, 84.0), (1, 84.2))]
+    text = "\n".join(lead_section(runs))
+    assert text.startswith("## CIFAR-10 mobilenet_v2_cifar: the lead, with its shape control")
+    assert "tree `mv2-tree` 84.60% (2 seeds) against the best static arm `mv2-shape` 84.10% (2 seeds): " \
+           "**+0.50 pp**" in text and "Target +1.0 pp: **not met**" in text
+    assert "| mobilenet_v2_cifar | mv2-tree | 0 | 84.80% | 82.80% | +2.00 pp | 55.5% |" in text
+    assert "superclass" not in text  # CIFAR-10 has none
+
+
+def test_only_models_with_a_shape_control_are_lead_runs() -> None:
+    from benchmarks.grid_report import lead_runs
+
+    mv2 = [_c10(_run(m, m, 0, 80.0)) for m in ("sigmab", "activation")]
+    r20 = [{**_run(m, m, 0, 80.0), "dataset": "cifar10"} for m in ("sigmab", "fpgm")]
+    assert lead_runs(mv2 + r20) == mv2
