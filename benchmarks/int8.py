@@ -13,6 +13,7 @@ models it lacks (``--force`` measures again).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -86,6 +87,12 @@ def _timings(fp32: Path, int8: Path, x: np.ndarray, *, repeats: int, singles: in
     }
 
 
+def entry_config(cfg: QuantizeConfig, entry: dict[str, Any]) -> QuantizeConfig:
+    """The grid's quantisation settings with a model entry's own ``quantize:`` on top (e.g. ``keep_float: [stem]``
+    for a row that keeps the stem conv in fp32 beside the fully int8 row of the same model)."""
+    return dataclasses.replace(cfg, **entry.get("quantize", {}))
+
+
 def measure(entry: dict[str, Any], grid: dict[str, Any], cfg: QuantizeConfig, *, repeats: int, singles: int
             ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sigmab-int8-") as tmp:
@@ -127,7 +134,7 @@ def main() -> None:
     for entry in grid["models"]:
         if (args.only and entry["name"] not in args.only) or (entry["name"] in result["rows"] and not args.force):
             continue
-        row = measure(entry, grid, cfg, repeats=args.repeats, singles=args.latency_inputs)
+        row = measure(entry, grid, entry_config(cfg, entry), repeats=args.repeats, singles=args.latency_inputs)
         result["rows"][entry["name"]] = row
         result.update({"model": grid["model"], "dataset": grid["dataset"], "git_commit": git_commit(),
                        "machine": machine(), "onnxruntime": __import__("onnxruntime").__version__})
