@@ -77,8 +77,8 @@ def load_grid(path: Path) -> dict[str, Any]:
     for key in ("model", "dataset", "runs"):
         if key not in grid:
             raise ConfigError(f"{path}: missing '{key}'")
-    if ("weights" in grid) == ("train" in grid):
-        raise ConfigError(f"{path}: give either 'weights' (a pretrained checkpoint) or 'train' (settings to train one)")
+    if "weights" not in grid and "train" not in grid:
+        raise ConfigError(f"{path}: give 'weights' (a pretrained checkpoint) or 'train' (settings to train one)")
     grid.setdefault("name", path.stem)
     if "train" in grid:
         dense_train_config(grid)
@@ -110,7 +110,8 @@ def dense_train_config(grid: dict[str, Any]) -> TrainConfig:
 
 
 def dense_weights(grid: dict[str, Any], *, progress: bool, runs_dir: Path = RUNS) -> Path:
-    """The grid's dense checkpoint: its ``weights``, or the model trained (resuming) from its ``train`` settings."""
+    """The grid's dense checkpoint: its ``weights`` (with ``train`` too, the settings that made them: a record), or
+    the model trained (resuming) from its ``train`` settings."""
     if "weights" in grid:
         return _resolve(grid["weights"])
     folder = runs_dir / f"{grid['name']}-dense"

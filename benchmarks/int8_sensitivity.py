@@ -2,7 +2,7 @@
 then with one choice changed at a time (activation calibration method, per-tensor weights, one weight layer left
 in fp32), each evaluated in onnxruntime on the first ``--images`` test images beside the fp32 graph.
 
-    python -m benchmarks.int8_sensitivity --run benchmarks/runs/mobilenet_v2_cifar_s2-dense
+    python -m benchmarks.int8_sensitivity --run benchmarks/weights/mobilenet_v2_cifar_s2-dense
     # writes benchmarks/results/int8_sensitivity_<arch>.json
 """
 

@@ -127,8 +127,10 @@ def test_a_grid_without_weights_trains_its_dense_model_once(tmp_path: Path) -> N
     assert weights == tmp_path / "runs" / "points-dense" / "model.safetensors" and weights.is_file()
     stamp = weights.stat().st_mtime_ns
     assert dense_weights(loaded, progress=False, runs_dir=tmp_path / "runs").stat().st_mtime_ns == stamp
-    path.write_text(yaml.safe_dump({**grid, "weights": "w.safetensors"}))
-    with pytest.raises(ConfigError, match="either 'weights'"):
+    path.write_text(yaml.safe_dump({**grid, "weights": str(weights)}))  # committed weights win; train: a record
+    assert dense_weights(load_grid(path), progress=False, runs_dir=tmp_path / "elsewhere") == weights
+    path.write_text(yaml.safe_dump({k: v for k, v in grid.items() if k != "train"}))
+    with pytest.raises(ConfigError, match="give 'weights'"):
         load_grid(path)
     path.write_text(yaml.safe_dump({**grid, "train": {"epochs": 0}}))
     with pytest.raises(ConfigError, match="epochs must be >= 1"):
@@ -196,3 +198,19 @@ def test_every_method_a_grid_names_has_one_entry_in_the_method_table() -> None:
     assert METHOD_TABLE["nested"].first_result("r", 1) == "r-L0-s1.json"  # its first route's file
     assert METHOD_TABLE["dispatch"].first_result("r", 1).startswith("r-") and "s1" in \
         METHOD_TABLE["dispatch"].first_result("r", 1)
+
+
+def test_the_committed_mobilenet_v2_dense_model_is_the_grids_start() -> None:
+    """Issue 30: the MobileNetV2 grid starts every arm and seed from committed weights, not a retrained model."""
+    import torch
+
+    from benchmarks.common import ROOT
+    from sigmab.folders import open_model
+
+    grid = load_grid(ROOT / "benchmarks" / "configs" / "mobilenet_v2_cifar_s2.yaml")
+    weights = dense_weights(grid, progress=False)
+    assert weights == ROOT / "benchmarks" / "weights" / "mobilenet_v2_cifar_s2-dense" / "model.safetensors"
+    opened = open_model(weights.parent, None)
+    assert sum(p.numel() for p in opened.model.parameters()) == 700_490
+    with torch.no_grad():
+        assert opened.model.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
