@@ -314,6 +314,35 @@ def _answer_lines(results: list[Result]) -> list[str]:
     return lines
 
 
+def decomposition(results: list[Result]) -> list[dict[str, Any]]:
+    """Per verdict whose tree runs carry a diagnosis: tree - best static = (best single leaf - best static) +
+    specialisation gain (routed - best single leaf), seed means. Routing wins only if the gain outweighs what each
+    leaf loses by training on its share of the images."""
+    groups = _groups(results)
+    out = []
+    for v in verdicts(results):
+        trees = [r for r in groups[(v["model"], v["tree"])] if r.get("diagnosis")]
+        if not trees:
+            continue
+        best_leaf = statistics.fmean(max(leaf["top1_all"] for leaf in r["diagnosis"]["leaves"]) for r in trees)
+        routed = statistics.fmean(r["diagnosis"]["top1"] for r in trees)
+        out.append({**v, "leaf_minus_static_pp": best_leaf - v["best_static_top1"],
+                    "specialisation_pp": routed - best_leaf})
+    return out
+
+
+def _decomposition_lines(results: list[Result]) -> list[str]:
+    rows = decomposition(results)
+    if not rows:
+        return []
+    lines = ["", "Where the difference comes from (seed means): tree - best static = (best single leaf on every input "
+             "- best static) + specialisation gain (routed - best single leaf)."]
+    for d in rows:
+        lines.append(f"- {d['model']}, `{d['tree']}`: {d['gain_pp']:+.2f} pp = {d['leaf_minus_static_pp']:+.2f} pp "
+                     f"{d['specialisation_pp']:+.2f} pp.")
+    return lines
+
+
 def has_shape_control(results: Iterable[Result]) -> set[str]:
     """The models among ``results`` that have a shape-control arm (method ``activation``): only there can a tree
     be told apart from a better channel allocation."""
@@ -331,7 +360,7 @@ def lead_section(results: list[Result]) -> list[str]:
              "with one leaf path's per-layer widths, channels ranked by the tree's statistic over all images, "
              "fine-tuned on all images), every arm the same epochs from the same dense model, seeds as `-sN`. The "
              "shape control also runs the tree's active MACs, which FPGM at equal parameters does not.", "",
-             "### Answer", ""] + _answer_lines(results)
+             "### Answer", ""] + _answer_lines(results) + _decomposition_lines(results)
     lines += ["", "### Per setting (seed mean)", ""] + _summary(results) + [""]
     lines += ["### All runs", ""] + _runs_table(results) + [""]
     lines += ["### Diagnosis of the trees", "",
@@ -355,7 +384,7 @@ def c100_section(results: list[Result]) -> list[str]:
              "(mean |activation|) over all images and fine-tuned on all images, so a tree win cannot be a better "
              "channel allocation. Target: tree - best static >= +1.0 pp Top-1, mean of 2 seeds.", ""]
     study = study_runs(results)
-    lines += ["### Answer", ""] + _answer_lines(study)
+    lines += ["### Answer", ""] + _answer_lines(study) + _decomposition_lines(study)
     lines += ["", "### Per setting (seed mean)", ""] + _summary(study) + [""]
     lines += ["![Top-1 against active parameters, CIFAR-100](benchmarks/plots/c100_pareto.png)", ""]
     lines += _extra_cut_lines(study)
