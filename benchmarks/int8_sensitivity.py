@@ -25,7 +25,8 @@ from sigmab.utils.io import atomic_write_json
 
 # name -> (what changes, quantize_graph keyword arguments); the first is export --int8's default
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "default": ("every weight layer int8, per-channel weights, min/max activations", {}),
+    "default": ("every weight layer int8, per-channel weights, min/max activations (uint8 on x86)", {}),
+    "int8-activations": ("activations int8 (signed) instead of the x86 default uint8", {"activations": "int8"}),
     "percentile": ("activations calibrated at the 99.999th percentile", {"method": "percentile"}),
     "entropy": ("activations calibrated by entropy (KL)", {"method": "entropy"}),
     "per-tensor": ("one weight scale per layer instead of per output channel", {"per_channel": False}),
