@@ -271,6 +271,16 @@ def _parity_lines(results: list[Result]) -> list[str]:
     return lines + [""]
 
 
+def _diagnosis_intro(*, superclasses: bool) -> str:
+    """What the columns of :func:`_diagnosis` mean."""
+    text = ("One pass over the test set with every leaf run on every input. *Specialisation gain*: routed Top-1 "
+            "minus the best single leaf used for every input; *leaves disagree*: the share of test inputs on which "
+            "the leaves do not all predict one class (only there can routing matter). *Class -> leaf*: the share of "
+            "test inputs whose class sends most of its inputs to the same leaf as them (chance: the largest leaf's "
+            "share, what routing blind to the class gives)")
+    return text + ("; *superclass -> leaf*: the same for the 20 CIFAR-100 superclasses." if superclasses else ".")
+
+
 def _diagnosis(results: list[Result], coarse: list[int] | None, *, superclasses: bool = True) -> list[str]:
     """The trees' routing diagnosis, one row per run; the superclass column only where the task has superclasses."""
     head = ["model", "run", "seed", "routed Top-1", "best single leaf", "specialisation gain", "leaves disagree",
@@ -363,11 +373,7 @@ def lead_section(results: list[Result]) -> list[str]:
              "### Answer", ""] + _answer_lines(results) + _decomposition_lines(results)
     lines += ["", "### Per setting (seed mean)", ""] + _summary(results) + [""]
     lines += ["### All runs", ""] + _runs_table(results) + [""]
-    lines += ["### Diagnosis of the trees", "",
-              "Every leaf run on every test input. *Specialisation gain*: routed Top-1 minus the best single leaf "
-              "used for every input; *leaves disagree*: the share of test inputs on which the leaves do not all "
-              "predict one class (only there can routing matter); *class -> leaf*: the share of test inputs whose "
-              "class sends most of its inputs to the same leaf as them (chance: the largest leaf's share).", ""]
+    lines += ["### Diagnosis of the trees", "", _diagnosis_intro(superclasses=False), ""]
     lines += _diagnosis(results, None, superclasses=False)
     lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/mobilenet_v2_cifar_s2.yaml "
               "--seeds 0 1` (needs `../shared`; the dense model is committed), then `python -m benchmarks.report`.",
@@ -391,14 +397,8 @@ def c100_section(results: list[Result]) -> list[str]:
     lines += _parity_lines(results)
     lines += ["### All runs", ""] + _runs_table(results) + [""]
     coarse = read_superclasses()
-    lines += ["### Diagnosis of the trees", "",
-              "One pass over the test set with every leaf run on every input. *Specialisation gain*: routed Top-1 "
-              "minus the best single leaf used for every input; *leaves disagree*: the share of test inputs on "
-              "which the leaves do not all predict one class (only there can routing matter). *Class -> leaf*: the "
-              "share of test inputs whose class sends most of its inputs to the same leaf as them (chance: the "
-              "largest leaf's share, what "
-              "routing blind to the class gives); *superclass -> leaf*: the same for the 20 CIFAR-100 superclasses.",
-              ""] + _diagnosis(results, coarse)
+    lines += ["### Diagnosis of the trees", "", _diagnosis_intro(superclasses=True), ""]
+    lines += _diagnosis(results, coarse)
     lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/c100_resnet20.yaml` (and "
               "`c100_resnet20_sweep.yaml`, `c100_resnet56.yaml`; `--seeds 0 1`; needs `../shared`), "
               "`python -m benchmarks.c100_report --superclasses`, then "

@@ -51,7 +51,8 @@ def int8_section(results: list[dict[str, Any]]) -> list[str]:
                 shares = ", ".join(f"{leaf['leaf']} {100 * leaf['share']:.1f}% ({leaf['top1']:.2f}%)"
                                    for leaf in row["int8"]["leaves"] if leaf["top1"] is not None)
                 lines += ["", f"{row['label']}, int8 leaves (share of inputs, Top-1 on them): {shares}."]
-        lines += ["", f"Machine: {r['machine'].get('cpu_model') or r['machine'].get('processor')}, {r['machine'].get('cpu_count')} CPUs. Source: "
+        cpu = r["machine"].get("cpu_model") or r["machine"].get("processor")
+        lines += ["", f"Machine: {cpu}, {r['machine'].get('cpu_count')} CPUs. Source: "
                   f"`{r['_file']}`. Regenerate: `python -m benchmarks.int8 --config "
                   f"benchmarks/configs/{Path(r['_file']).stem}.yaml` (needs the run folders named in that file and "
                   "`../shared`).",
