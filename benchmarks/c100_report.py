@@ -37,12 +37,6 @@ def is_c100(r: Result) -> bool:
     return r.get("dataset") == "cifar100"
 
 
-def study_runs(results: Iterable[Result]) -> list[Result]:
-    """The runs of the routing study: precision twins (``-fp32``) only check precision, against their bf16 twin;
-    their arm set is not complete (no shape control), so they stay out of verdicts, fronts and the plot."""
-    return [r for r in results if not _setting(r).endswith(PARITY_SUFFIX)]
-
-
 def _method(r: Result) -> str:
     return r.get("method", "sigmab")
 
@@ -59,6 +53,12 @@ def _cut(r: Result) -> float:
 def _amp(r: Result) -> str:
     cfg = r.get("config", {}).get("finetune", {})
     return str(cfg.get("amp", "off"))
+
+
+def _precision(r: Result) -> str:
+    """The forward pass's precision as a reader names it: fp32 (``--amp off``) or the autocast dtype."""
+    amp = _amp(r)
+    return "fp32" if amp == "off" else amp
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -110,16 +110,17 @@ def _runs_table(results: list[Result]) -> list[str]:
                 f"| {model} | {setting} | {ARM_NAMES.get(_method(r), _method(r))} | {r['seed']} | {r['top1']:.2f}% | "
                 f"{r['val_top1']:.2f}% | {r['active_params_mean']:,.0f} | -{_cut(r):.1f}% | {r['stored_params']:,} | "
                 f"{r['active_macs_mean']:,.0f} ({100 * r['active_macs_mean'] / r['dense_macs']:.0f}%) | "
-                f"{r['finetune_epochs']} | {_amp(r)} | `{r['_file']}` |")
+                f"{r['finetune_epochs']} | {_precision(r)} | `{r['_file']}` |")
     return lines
 
 
 def _summary(results: list[Result]) -> list[str]:
-    lines = ["| model | run | arm | seeds | test Top-1 (mean ± s.d.) | cut | active MACs (of dense) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | run | arm | precision | seeds | test Top-1 (mean ± s.d.) | cut | active MACs (of dense) |",
+             "|---|---|---|---|---|---|---|---|"]
     for (model, setting), runs in _groups(results).items():
         macs = statistics.fmean(r["active_macs_mean"] / r["dense_macs"] for r in runs)
-        lines.append(f"| {model} | {setting} | {ARM_NAMES.get(_method(runs[0]), _method(runs[0]))} | {len(runs)} | "
+        lines.append(f"| {model} | {setting} | {ARM_NAMES.get(_method(runs[0]), _method(runs[0]))} | "
+                     f"{_precision(runs[0])} | {len(runs)} | "
                      f"{_mean_sd([r['top1'] for r in runs])}% | -{statistics.fmean(_cut(r) for r in runs):.1f}% | "
                      f"{100 * macs:.0f}% |")
     return lines
@@ -127,7 +128,8 @@ def _summary(results: list[Result]) -> list[str]:
 
 def verdicts(results: list[Result]) -> list[dict[str, Any]]:
     """Per model and tree setting: the tree's mean Top-1 against the best static arm (shape control included) whose
-    cut lies within 1.5 pp of the tree's and whose epochs and training precision match."""
+    cut lies within 1.5 pp of the tree's and whose epochs and training precision match. The target can only be met
+    where those rivals include a shape control (``shape_control``): without it a win may be the allocation."""
     out = []
     groups = _groups(results)
     for (model, setting), trees in groups.items():
@@ -140,12 +142,14 @@ def verdicts(results: list[Result]) -> list[dict[str, Any]]:
         if not rivals:
             continue
         best_setting, best = max(rivals, key=lambda sg: statistics.fmean(r["top1"] for r in sg[1]))
+        shape = any(_method(g[0]) == "activation" for _, g in rivals)
         tree_mean, best_mean = statistics.fmean(r["top1"] for r in trees), statistics.fmean(r["top1"] for r in best)
         noise = [statistics.stdev([r["top1"] for r in g]) for _, g in [(setting, trees), *rivals] if len(g) > 1]
         out.append({"model": model, "tree": setting, "tree_top1": tree_mean, "tree_seeds": len(trees),
                     "best_static": best_setting, "best_static_top1": best_mean, "best_static_seeds": len(best),
                     "gain_pp": tree_mean - best_mean, "seed_sd": statistics.fmean(noise) if noise else None,
-                    "met": tree_mean - best_mean >= TARGET_PP and len(trees) >= 2 and len(best) >= 2})
+                    "shape_control": shape, "precision": _precision(trees[0]),
+                    "met": tree_mean - best_mean >= TARGET_PP and len(trees) >= 2 and len(best) >= 2 and shape})
     return out
 
 
@@ -315,9 +319,14 @@ def _answer_lines(results: list[Result]) -> list[str]:
     for v in verdicts(results):
         noise = f"; mean seed s.d. {v['seed_sd']:.2f} pp" if v["seed_sd"] is not None else ""
         verdict = "met" if v["met"] else "**not met**"
-        if min(v["tree_seeds"], v["best_static_seeds"]) < 2:
-            verdict = "not decided (the target is a mean of 2 seeds; the second seed is still to run)"
-        lines.append(f"- {v['model']}: tree `{v['tree']}` {v['tree_top1']:.2f}% ({_seeds(v['tree_seeds'])}) against "
+        missing = ["the target is a mean of 2 seeds; the second seed is still to run"] * (
+            min(v["tree_seeds"], v["best_static_seeds"]) < 2)
+        missing += ["no shape control at this cut, epochs and precision: a win could be allocation"] * (
+            not v["shape_control"])
+        if missing:
+            verdict = f"not decided ({'; '.join(missing)})"
+        lines.append(f"- {v['model']} ({v['precision']}): tree `{v['tree']}` {v['tree_top1']:.2f}% "
+                     f"({_seeds(v['tree_seeds'])}) against "
                      f"the best static arm `{v['best_static']}` {v['best_static_top1']:.2f}% "
                      f"({_seeds(v['best_static_seeds'])}): **{v['gain_pp']:+.2f} pp**{noise}. Target "
                      f"+{TARGET_PP:.1f} pp: {verdict}.")
@@ -389,11 +398,10 @@ def c100_section(results: list[Result]) -> list[str]:
              "static network with exactly one leaf path's widths, its channels ranked by the tree's own statistic "
              "(mean |activation|) over all images and fine-tuned on all images, so a tree win cannot be a better "
              "channel allocation. Target: tree - best static >= +1.0 pp Top-1, mean of 2 seeds.", ""]
-    study = study_runs(results)
-    lines += ["### Answer", ""] + _answer_lines(study) + _decomposition_lines(study)
-    lines += ["", "### Per setting (seed mean)", ""] + _summary(study) + [""]
+    lines += ["### Answer", ""] + _answer_lines(results) + _decomposition_lines(results)
+    lines += ["", "### Per setting (seed mean)", ""] + _summary(results) + [""]
     lines += ["![Top-1 against active parameters, CIFAR-100](benchmarks/plots/c100_pareto.png)", ""]
-    lines += _extra_cut_lines(study)
+    lines += _extra_cut_lines(results)
     lines += _parity_lines(results)
     lines += ["### All runs", ""] + _runs_table(results) + [""]
     coarse = read_superclasses()
@@ -435,16 +443,19 @@ def c100_specialise_section(results: list[Result]) -> list[str]:
 
 
 def write_c100_plot(results: list[Result], folder: Path) -> None:
-    """Top-1 against the cut in active parameters, one panel per model; each setting its seed mean (error bar: s.d.
-    over seeds), labelled with its active MACs as a share of dense."""
+    """Top-1 against the cut in active parameters, one panel per model and training precision (two per row); each
+    setting its seed mean (error bar: s.d. over seeds), labelled with its active MACs as a share of dense."""
     from sigmab.plots.figure import pyplot
 
     plt = pyplot()
-    results = study_runs(results)
-    models = sorted({r["model"] for r in results})
-    fig, axes = plt.subplots(1, len(models), figsize=(9 * len(models), 4.6), squeeze=False)
-    for ax, model in zip(axes[0], models):
-        mine = [r for r in results if r["model"] == model]
+    panels = sorted({(r["model"], _precision(r)) for r in results})  # like with like: fronts never mix precisions
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(9 * cols, 4.6 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (model, precision) in zip(axes.flat, panels):
+        mine = [r for r in results if r["model"] == model and _precision(r) == precision]
         dense = mine[0]["dense_top1"]
         ax.axhline(dense, color="black", ls=":", lw=1, label=f"dense {dense:.2f}%")
         seen: set[str] = set()
@@ -484,8 +495,8 @@ def write_c100_plot(results: list[Result], folder: Path) -> None:
         ax.set_ylim(min(ys_all) - 2, max(ys_all) + 1.5)
         ax.set_xlabel("fewer active parameters per input than dense (%)")
         ax.set_ylabel("CIFAR-100 test Top-1 (%)")
-        ax.set_title(f"{model}: tree vs static at equal epochs (error bars: s.d. over seeds)", fontsize=10,
-                     loc="left")
+        ax.set_title(f"{model}, {precision}: tree vs static at equal epochs (error bars: s.d. over seeds)",
+                     fontsize=10, loc="left")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), borderaxespad=0)
     fig.tight_layout()

@@ -111,14 +111,28 @@ def test_precision_parity_pairs_each_fp32_run_with_its_bf16_twin_of_the_same_see
     assert "bf16 loses nothing: bf16 stays" in "\n".join(c100_section(runs))
 
 
-def test_precision_twins_stay_out_of_the_study_verdict() -> None:
-    """An fp32 twin set lacks the shape control: its tree must not be judged against an incomplete static set."""
+def test_a_tree_without_a_shape_control_at_its_setting_is_not_decided() -> None:
+    """The fp32 twins join the study, but their static set lacks a shape control: no verdict may be met there."""
     runs = [_run("sigmab", "tree", s, 60.0) for s in (0, 1)] + [_run("activation", "shape", s, 60.5) for s in (0, 1)]
     runs += [{**_run(m, f"{arm}-fp32", s, 58.0 if m == "fpgm" else 61.0), "config": {"finetune": {"amp": "off"}}}
              for m, arm in (("sigmab", "tree"), ("fpgm", "fpgm")) for s in (0, 1)]
+    by_tree = {v["tree"]: v for v in verdicts(runs)}
+    assert by_tree["tree-fp32"]["best_static"] == "fpgm-fp32" and by_tree["tree-fp32"]["gain_pp"] == 3.0
+    assert not by_tree["tree-fp32"]["met"] and by_tree["tree"]["shape_control"]
     text = "\n".join(c100_section(runs))
-    assert "tree `tree-fp32`" not in text and "tree `tree` 60.00%" in text
-    assert "| resnet20 | tree-fp32 | SigmaB tree | 0 | 61.00% |" in text  # still listed among all runs
+    assert "resnet20 (fp32): tree `tree-fp32` 61.00% (2 seeds)" in text
+    assert "**+3.00 pp**; mean seed s.d. 0.00 pp. Target +1.0 pp: not decided (no shape control" in text
+    assert "resnet20 (bf16): tree `tree` 60.00%" in text
+    assert "| resnet20 | tree-fp32 | SigmaB tree | fp32 | 2 | 61.00 ± 0.00% |" in text
+
+
+def test_the_plot_draws_one_panel_per_model_and_precision(tmp_path) -> None:
+    from benchmarks.c100_report import write_c100_plot
+
+    runs = [_run("sigmab", "tree", 0, 60.0), _run("fpgm", "fpgm", 0, 59.0)]
+    runs += [{**_run("fpgm", "fpgm-fp32", 0, 58.0), "config": {"finetune": {"amp": "off"}}}]
+    write_c100_plot(runs, tmp_path)
+    assert (tmp_path / "c100_pareto.png").stat().st_size > 10_000
 
 
 def _c10(run: dict) -> dict:
