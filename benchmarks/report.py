@@ -26,6 +26,7 @@ REPORT_ORDER: dict[str, str] = {
     "inference_speed": "benchmarks.inference_speed", "resnet50_analytic": "benchmarks.resnet50_analytic",
     "pointnet_speed": "benchmarks.pointnet_speed", "epoch_time": "benchmarks.epoch_time",
     "cifar_run": "benchmarks.grid_report", "specialise": "benchmarks.specialise_report",
+    "leaf_fit": "benchmarks.leaf_fit",
     "edge": "benchmarks.edge_report", "int8": "benchmarks.int8_report", "int8_sensitivity": "benchmarks.int8_report",
     "int8_graph": "benchmarks.int8_graph", "int8_speed": "benchmarks.int8_speed",
     "dispatch_search": "benchmarks.dispatch_search",
@@ -56,7 +57,8 @@ def load_results(folder: Path) -> dict[str, list[Result]]:
             raise ReportError(f"missing result file {folder / name}; regenerate it (see BENCHMARKS.md)")
     required = {study.kind: study.required for study in studies()}
     by_kind: dict[str, list[Result]] = {}
-    patterns = ("*.json", "cifar/*.json", "points/*.json", "specialise/*.json", "train_speed/*.json")
+    patterns = ("*.json", "cifar/*.json", "points/*.json", "specialise/*.json", "train_speed/*.json",
+                "leaf_fit/*.json")
     for path in [p for pattern in patterns for p in sorted(folder.glob(pattern))]:
         try:
             result = json.loads(path.read_text())

@@ -30,20 +30,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 import yaml
 
 from benchmarks.common import RESULTS, ROOT, git_commit, machine
+from benchmarks.leaf_fit import ARMS, fit_by_leaf
 from sigmab.config import resolve_config
-from sigmab.data import load_split
 from sigmab.errors import ConfigError
 from sigmab.eval import evaluate
 from sigmab.inputs import folder_eval_data
 from sigmab.prune import PruneConfig
 from sigmab.prune.finetune import PruneFinetuneConfig, finetune_pruned
 from sigmab.prune.pipeline import evaluate_pruned_folder, prune_checkpoint
-from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS, load_pruned
+from sigmab.prune.spec import FINETUNED_WEIGHTS, PRUNED_SPEC, PRUNED_WEIGHTS
 from sigmab.train.distributed import resolve_device
 from sigmab.tree import ConvertConfig, load_tree, save_tree
 from sigmab.tree.finetune import FinetuneConfig, finetune
@@ -55,7 +53,6 @@ from sigmab.tree.spec import TreeSpec
 from sigmab.utils.io import atomic_write_json
 
 RUNS = ROOT / "benchmarks" / "runs" / "specialise"
-ARMS = ("static", "tree")
 OUT = RESULTS / "specialise"
 
 
@@ -200,44 +197,6 @@ def _start_top1(tree_dir: Path) -> float:
     return evaluate(tree, loader).top1
 
 
-def _fit_summary(mask: torch.Tensor, loss: dict[str, torch.Tensor], right: dict[str, torch.Tensor]
-                 ) -> dict[str, float]:
-    """Share, and each arm's mean cross-entropy and Top-1, over the inputs in ``mask`` (N,)."""
-    out = {"share": round(float(mask.double().mean()), 4)}
-    for arm in ARMS:
-        out[f"{arm}_loss"] = round(float(loss[arm][mask].mean()), 4)
-        out[f"{arm}_top1"] = round(100 * float(right[arm][mask].double().mean()), 2)
-    return out
-
-
-@torch.no_grad()
-def _fit(tree_dir: Path, static_dir: Path, grid: dict[str, Any]) -> dict[str, Any]:
-    """Fit or generalisation? Per leaf, on the images the arms trained on (the training split less the held-out
-    part, no augmentation) and on the test split: the tree's cross-entropy and Top-1 on the inputs routed to that
-    leaf, and the static arm's on the same inputs."""
-    tree, spec = load_tree(tree_dir)
-    net, _ = load_pruned(static_dir)
-    tree.eval(), net.eval()
-    source, meta, static = dict(spec.convert_config.get("source") or {}), spec.dense_meta, grid["static"]
-    out: dict[str, Any] = {}
-    for split in ("train", "test"):
-        data = load_split(source["dataset"], split, root=source.get("data_root"),
-                          val_fraction=static["val_fraction"] if split == "train" else 0.0, seed=static.get("seed", 0))
-        leaves, loss, right = [], {arm: [] for arm in ARMS}, {arm: [] for arm in ARMS}
-        for x, y in data.loader(batch_size=500, mean=meta.mean, std=meta.std):
-            z_tree, leaf = tree.forward_hard(x)
-            leaves.append(leaf)
-            for arm, z in (("tree", z_tree), ("static", net(x))):
-                loss[arm].append(F.cross_entropy(z, y, reduction="none"))
-                right[arm].append(z.argmax(1) == y)
-        leaf = torch.cat(leaves)
-        loss_all = {arm: torch.cat(v) for arm, v in loss.items()}
-        right_all = {arm: torch.cat(v) for arm, v in right.items()}
-        out[split] = {"all": _fit_summary(torch.ones_like(leaf, dtype=torch.bool), loss_all, right_all),
-                      "leaves": [_fit_summary(leaf == i, loss_all, right_all) for i in range(len(tree.leaves))]}
-    return out
-
-
 def train_arm(grid: dict[str, Any], run: dict[str, Any], arm: str, *, runs_dir: Path = RUNS, progress: bool) -> Path:
     """Only one arm's training (the static start first, if missing); both arms' folders are resumable."""
     _check_run(run)
@@ -251,7 +210,8 @@ def train_arm(grid: dict[str, Any], run: dict[str, Any], arm: str, *, runs_dir: 
 def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_dir: Path = RUNS,
             results_dir: Path = OUT, fit: bool = False) -> Path:
     """Both arms of one run (the shared static start is built once per grid); returns the result file. With
-    ``fit``, also how each arm fits the training images against the test split (:func:`_fit`)."""
+    ``fit``, also how each arm fits the training images against the test split
+    (:func:`benchmarks.leaf_fit.fit_by_leaf`)."""
     _check_run(run)
     t0 = time.perf_counter()
     work = runs_dir / grid["name"]
@@ -289,7 +249,8 @@ def run_one(grid: dict[str, Any], run: dict[str, Any], *, progress: bool, runs_d
         "static_continued_metrics_csv": (continued / "finetune" / "metrics.csv").read_text(),
     }
     if fit:
-        result["fit"] = _fit(tree_dir, continued, grid)
+        result["fit"] = fit_by_leaf(tree_dir, continued, val_fraction=grid["static"]["val_fraction"],
+                                    seed=grid["static"].get("seed", 0))
     if (tree_dir / "class_groups.json").is_file():
         result["class_groups"] = json.loads((tree_dir / "class_groups.json").read_text())
         result["config"]["route_by"] = "classes"

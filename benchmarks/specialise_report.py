@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.c100_report import c100_specialise_section, is_c100
+from benchmarks.leaf_fit import fit_cells
 from benchmarks.studies import register_study
 
 Result = dict[str, Any]
@@ -168,13 +169,8 @@ def _fit_lines(results: list[Result]) -> list[str]:
     rows = []
     for r in (r for r in results if r.get("fit")):
         for split, label in (("train", "trained on"), ("test", "test")):
-            f = r["fit"][split]
-            leaves = " | ".join(f"{100 * leaf['share']:.0f}%: {leaf['tree_top1']:.2f}% / {leaf['static_top1']:.2f}% "
-                                f"({leaf['tree_top1'] - leaf['static_top1']:+.2f})" for leaf in f["leaves"])
-            a = f["all"]
-            rows.append(f"| `{r['run_id']}` | {_total(r)} | {label} | {a['tree_loss']:.3f} / {a['static_loss']:.3f} | "
-                        f"{a['tree_top1']:.2f}% / {a['static_top1']:.2f}% ({a['tree_top1'] - a['static_top1']:+.2f}) "
-                        f"| {leaves} |")
+            loss, top1, leaves = fit_cells(r["fit"][split])
+            rows.append(f"| `{r['run_id']}` | {_total(r)} | {label} | {loss} | {top1} | {leaves} |")
     if not rows:
         return []
     return ["", "Fit or generalisation? (`--fit`) Each arm on the images both trained on (the training split less "
