@@ -78,9 +78,9 @@ def fit_by_leaf(tree_dir: Path, static_dir: Path, *, val_fraction: float, seed: 
 
 def fit_cells(f: dict[str, Any]) -> tuple[str, str, str]:
     """Table cells of one split of :func:`fit_by_leaf`: cross-entropy (tree / static), Top-1 (tree / static,
-    difference) and per leaf (share: tree / static, difference)."""
+    difference) and per leaf (share: tree / static, difference; one cell, so the table keeps its columns)."""
     a = f["all"]
-    leaves = " | ".join(f"{100 * leaf['share']:.0f}%: {leaf['tree_top1']:.2f}% / {leaf['static_top1']:.2f}% "
+    leaves = "; ".join(f"{100 * leaf['share']:.0f}%: {leaf['tree_top1']:.2f}% / {leaf['static_top1']:.2f}% "
                         f"({leaf['tree_top1'] - leaf['static_top1']:+.2f})" for leaf in f["leaves"])
     return (f"{a['tree_loss']:.3f} / {a['static_loss']:.3f}",
             f"{a['tree_top1']:.2f}% / {a['static_top1']:.2f}% ({a['tree_top1'] - a['static_top1']:+.2f})", leaves)
