@@ -399,6 +399,9 @@ def c100_section(results: list[Result]) -> list[str]:
              "(mean |activation|) over all images and fine-tuned on all images, so a tree win cannot be a better "
              "channel allocation. Target: tree - best static >= +1.0 pp Top-1, mean of 2 seeds.", ""]
     lines += ["### Answer", ""] + _answer_lines(results) + _decomposition_lines(results)
+    lines += ["", "Each leaf against the static net on the inputs routed to it, on the images both trained on and on "
+              "the test split: *Per leaf: the tree against a static net on each leaf's own inputs* "
+              "(`benchmarks.leaf_fit`)."]
     lines += ["", "### Per setting (seed mean)", ""] + _summary(results) + [""]
     lines += ["![Top-1 against active parameters, CIFAR-100](benchmarks/plots/c100_pareto.png)", ""]
     lines += _extra_cut_lines(results)
