@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from benchmarks.cifar_dispatch import front_file, model_sources, run_dispatch_grid
-from benchmarks.common import RESULTS, ROOT, SHARED, git_commit, machine
+from benchmarks.common import RESULTS, ROOT, RUNS, SHARED, git_commit, machine
 from sigmab.config import preset_layer, read_preset, resolve_config
 from sigmab.data import load_split
 from sigmab.dispatch.pipeline import DispatchConfig
@@ -50,8 +50,6 @@ from sigmab.tree.finetune import FINETUNED_WEIGHTS, FinetuneConfig, finetune
 from sigmab.tree.pipeline import convert_checkpoint
 from sigmab.tree.report import evaluate_tree_folder
 from sigmab.utils.io import atomic_write_json
-
-RUNS = ROOT / "benchmarks" / "runs"
 
 
 def add_resnet56_run_args(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from sigmab.utils.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+RUNS = ROOT / "benchmarks" / "runs"  # the grids' run folders (git-ignored)
 SHARED = ROOT.parent / "shared"
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import RESULTS, ROOT, git_commit, machine
+from benchmarks.common import RESULTS, RUNS, git_commit, machine
 from benchmarks.studies import Result, register_study
 from sigmab.data import load_split
 from sigmab.errors import ConfigError
@@ -31,7 +31,6 @@ from sigmab.utils.io import atomic_write_json
 
 ARMS = ("static", "tree")
 OUT = RESULTS / "leaf_fit"
-RUNS = ROOT / "benchmarks" / "runs"
 REQUIRED = ("tree", "static", "seed", "model", "dataset", "fit", "git_commit", "machine")
 
 
