@@ -23,6 +23,7 @@ from sigmab.utils.io import atomic_path, atomic_write_json
 Result = dict[str, Any]
 SUPERCLASSES = RESULTS / "inputs" / "cifar100_superclasses.json"  # not a result: the report reads it
 TARGET_PP = 1.0
+DECOMPOSITION_PLOT = "c100_decomposition.png"
 ARM_NAMES = {"sigmab": "SigmaB tree", "activation": "shape control", "fpgm": "static FPGM", "l1": "static L1",
              "hrank": "static HRank"}
 ARM_COLORS = {"sigmab": "tab:blue", "activation": "tab:purple", "fpgm": "tab:red", "l1": "tab:green",
@@ -148,7 +149,7 @@ def verdicts(results: list[Result]) -> list[dict[str, Any]]:
         out.append({"model": model, "tree": setting, "tree_top1": tree_mean, "tree_seeds": len(trees),
                     "best_static": best_setting, "best_static_top1": best_mean, "best_static_seeds": len(best),
                     "gain_pp": tree_mean - best_mean, "seed_sd": statistics.fmean(noise) if noise else None,
-                    "shape_control": shape, "precision": _precision(trees[0]),
+                    "shape_control": shape, "precision": _precision(trees[0]), "cut": cut, "epochs": epochs,
                     "met": tree_mean - best_mean >= TARGET_PP and len(trees) >= 2 and len(best) >= 2 and shape})
     return out
 
@@ -362,6 +363,48 @@ def _decomposition_lines(results: list[Result]) -> list[str]:
     return lines
 
 
+def write_decomposition_plot(results: list[Result], folder: Path) -> None:
+    """The two terms of ``decomposition`` against the tree's cut, one panel per model and training precision, one
+    line style per fine-tuning budget: where the specialisation gain (up) and the best leaf's deficit (down) cancel,
+    the tree ties the best static net, whatever the cut. Writes nothing when no tree has a diagnosis."""
+    rows = decomposition(results)
+    if not rows:
+        return
+    from sigmab.plots.figure import pyplot
+
+    plt = pyplot()
+    panels = sorted({(d["model"], d["precision"]) for d in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.4), squeeze=False)
+    terms = (("specialisation_pp", "specialisation gain (routed - best leaf)", "tab:blue", "^"),
+             ("leaf_minus_static_pp", "best single leaf - best static", "tab:red", "v"),
+             ("gain_pp", "tree - best static (the sum)", "black", "o"))
+    handles: dict[str, Any] = {}
+    all_budgets = sorted({d["epochs"] for d in rows})
+    for ax, (model, precision) in zip(axes.flat, panels):
+        mine = [d for d in rows if (d["model"], d["precision"]) == (model, precision)]
+        for i, epochs in enumerate(all_budgets):  # solid marks for the shortest budget, hollow for longer ones
+            line = sorted((d for d in mine if d["epochs"] == epochs), key=lambda d: d["cut"])
+            for key, name, color, marker in terms:
+                (h,) = ax.plot([d["cut"] for d in line], [d[key] for d in line], ("-", "--", ":", "-.")[i % 4],
+                               marker=marker, color=color, mfc=color if i == 0 else "none", ms=7)
+                handles.setdefault(f"{name}, {epochs} epochs", h)
+        ax.axhline(0.0, color="gray", lw=0.8)
+        handles.setdefault(f"target +{TARGET_PP:.1f} pp", ax.axhline(TARGET_PP, color="tab:green", lw=0.8, ls=":"))
+        cuts = [d["cut"] for d in mine]
+        ax.set_xlim(min(cuts) - 5, max(cuts) + 5)
+        ax.set_xlabel("tree: fewer active parameters per input than dense (%)")
+        ax.set_ylabel("Top-1 difference (pp, seed means)")
+        ax.set_title(f"{model}, {precision}: what routing gains and what each leaf loses", fontsize=10, loc="left")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.legend(list(handles.values()), list(handles), fontsize=8, loc="upper center", ncol=min(4, len(handles)),
+               bbox_to_anchor=(0.5, 0.0))
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / DECOMPOSITION_PLOT) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
 def has_shape_control(results: Iterable[Result]) -> set[str]:
     """The models among ``results`` that have a shape-control arm (method ``activation``): only there can a tree
     be told apart from a better channel allocation."""
@@ -399,6 +442,8 @@ def c100_section(results: list[Result]) -> list[str]:
              "(mean |activation|) over all images and fine-tuned on all images, so a tree win cannot be a better "
              "channel allocation. Target: tree - best static >= +1.0 pp Top-1, mean of 2 seeds.", ""]
     lines += ["### Answer", ""] + _answer_lines(results) + _decomposition_lines(results)
+    if decomposition(results):
+        lines += ["", f"![the two terms of the difference against the cut](benchmarks/plots/{DECOMPOSITION_PLOT})"]
     lines += ["", "Each leaf against the static net on the inputs routed to it, on the images both trained on and on "
               "the test split: *Per leaf: the tree against a static net on each leaf's own inputs* "
               "(`benchmarks.leaf_fit`)."]

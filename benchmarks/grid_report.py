@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.c100_report import c100_section, has_shape_control, is_c100, lead_section, write_c100_plot
+from benchmarks.c100_report import (
+    c100_section,
+    has_shape_control,
+    is_c100,
+    lead_section,
+    write_c100_plot,
+    write_decomposition_plot,
+)
 from benchmarks.cifar_report import cifar_section, write_cifar_plots
 from benchmarks.points_report import points_section, write_points_plots
 from benchmarks.studies import Result, register_study
@@ -52,6 +59,7 @@ def write_grid_plots(runs: list[Result], folder: Path) -> None:
         write_cifar_plots(images, folder)
     if c100:
         write_c100_plot(c100, folder)
+        write_decomposition_plot(c100, folder)
     if points:
         write_points_plots(points, folder)
 

@@ -163,3 +163,22 @@ def test_only_models_with_a_shape_control_are_lead_runs() -> None:
     mv2 = [_c10(_run(m, m, 0, 80.0)) for m in ("sigmab", "activation")]
     r20 = [{**_run(m, m, 0, 80.0), "dataset": "cifar10"} for m in ("sigmab", "fpgm")]
     assert lead_runs(mv2 + r20) == mv2
+
+
+def test_the_decomposition_plot_draws_both_terms_only_for_trees_with_a_diagnosis(tmp_path) -> None:
+    from benchmarks.c100_report import DECOMPOSITION_PLOT, decomposition, write_decomposition_plot
+
+    runs = [_run("sigmab", "tree", s, t) for s, t in ((0, 60.0), (1, 60.4))]
+    runs += [_run("sigmab", "tree-deep", 0, 40.0, active=55_000), _run("activation", "shape-deep", 0, 41.0,
+                                                                      active=55_000)]
+    runs += [_run("activation", "shape", s, 59.7) for s in (0, 1)]
+    rows = {d["tree"]: d for d in decomposition(runs)}
+    # each run's best leaf is its Top-1 - 2 (58.0, 58.4): -1.5 pp against the shape control's 59.7
+    assert round(rows["tree"]["leaf_minus_static_pp"], 2) == -1.5 and round(rows["tree"]["specialisation_pp"], 2) == 2.0
+    assert rows["tree-deep"]["cut"] > rows["tree"]["cut"]
+    write_decomposition_plot(runs, tmp_path)
+    assert (tmp_path / DECOMPOSITION_PLOT).stat().st_size > 10_000
+    assert f"benchmarks/plots/{DECOMPOSITION_PLOT}" in "\n".join(c100_section(runs))
+    bare = [{**r, "diagnosis": None} for r in runs]
+    write_decomposition_plot(bare, tmp_path / "none")
+    assert not (tmp_path / "none").exists() and DECOMPOSITION_PLOT not in "\n".join(c100_section(bare))
