@@ -456,7 +456,8 @@ def c100_section(results: list[Result]) -> list[str]:
     lines += ["### Diagnosis of the trees", "", _diagnosis_intro(superclasses=True), ""]
     lines += _diagnosis(results, coarse)
     lines += ["", "Regenerate: `python -m benchmarks.cifar --config benchmarks/configs/c100_resnet20.yaml` (and "
-              "`c100_resnet20_sweep.yaml`, `c100_resnet56.yaml`; `--seeds 0 1`; needs `../shared`), "
+              "`c100_resnet20_sweep.yaml`, `c100_resnet56.yaml`, their fp32 twins `c100_resnet20_fp32.yaml`, "
+              "`c100_resnet56_fp32.yaml`; `--seeds 0 1`; needs `../shared`), "
               "`python -m benchmarks.c100_report --superclasses`, then "
               "`python -m benchmarks.report`.", ""]
     return lines
