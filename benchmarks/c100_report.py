@@ -536,10 +536,13 @@ def write_c100_plot(results: list[Result], folder: Path) -> None:
                     label="static front" if "front" not in seen else None)
             seen.add("front")
         trees = [g for g in _groups(mine).values() if _method(g[0]) == "sigmab"]
-        tree_front = upper_front((statistics.fmean(_cut(r) for r in g), statistics.fmean(r["top1"] for r in g))
-                                 for g in trees)
-        if len(tree_front) > 1:
-            ax.plot(*zip(*tree_front), "-", color=ARM_COLORS["sigmab"], lw=1, alpha=0.6, label="tree front")
+        for epochs in sorted({g[0]["finetune_epochs"] for g in trees}):  # like the static fronts: one budget each
+            tree_front = upper_front((statistics.fmean(_cut(r) for r in g), statistics.fmean(r["top1"] for r in g))
+                                     for g in trees if g[0]["finetune_epochs"] == epochs)
+            if len(tree_front) > 1:
+                ax.plot(*zip(*tree_front), "-", color=ARM_COLORS["sigmab"], lw=1, alpha=0.6,
+                        label="tree front" if "tree front" not in seen else None)
+                seen.add("tree front")
         ax.set_xlim(min(xs) - 4, max(xs) + 4)
         ax.set_ylim(min(ys_all) - 2, max(ys_all) + 1.5)
         ax.set_xlabel("fewer active parameters per input than dense (%)")
