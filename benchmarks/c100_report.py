@@ -351,7 +351,9 @@ def decomposition(results: list[Result]) -> list[dict[str, Any]]:
     return out
 
 
-def _decomposition_lines(results: list[Result]) -> list[str]:
+def _decomposition_lines(results: list[Result], *, plot: bool = False) -> list[str]:
+    """The decomposition per tree; with ``plot``, the link to ``write_decomposition_plot``'s figure (drawn from
+    the same rows, so the link appears exactly when the figure is written)."""
     rows = decomposition(results)
     if not rows:
         return []
@@ -360,6 +362,8 @@ def _decomposition_lines(results: list[Result]) -> list[str]:
     for d in rows:
         lines.append(f"- {d['model']}, `{d['tree']}`: {d['gain_pp']:+.2f} pp = {d['leaf_minus_static_pp']:+.2f} pp "
                      f"{d['specialisation_pp']:+.2f} pp.")
+    if plot:
+        lines += ["", f"![the two terms of the difference against the cut](benchmarks/plots/{DECOMPOSITION_PLOT})"]
     return lines
 
 
@@ -441,9 +445,7 @@ def c100_section(results: list[Result]) -> list[str]:
              "static network with exactly one leaf path's widths, its channels ranked by the tree's own statistic "
              "(mean |activation|) over all images and fine-tuned on all images, so a tree win cannot be a better "
              "channel allocation. Target: tree - best static >= +1.0 pp Top-1, mean of 2 seeds.", ""]
-    lines += ["### Answer", ""] + _answer_lines(results) + _decomposition_lines(results)
-    if decomposition(results):
-        lines += ["", f"![the two terms of the difference against the cut](benchmarks/plots/{DECOMPOSITION_PLOT})"]
+    lines += ["### Answer", ""] + _answer_lines(results) + _decomposition_lines(results, plot=True)
     lines += ["", "Each leaf against the static net on the inputs routed to it, on the images both trained on and on "
               "the test split: *Per leaf: the tree against a static net on each leaf's own inputs* "
               "(`benchmarks.leaf_fit`)."]

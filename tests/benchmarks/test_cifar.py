@@ -220,18 +220,22 @@ def test_the_committed_mobilenet_v2_dense_model_is_the_grids_start() -> None:
                                                       ("c100_resnet56_fp32.yaml", "c100_resnet56.yaml")])
 def test_an_fp32_twin_differs_from_its_bf16_run_only_in_precision(fp32_grid: str, bf16_grid: str) -> None:
     """The precision study and the fp32 verdicts pair `X-fp32` with `X`: nothing but `amp` may differ."""
+    from benchmarks.c100_report import PARITY_SUFFIX
+
+    def recipe(run: dict) -> dict:  # everything but the id and the precision
+        return {**{k: v for k, v in run.items() if k != "id"},
+                "finetune": {k: v for k, v in run["finetune"].items() if k != "amp"}}
+
     root = Path(__file__).resolve().parents[2] / "benchmarks" / "configs"
     fp32, bf16 = load_grid(root / fp32_grid), load_grid(root / bf16_grid)
     assert fp32["model"] == bf16["model"] and fp32["weights"] == bf16["weights"]
     twins = {run["id"]: run for run in bf16["runs"]}
     paired = 0
     for run in fp32["runs"]:
-        assert run["id"].endswith("-fp32") and run["finetune"]["amp"] == "off", run["id"]
-        twin = twins.get(run["id"].removesuffix("-fp32"))
+        assert run["id"].endswith(PARITY_SUFFIX) and run["finetune"]["amp"] == "off", run["id"]
+        twin = twins.get(run["id"].removesuffix(PARITY_SUFFIX))
         if twin is None:  # a setting with no bf16 run (e.g. a longer budget)
             continue
         paired += 1
-        strip = {k: v for k, v in run.items() if k != "id"}
-        assert {**strip, "finetune": {k: v for k, v in run["finetune"].items() if k != "amp"}} == {
-            **{k: v for k, v in twin.items() if k != "id"}, "finetune": twin["finetune"]}, run["id"]
+        assert "amp" not in twin["finetune"] and recipe(run) == recipe(twin), run["id"]
     assert paired >= 2
