@@ -146,7 +146,10 @@ def verdicts(results: list[Result]) -> list[dict[str, Any]]:
         shape = any(_method(g[0]) == "activation" for _, g in rivals)
         tree_mean, best_mean = statistics.fmean(r["top1"] for r in trees), statistics.fmean(r["top1"] for r in best)
         noise = [statistics.stdev([r["top1"] for r in g]) for _, g in [(setting, trees), *rivals] if len(g) > 1]
+        others = [statistics.fmean(r["top1"] for r in g) for s, g in rivals if s != best_setting]
         out.append({"model": model, "tree": setting, "tree_top1": tree_mean, "tree_seeds": len(trees),
+                    "tree_top1s": [r["top1"] for r in trees], "best_static_top1s": [r["top1"] for r in best],
+                    "runner_up_top1": max(others, default=None),
                     "best_static": best_setting, "best_static_top1": best_mean, "best_static_seeds": len(best),
                     "gain_pp": tree_mean - best_mean, "seed_sd": statistics.fmean(noise) if noise else None,
                     "shape_control": shape, "precision": _precision(trees[0]), "cut": cut, "epochs": epochs,
@@ -310,13 +313,52 @@ def _diagnosis(results: list[Result], coarse: list[int] | None, *, superclasses:
     return lines
 
 
+def second_seed_bound(v: dict[str, Any]) -> dict[str, Any] | None:
+    """For a verdict one seed short on one side only: the score that side's second seed must reach for the target
+    to be met (the other side's mean held fixed). ``None`` where both sides are one seed short or none is."""
+    tree, static = v["tree_top1s"], v["best_static_top1s"]
+    if len(tree) >= 2 and len(static) == 1:
+        # the static mean must fall to tree - target; another rival already above that line cannot be passed
+        line = statistics.fmean(tree) - TARGET_PP
+        possible = v["runner_up_top1"] is None or v["runner_up_top1"] <= line
+        return {"side": "static", "run": v["best_static"], "bound": 2 * line - static[0], "first": static[0],
+                "at_most": True, "possible": possible}
+    if len(tree) == 1 and len(static) >= 2:
+        line = statistics.fmean(static) + TARGET_PP
+        return {"side": "tree", "run": v["tree"], "bound": 2 * line - tree[0], "first": tree[0],
+                "at_most": False, "possible": True}
+    return None
+
+
+def largest_seed_spread(results: list[Result]) -> tuple[float, str] | None:
+    """The widest gap between the best and worst seed of any one setting with 2 seeds or more: (pp, setting)."""
+    spreads = [(max(t) - min(t), setting) for (_, setting), g in _groups(results).items()
+               if len(t := [r["top1"] for r in g]) > 1]
+    return max(spreads, default=None)
+
+
+def _bound_text(v: dict[str, Any], spread: tuple[float, str] | None) -> str:
+    b = second_seed_bound(v)
+    if b is None or v["met"]:
+        return ""
+    if not b["possible"]:
+        return (f" Whatever `{b['run']}`'s second seed scores, another static arm at this cut already lies above "
+                f"{v['tree_top1'] - TARGET_PP:.2f}%: the target cannot be met.")
+    relation = "at most" if b["at_most"] else "at least"
+    text = (f" For the target, `{b['run']}`'s second seed must score {relation} {b['bound']:.2f}% "
+            f"({b['bound'] - b['first']:+.2f} pp from its first)")
+    if spread is not None:
+        text += f"; the widest gap between two seeds of any setting so far is {spread[0]:.2f} pp (`{spread[1]}`)"
+    return text + "."
+
+
 def _seeds(n: int) -> str:
     return f"{n} seed" + ("s" if n != 1 else "")
 
 
 def _answer_lines(results: list[Result]) -> list[str]:
     """One line per tree setting: its mean Top-1 against the best static arm's, the seed noise and the target."""
-    lines = []
+    lines, spread = [], largest_seed_spread(results)
     for v in verdicts(results):
         noise = f"; mean seed s.d. {v['seed_sd']:.2f} pp" if v["seed_sd"] is not None else ""
         verdict = "met" if v["met"] else "**not met**"
@@ -330,7 +372,7 @@ def _answer_lines(results: list[Result]) -> list[str]:
                      f"({_seeds(v['tree_seeds'])}) against "
                      f"the best static arm `{v['best_static']}` {v['best_static_top1']:.2f}% "
                      f"({_seeds(v['best_static_seeds'])}): **{v['gain_pp']:+.2f} pp**{noise}. Target "
-                     f"+{TARGET_PP:.1f} pp: {verdict}.")
+                     f"+{TARGET_PP:.1f} pp: {verdict}.{_bound_text(v, spread)}")
     return lines
 
 

@@ -44,6 +44,31 @@ def test_a_gain_of_a_single_seed_never_meets_the_target() -> None:
     assert "Target +1.0 pp: not decided (the target is a mean of 2 seeds" in "\n".join(c100_section(runs))
 
 
+def test_a_verdict_one_seed_short_says_what_the_missing_seed_must_score() -> None:
+    from benchmarks.c100_report import second_seed_bound
+
+    runs = [_run("sigmab", "tree", s, t) for s, t in ((0, 63.4), (1, 64.0))]  # mean 63.7: static must reach 62.7
+    runs += [_run("activation", "shape", 0, 63.4), _run("fpgm", "fpgm", 0, 62.0), _run("fpgm", "fpgm", 1, 62.6)]
+    (v,) = verdicts(runs)
+    bound = second_seed_bound(v)
+    assert bound["side"] == "static" and bound["possible"] and round(bound["bound"], 2) == 62.0
+    text = "\n".join(c100_section(runs))
+    assert "`shape`'s second seed must score at most 62.00% (-1.40 pp from its first)" in text
+    assert "the widest gap between two seeds of any setting so far is 0.60 pp" in text
+
+    runs[-1] = _run("fpgm", "fpgm", 1, 63.6)  # FPGM's mean 62.8 already lies above 62.7
+    (v,) = verdicts(runs)
+    assert not second_seed_bound(v)["possible"]
+    assert "the target cannot be met" in "\n".join(c100_section(runs))
+
+    tree_short = [_run("sigmab", "tree", 0, 61.0)] + [_run("fpgm", "fpgm", s, 60.0) for s in (0, 1)]
+    (v,) = verdicts(tree_short)
+    assert second_seed_bound(v) == {"side": "tree", "run": "tree", "bound": 61.0, "first": 61.0,
+                                    "at_most": False, "possible": True}
+    both_short = [_run("sigmab", "tree", 0, 61.0), _run("fpgm", "fpgm", 0, 60.0)]
+    assert second_seed_bound(verdicts(both_short)[0]) is None
+
+
 def test_the_split_from_prune_runs_report_their_mean_gain() -> None:
     from benchmarks.c100_report import c100_specialise_section
 
