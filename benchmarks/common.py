@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import subprocess
 import time
@@ -53,7 +54,14 @@ def summarise(samples: list[float]) -> dict[str, Any]:
             "runs": [round(s, 3) for s in samples]}
 
 
+def per_cpu_name(stem: str, cpu: str, isa: str) -> str:
+    """A results file name per kind of CPU, since speed depends on it: ``train_speed-intel-xeon-processor-amx``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(r\)|\(tm\)", "", cpu.lower())).strip("-")
+    return f"{stem}-{slug}-{isa}"
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """``RESULTS/name.json``, atomically, with provenance; ``name`` may name a subfolder (``int8_speed/...``)."""
     path = RESULTS / f"{name}.json"
     atomic_write_json(path, {**payload, "git_commit": git_commit(), "sigmab_version": __version__,
                              "machine": machine()})

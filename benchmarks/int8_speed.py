@@ -6,7 +6,9 @@ prune to -66% parameters (inner channels) and one path of a depth-2 SigmaB tree 
 of 64 (samples/s) and of 1 (latency), alternating fp32, int8 and uint8 graphs in every round; each figure is the
 median over rounds. The ratio is int8 (or uint8) throughput over fp32 throughput of the same model.
 
-    python -m benchmarks.int8_speed          # writes benchmarks/results/int8_speed_resnet56.json
+    python -m benchmarks.int8_speed          # writes benchmarks/results/int8_speed/int8_speed-<cpu>-<isa>.json
+
+One results file per kind of CPU: whether int8 pays depends on the integer instructions it has (VNNI, AMX-INT8).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.common import write_result
+from benchmarks.common import per_cpu_name, write_result
 from benchmarks.studies import Result, machine_summary, register_study, verdict
 from sigmab.models import build_model
-from sigmab.train.precision import cpu_flags, cpu_model
+from sigmab.train.precision import cpu_flags, cpu_isa, cpu_model
 
 REQUIRED = ("model", "rows", "batch_size", "rounds", "cpu_model", "machine", "git_commit")
 PRECISIONS = ("fp32", "int8", "uint8")
@@ -74,10 +76,12 @@ def _timed(session: Any, name: str, x: np.ndarray, runs: int) -> float:
 
 def int8_speed_section(results: list[Result]) -> list[str]:
     lines = ["## int8 against fp32 in onnxruntime (`benchmarks.int8_speed`)", ""]
-    for r in results:
-        lines += [f"{r['model']} (random weights: speed does not depend on them), its FPGM prune and one tree path, "
-                  f"each exported and quantised by sigmab; onnxruntime {r['onnxruntime']} on {r['cpu_model']} "
-                  f"(VNNI: {'yes' if r.get('vnni') else 'no'}), {machine_summary(r)}. Medians of {r['rounds']} rounds "
+    for r in results:  # one file per kind of CPU
+        isa = f"{r['cpu_isa']}, " if r.get("cpu_isa") else ""
+        lines += [f"### {r['cpu_model']} ({isa}VNNI: {'yes' if r.get('vnni') else 'no'})", "",
+                  f"{r['model']} (random weights: speed does not depend on them), its FPGM prune and one tree path, "
+                  f"each exported and quantised by sigmab; onnxruntime {r['onnxruntime']}, {machine_summary(r)}. "
+                  f"Medians of {r['rounds']} rounds "
                   "that alternate the three graphs. Target: int8 at least as fast as fp32 at batch "
                   f"{r['batch_size']}.", "",
                   f"| model | graph | samples/s (batch {r['batch_size']}) | vs fp32 | batch-1 latency | vs fp32 | "
@@ -130,9 +134,9 @@ def main() -> None:
                 rows.append(row)
                 print(f"{label:10s} {p:5s} {row['samples_per_s']:8.1f} samples/s ({row['throughput_vs_fp32']:.2f}x) "
                       f"batch-1 {row['latency_ms']:.2f} ms ({row['latency_vs_fp32']:.2f}x)", flush=True)
-    write_result("int8_speed_resnet56", {
+    write_result(f"int8_speed/{per_cpu_name('int8_speed', cpu_model(), cpu_isa())}", {
         "benchmark": "int8_speed", "model": "resnet56", "rows": rows, "batch_size": args.batch_size,
-        "rounds": args.rounds, "onnxruntime": ort.__version__, "cpu_model": cpu_model(),
+        "rounds": args.rounds, "onnxruntime": ort.__version__, "cpu_model": cpu_model(), "cpu_isa": cpu_isa(),
         "vnni": bool(cpu_flags() & {"avx512_vnni", "avx_vnni"})})
 
 

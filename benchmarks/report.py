@@ -58,7 +58,7 @@ def load_results(folder: Path) -> dict[str, list[Result]]:
     required = {study.kind: study.required for study in studies()}
     by_kind: dict[str, list[Result]] = {}
     patterns = ("*.json", "cifar/*.json", "points/*.json", "specialise/*.json", "train_speed/*.json",
-                "leaf_fit/*.json")
+                "leaf_fit/*.json", "int8_speed/*.json")
     for path in [p for pattern in patterns for p in sorted(folder.glob(pattern))]:
         try:
             result = json.loads(path.read_text())

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import RESULTS, SHARED, git_commit, machine
+from benchmarks.common import RESULTS, SHARED, git_commit, machine, per_cpu_name
 from benchmarks.pointnet_speed import FASHION_POINTS
 from benchmarks.studies import Result, machine_summary, register_study, verdict
 from sigmab import __version__
@@ -49,8 +48,7 @@ FASHION_POINTS_EPOCH = 54_000  # Fashion-MNIST's 60,000 training images as point
 
 def out_path(cpu: str, isa: str) -> Path:
     """One results file per kind of CPU: ``train_speed-intel-xeon-processor-amx.json``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(r\)|\(tm\)", "", cpu.lower())).strip("-")
-    return RESULTS / "train_speed" / f"train_speed-{slug}-{isa}.json"
+    return RESULTS / "train_speed" / f"{per_cpu_name('train_speed', cpu, isa)}.json"
 
 
 def _tree(num_classes: int) -> nn.Module:
