@@ -339,7 +339,7 @@ def largest_seed_spread(results: list[Result]) -> tuple[float, str] | None:
 
 def _bound_text(v: dict[str, Any], spread: tuple[float, str] | None) -> str:
     b = second_seed_bound(v)
-    if b is None or v["met"]:
+    if b is None or v["met"] or not v["shape_control"]:  # without a shape control no seed can meet it
         return ""
     if not b["possible"]:
         return (f" Whatever `{b['run']}`'s second seed scores, another static arm at this cut already lies above "
