@@ -67,6 +67,8 @@ def test_a_verdict_one_seed_short_says_what_the_missing_seed_must_score() -> Non
                                     "at_most": False, "possible": True}
     both_short = [_run("sigmab", "tree", 0, 61.0), _run("fpgm", "fpgm", 0, 60.0)]
     assert second_seed_bound(verdicts(both_short)[0]) is None
+    no_shape = [_run("sigmab", "tree", s, 63.0) for s in (0, 1)] + [_run("fpgm", "fpgm", 0, 61.0)]
+    assert "must score" not in "\n".join(c100_section(no_shape))  # not decided for want of a shape control
 
 
 def test_the_split_from_prune_runs_report_their_mean_gain() -> None:
