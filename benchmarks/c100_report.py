@@ -319,12 +319,12 @@ def second_seed_bound(v: dict[str, Any]) -> dict[str, Any] | None:
     tree, static = v["tree_top1s"], v["best_static_top1s"]
     if len(tree) >= 2 and len(static) == 1:
         # the static mean must fall to tree - target; another rival already above that line cannot be passed
-        line = statistics.fmean(tree) - TARGET_PP
+        line = v["tree_top1"] - TARGET_PP
         possible = v["runner_up_top1"] is None or v["runner_up_top1"] <= line
         return {"side": "static", "run": v["best_static"], "bound": 2 * line - static[0], "first": static[0],
                 "at_most": True, "possible": possible}
     if len(tree) == 1 and len(static) >= 2:
-        line = statistics.fmean(static) + TARGET_PP
+        line = v["best_static_top1"] + TARGET_PP
         return {"side": "tree", "run": v["tree"], "bound": 2 * line - tree[0], "first": tree[0],
                 "at_most": False, "possible": True}
     return None
